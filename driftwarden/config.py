@@ -1,0 +1,155 @@
+"""One frozen settings object, loaded from ``config/*.yaml`` with declared environment overrides.
+
+Precedence, lowest first: built-in defaults, the YAML file (``DRIFTWARDEN_CONFIG`` or
+``config/driftwarden.yaml``), then environment variables. The three service addresses use the names
+the ecosystem already uses (``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``, ``MLFLOW_TRACKING_URI``); any
+other field is reachable as ``DRIFTWARDEN__SECTION__FIELD`` (the value is parsed as a YAML scalar).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from driftwarden.exceptions import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "driftwarden.yaml"
+ENV_ADDRESSES = {
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "REDIS_URL": ("redis", "url"),
+    "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
+}
+ENV_PREFIX = "DRIFTWARDEN__"
+
+
+class Topics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    predictions: str = "predictions"
+    labels: str = "labels"
+    drift_events: str = "drift-events"
+    drift_alerts: str = "drift-alerts"
+    model_updates: str = "model-updates"
+    dead_letters: str = "dead-letters"
+
+
+class KafkaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = 4
+    replication_factor: int = 1
+    topics: Topics = Topics()
+    # librdkafka security settings (security.protocol, sasl.mechanism, sasl.username, ...), passed through.
+    client_config: dict[str, str] = {}
+
+
+class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "dw"
+
+
+class MlflowSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tracking_uri: str = "http://127.0.0.1:5000"
+    experiment: str = "driftwarden"
+
+
+class MonitorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-model drift monitoring; ``models.<name>`` entries override any of these fields."""
+
+    reference_size: int = 2000
+    window_size: int = 1000
+    n_bins: int = 20
+    top_k: int = 100
+    psi_threshold: float = 0.2
+    psi_warning: float = 0.1
+
+
+class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    app_id: str = "driftwarden-stream"
+    web_port: int = 6066
+    batch_size: int = 1000
+    batch_timeout_s: float = 0.5
+    onboarding: bool = True
+    max_message_bytes: int = 1_000_000
+    label_ttl_s: int = 7 * 24 * 3600
+    samples_max: int = 20_000
+
+
+class RetrainSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    group_id: str = "driftwarden-retrain"
+    min_samples: int = 500
+    holdout_fraction: float = 0.2
+    metric: str = "accuracy"
+    promote_margin: float = 0.0
+    trigger_kinds: list[str] = ["concept_drift", "data_drift"]
+    trigger_severities: list[str] = ["critical"]
+    cooldown_s: float = 600.0
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    stream: StreamSettings = StreamSettings()
+    retrain: RetrainSettings = RetrainSettings()
+    models: dict[str, dict[str, Any]] = {}
+
+    def monitor_for(self, model: str) -> MonitorSettings:
+        """The monitor settings of ``model``: the defaults with its ``models.<name>`` overrides."""
+        overrides = self.models.get(model)
+        if not overrides:
+            return self.monitor
+        merged = msgspec.structs.asdict(self.monitor) | overrides
+        try:
+            return msgspec.convert(merged, MonitorSettings)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"models.{model}: {exc}") from exc
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict with passwords in URLs and client secrets masked, for printing."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        data["redis"]["url"] = _mask_url(data["redis"]["url"])
+        data["mlflow"]["tracking_uri"] = _mask_url(data["mlflow"]["tracking_uri"])
+        data["kafka"]["client_config"] = {
+            k: ("***" if any(s in k for s in ("password", "secret", "key")) else v)
+            for k, v in data["kafka"]["client_config"].items()
+        }
+        return data
+
+
+def _mask_url(url: str) -> str:
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build the settings object from defaults, a YAML file and the environment."""
+    env = dict(os.environ) if env is None else env
+    config_path = Path(path or env.get("DRIFTWARDEN_CONFIG") or DEFAULT_CONFIG)
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            loaded = yaml.safe_load(config_path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_path}: the top level must be a mapping")
+        data = loaded
+    elif path is not None:
+        raise ConfigError(f"config file not found: {config_path}")
+    for var, (section, field) in ENV_ADDRESSES.items():
+        if env.get(var):
+            data.setdefault(section, {})[field] = env[var]
+    for var, value in env.items():
+        if var.startswith(ENV_PREFIX):
+            keys = [k.lower() for k in var[len(ENV_PREFIX):].split("__") if k]
+            node = data
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = yaml.safe_load(value)
+    try:
+        return msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration ({config_path}): {exc}") from exc

@@ -1,0 +1,219 @@
+"""The driftwarden event contract: one frozen, typed struct per message on every topic.
+
+Producers, the stream, the retrain worker and on-call tooling all import this module; nothing passes
+raw dicts across a topic. Decoding validates while it parses (msgspec), so a malformed message is a
+``ContractError`` carrying a reason, never a half-built object. The human-readable version of this
+contract is ``docs/events.md``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+Timestamp = str | float
+FeatureValue = float | str | bool | None
+
+DriftKind = Literal["data_drift", "prediction_drift", "concept_drift", "data_quality"]
+Severity = Literal["warning", "critical"]
+AlertStatus = Literal["firing", "resolved"]
+
+SCHEMA_VERSION = 1
+
+
+class ContractError(ValueError):
+    """A message does not satisfy the event contract; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Prediction(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """One prediction a model made (topic ``predictions``)."""
+
+    event_id: str
+    model: str
+    timestamp: Timestamp
+    features: dict[str, FeatureValue]
+    prediction: float | str
+    model_version: str | None = None
+    score: float | None = None
+
+
+class Label(msgspec.Struct, frozen=True):
+    """The ground truth for an earlier prediction (topic ``labels``), joined by ``event_id``."""
+
+    event_id: str
+    model: str
+    label: float | str
+    timestamp: Timestamp
+
+
+class Window(msgspec.Struct, frozen=True):
+    index: int
+    start: float
+    end: float
+    n: int
+
+
+class DriftEvent(msgspec.Struct, frozen=True):
+    """A detection (topic ``drift-events``). ``drift_id`` is deterministic: replaying the same data
+    yields the same id, so consumers deduplicate on it."""
+
+    drift_id: str
+    model: str
+    model_version: str | None
+    kind: DriftKind
+    signal: str
+    feature: str | None
+    score: float
+    threshold: float
+    severity: Severity
+    window: Window
+    detected_at: float
+    details: dict[str, Any] = {}
+
+
+class AlertLabels(msgspec.Struct, frozen=True):
+    alertname: str
+    model: str
+    kind: str
+    feature: str
+    severity: Severity
+
+
+class AlertAnnotations(msgspec.Struct, frozen=True):
+    summary: str
+    description: str
+
+
+class DriftAlert(msgspec.Struct, frozen=True):
+    """Alertmanager-shaped alert for on-call tooling (topic ``drift-alerts``)."""
+
+    status: AlertStatus
+    labels: AlertLabels
+    annotations: AlertAnnotations
+    startsAt: str  # noqa: N815 - Alertmanager's field names
+    endsAt: str  # noqa: N815
+    fingerprint: str
+    drift_id: str
+
+
+class ModelUpdate(msgspec.Struct, frozen=True):
+    """A retrain decision or a rollback (topic ``model-updates``)."""
+
+    model: str
+    version: str | None
+    previous_version: str | None
+    alias: str
+    promoted: bool
+    run_id: str | None
+    drift_id: str | None
+    metrics: dict[str, float]
+    reason: str
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """An input that could not be processed (topic ``dead-letters``), with where it came from."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    error: str
+    payload: str
+    received_at: str
+
+
+T = TypeVar("T", Prediction, Label)
+
+_encoder = msgspec.json.Encoder()
+_decoders = {
+    Prediction: msgspec.json.Decoder(Prediction | list[Prediction]),
+    Label: msgspec.json.Decoder(Label | list[Label]),
+}
+_single_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t) for t in (DriftEvent, DriftAlert, ModelUpdate, DeadLetter, Prediction, Label)
+}
+
+
+def encode(message: msgspec.Struct | list[Any]) -> bytes:
+    """JSON bytes of any contract struct (or a list of them, for batched producers)."""
+    return _encoder.encode(message)
+
+
+def decode(kind: type[Any], data: bytes) -> Any:
+    """Decode one message of ``kind`` (a contract struct), raising ``ContractError`` when invalid."""
+    try:
+        return _single_decoders[kind].decode(data)
+    except msgspec.DecodeError as exc:
+        raise ContractError(_reason_of(exc), str(exc)) from exc
+
+
+def decode_batch(kind: type[T], data: bytes) -> list[T]:
+    """Decode a ``predictions`` or ``labels`` message: one object or a JSON array of objects.
+
+    The whole message is rejected if any element is invalid: the producer sent it as one unit, and
+    a partial apply would make the dead letter ambiguous.
+    """
+    try:
+        value = _decoders[kind].decode(data)
+    except msgspec.DecodeError as exc:
+        raise ContractError(_reason_of(exc), str(exc)) from exc
+    items: list[T] = value if isinstance(value, list) else [value]
+    for item in items:
+        _check_semantics(item)
+    return items
+
+
+def _reason_of(exc: msgspec.DecodeError) -> str:
+    text = str(exc)
+    if isinstance(exc, msgspec.ValidationError):
+        return "missing_field" if "missing required field" in text else "invalid_field"
+    if "malformed" in text.lower() or "truncated" in text.lower() or "invalid" in text.lower():
+        return "invalid_json"
+    return "invalid_json"
+
+
+def _check_semantics(item: Prediction | Label) -> None:
+    if not item.event_id:
+        raise ContractError("invalid_field", "event_id must not be empty")
+    if not item.model:
+        raise ContractError("invalid_field", "model must not be empty")
+    to_epoch(item.timestamp)  # raises ContractError on a bad timestamp
+
+
+def to_epoch(ts: Timestamp) -> float:
+    """Epoch seconds from the contract's timestamp (ISO-8601 string or epoch seconds)."""
+    if isinstance(ts, bool):
+        raise ContractError("invalid_field", "timestamp must be ISO-8601 or epoch seconds, got a bool")
+    if isinstance(ts, int | float):
+        value = float(ts)
+        if not math.isfinite(value):
+            raise ContractError("invalid_field", f"timestamp is not finite: {ts!r}")
+        return value
+    try:
+        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ContractError("invalid_field", f"timestamp is not ISO-8601: {ts!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def iso(epoch: float) -> str:
+    """RFC 3339 UTC string, the form Alertmanager and most dashboards expect."""
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def drift_id(model: str, model_version: str | None, kind: str, signal: str, feature: str | None,
+             window_index: int) -> str:
+    """Deterministic id of a detection: the same model, signal, feature and window give the same id."""
+    raw = "|".join([model, model_version or "", kind, signal, feature or "", str(window_index)])
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
