@@ -1,0 +1,116 @@
+"""The ``driftwarden`` console script. Each subcommand imports its worker lazily so that
+``driftwarden --help`` stays fast and no IO happens at import time."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from driftwarden.config import load_settings
+from driftwarden.exceptions import DriftwardenError
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML config file (default: $DRIFTWARDEN_CONFIG or config/driftwarden.yaml).")
+@click.option("--log-level", default=lambda: os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info"), show_default="info")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+    """driftwarden: streaming drift detection and self-healing for ML models."""
+    _setup_logging(log_level)
+    ctx.obj = {"config_path": config_path}
+
+
+def _settings(ctx: click.Context):  # type: ignore[no-untyped-def]
+    try:
+        return load_settings(ctx.obj["config_path"])
+    except DriftwardenError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("config")
+@click.pass_context
+def show_config(ctx: click.Context) -> None:
+    """Print the effective configuration (secrets masked)."""
+    click.echo(json.dumps(_settings(ctx).masked(), indent=2))
+
+
+@main.group()
+def stack() -> None:
+    """Start, inspect and stop the local Kafka, Redis and MLflow stack (no Docker needed)."""
+
+
+@stack.command("up")
+@click.option("--home", type=click.Path(file_okay=False), default=None, help="State folder (default .devstack).")
+def stack_up(home: str | None) -> None:
+    """Start whatever is not running and print the addresses as shell exports."""
+    from driftwarden.devstack import DEFAULT_HOME, Stack
+
+    try:
+        env = Stack(Path(home) if home else DEFAULT_HOME).up(log=lambda s: click.echo(s, err=True))
+    except DriftwardenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for key, value in env.items():
+        click.echo(f"export {key}={value}")
+
+
+@stack.command("down")
+@click.option("--home", type=click.Path(file_okay=False), default=None)
+def stack_down(home: str | None) -> None:
+    """Stop the stack's services (their data stays in the state folder)."""
+    from driftwarden.devstack import DEFAULT_HOME, Stack
+
+    Stack(Path(home) if home else DEFAULT_HOME).down(log=click.echo)
+
+
+@stack.command("status")
+@click.option("--home", type=click.Path(file_okay=False), default=None)
+def stack_status(home: str | None) -> None:
+    """Say which services are up; exit 1 if any is down."""
+    from driftwarden.devstack import DEFAULT_HOME, Stack
+
+    status = Stack(Path(home) if home else DEFAULT_HOME).status()
+    for name, up in status.items():
+        click.echo(f"{name:6} {'up' if up else 'down'}")
+    sys.exit(0 if all(status.values()) else 1)
+
+
+@main.command("stream")
+@click.pass_context
+def run_stream(ctx: click.Context) -> None:
+    """Run the Faust stream worker (predictions and labels in; drift events, alerts, dead letters out)."""
+    from stream.app import run_worker
+
+    run_worker(_settings(ctx))
+
+
+@main.command("retrain-worker")
+@click.pass_context
+def run_retrain_worker(ctx: click.Context) -> None:
+    """Run the retrain worker (drift events in; MLflow versions and model updates out)."""
+    from retrain_worker.worker import run_worker
+
+    run_worker(_settings(ctx))
+
+
+@main.command("demo")
+@click.option("--home", type=click.Path(file_okay=False), default=None, help="Dev stack state folder.")
+@click.pass_context
+def run_demo(ctx: click.Context, home: str | None) -> None:
+    """Start the stack and both workers, send drifting traffic, show detection, retrain and promotion."""
+    from driftwarden.demo import run_demo as demo
+
+    sys.exit(demo(ctx.obj["config_path"], Path(home) if home else None))
+
+
+if __name__ == "__main__":
+    main()
