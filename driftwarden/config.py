@@ -78,14 +78,37 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RetrainSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The retrain worker. ``models.<name>`` overrides any of the policy fields (``min_samples`` on)."""
+
     group_id: str = "driftwarden-retrain"
+    metrics_port: int = 6067  # 0 = do not serve /metrics
+    poll_timeout_s: float = 1.0
+    retry_backoff_s: float = 5.0  # wait before retrying an event after MLflow or Redis was unavailable
+    models: dict[str, dict[str, Any]] = {}
+    # -- policy, per model -------------------------------------------------------------------------
     min_samples: int = 500
+    max_samples: int = 0  # newest N samples used for training; 0 = every sample kept in Redis
     holdout_fraction: float = 0.2
-    metric: str = "accuracy"
+    metric: str = "accuracy"  # accuracy | f1 | roc_auc (classification), rmse | mae (regression)
     promote_margin: float = 0.0
-    trigger_kinds: list[str] = ["concept_drift", "data_drift"]
-    trigger_severities: list[str] = ["critical"]
+    trigger_kinds: tuple[str, ...] = ("concept_drift", "data_drift")
+    trigger_severities: tuple[str, ...] = ("critical",)
     cooldown_s: float = 600.0
+    schedule_interval_s: float = 0.0  # scheduled retrain every N seconds; 0 = only on drift
+    task: str = "auto"  # auto (inferred from the labels) | classification | regression
+    trainer: str = "retrain_worker.trainer:train_default"  # package.module:function
+    trainer_params: dict[str, Any] = {}
+
+    def for_model(self, model: str) -> RetrainSettings:
+        """These settings with the ``models.<model>`` overrides applied."""
+        overrides = self.models.get(model)
+        if not overrides:
+            return self
+        merged = msgspec.structs.asdict(self) | overrides
+        try:
+            return msgspec.convert(merged, RetrainSettings)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"retrain.models.{model}: {exc}") from exc
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
