@@ -75,6 +75,8 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_message_bytes: int = 1_000_000
     label_ttl_s: int = 7 * 24 * 3600
     samples_max: int = 20_000
+    alert_resolve_windows: int = 3
+    alert_cooldown_s: float = 600.0
 
 
 class RetrainSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -10,6 +10,7 @@ The stack's addresses are written to ``<home>/stack.json`` and exported by ``env
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -241,10 +242,8 @@ class Stack:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _redis_ping(port: int) -> bool:

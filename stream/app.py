@@ -1,0 +1,172 @@
+"""The Faust application: agents, web pages and the worker entry point.
+
+One agent consumes ``predictions`` and ``labels`` together. Both are keyed by model name and have the
+same partition count, so Faust's co-partitioning assignor gives one worker both partitions of a model
+and a single Redis transaction covers the model's whole state. Batches run on one worker thread so the
+event loop keeps heartbeating while Redis and the producer are busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import faust
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+
+from driftwarden.config import Settings
+from driftwarden.events import ContractError, ModelUpdate, decode
+from driftwarden.kafka_io import ensure_topics
+from stream.metrics import build_metrics
+from stream.processor import BatchProcessor
+from stream.publisher import KafkaPublisher
+from stream.records import RawRecord
+from stream.state import Keys
+from stream.status import model_status
+
+log = logging.getLogger(__name__)
+EXIT_UNAPPLIED = 70  # stop without committing: the batch is replayed by whoever takes the partition
+
+
+class StreamService:
+    """Everything the agents share; built in ``setup()`` so that importing this module does no IO."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.metrics = build_metrics(registry)
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
+        self.stopping = threading.Event()
+        self.redis: redis.Redis | None = None
+        self.processor: BatchProcessor | None = None
+        self.publisher: KafkaPublisher | None = None
+
+    def setup(self) -> None:
+        self.redis = redis.Redis.from_url(self.settings.redis.url, socket_timeout=10, health_check_interval=30)
+        self.publisher = KafkaPublisher(self.settings)
+        self.processor = BatchProcessor(self.settings, self.redis, self.publisher, self.metrics)
+
+    def process_until_applied(self, records: list[RawRecord]) -> None:
+        """Apply a batch, retrying through Redis or broker outages; never drop it."""
+        assert self.processor is not None
+        delay = 0.2
+        while True:
+            try:
+                self.processor.process(records)
+                return
+            except (redis.RedisError, OSError, Exception) as exc:  # noqa: BLE001 - retried, then fatal
+                self.metrics.state_write_errors.inc()
+                if self.stopping.is_set():
+                    raise
+                log.error("batch of %d records not applied (%s); retrying in %.1fs", len(records), exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def run_batch(self, records: list[RawRecord]) -> None:
+        future = self.executor.submit(self.process_until_applied, records)
+        try:
+            await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # Faust acks a batch's events when the loop body ends, even on cancellation: make the ack
+            # true by finishing the batch, or exit without committing so that it is replayed.
+            self.stopping.set()
+            try:
+                future.result(timeout=30)
+            except Exception:  # noqa: BLE001
+                log.critical("stopping with an unapplied batch; exiting without commit")
+                os._exit(EXIT_UNAPPLIED)
+            raise
+        except Exception:  # noqa: BLE001
+            log.critical("batch failed permanently; exiting without commit")
+            os._exit(EXIT_UNAPPLIED)
+
+    def switch_reference(self, update: ModelUpdate) -> None:
+        """Mark a promoted version: the next batch of the model adopts its reference histograms."""
+        assert self.redis is not None
+        if update.promoted and update.version:
+            self.redis.set(Keys(self.settings.redis.key_prefix).reference_switch(update.model), update.version)
+
+    def status(self) -> dict[str, Any]:
+        assert self.redis is not None
+        keys = Keys(self.settings.redis.key_prefix)
+        models = sorted(m.decode() for m in self.redis.smembers(keys.models()))
+        return {"models": {m: model_status(self.redis, keys, m) for m in models}, "generated_at": time.time()}
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, StreamService]:
+    service = StreamService(settings, registry)
+    topics = settings.kafka.topics
+    app = faust.App(
+        settings.stream.app_id,
+        broker=_broker_urls(settings.kafka.bootstrap_servers),
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.kafka.partitions,
+        consumer_auto_offset_reset="earliest",
+        web_port=settings.stream.web_port,
+        web_host=os.environ.get("DRIFTWARDEN_WEB_HOST", "127.0.0.1"),
+        stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),
+        broker_commit_interval=1.0,
+    )
+    inputs = app.topic(topics.predictions, topics.labels, value_type=bytes, key_type=bytes)
+    updates = app.topic(topics.model_updates, value_type=bytes, key_type=bytes)
+
+    @app.task
+    async def on_start() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, service.setup)
+
+    @app.agent(inputs, concurrency=1)
+    async def consume(stream: faust.StreamT) -> None:
+        while service.processor is None:
+            await asyncio.sleep(0.05)
+        async for events in stream.take_events(settings.stream.batch_size, within=settings.stream.batch_timeout_s):
+            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                 e.message.value, e.message.timestamp) for e in events]
+            await service.run_batch(records)
+
+    @app.agent(updates)
+    async def model_updates(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                update = decode(ModelUpdate, value)
+            except ContractError as exc:
+                log.warning("ignoring an invalid model update: %s", exc)
+                continue
+            await asyncio.get_running_loop().run_in_executor(None, service.switch_reference, update)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(service.metrics.registry), content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        ok = service.processor is not None
+        return web.json({"ok": ok}, status=200 if ok else 503)
+
+    @app.page("/status")
+    async def status(web: Any, request: Any) -> Any:
+        if service.redis is None:
+            return web.json({"models": {}, "starting": True}, status=503)
+        body = await asyncio.get_running_loop().run_in_executor(None, service.status)
+        return web.json(body)
+
+    return app, service
+
+
+def run_worker(settings: Settings) -> None:
+    """``driftwarden stream``: create missing topics, then run the Faust worker until SIGTERM."""
+    ensure_topics(settings)
+    app, _service = create_app(settings)
+    worker = faust.Worker(app, loglevel=os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info").upper(),
+                          override_logging=False)
+    worker.execute_from_commandline()

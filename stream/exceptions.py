@@ -1,0 +1,17 @@
+"""Errors of the stream worker."""
+
+from __future__ import annotations
+
+from driftwarden.exceptions import DriftwardenError
+
+
+class StreamError(DriftwardenError):
+    """Root of the stream worker's errors."""
+
+
+class StateConflict(StreamError):
+    """Another worker changed the state this batch read (a rebalance in progress); retry the batch."""
+
+
+class StateCorrupt(StreamError):
+    """A state blob in Redis could not be decoded."""

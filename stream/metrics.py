@@ -1,0 +1,64 @@
+"""Prometheus metrics of the stream worker, built on a registry handed in (tests use a fresh one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LABEL_DELAY_BUCKETS = (1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400)
+
+
+@dataclass(frozen=True)
+class StreamMetrics:
+    registry: CollectorRegistry
+    events: Counter
+    dead_letters: Counter
+    drift_score: Gauge
+    drift_events: Counter
+    alerts: Counter
+    alerts_active: Gauge
+    labels_joined: Counter
+    labels_expired: Counter
+    label_delay: Histogram
+    model_performance: Gauge
+    batch_seconds: Histogram
+    state_write_seconds: Histogram
+    state_write_errors: Counter
+    consumer_lag: Gauge
+
+
+def build_metrics(registry: CollectorRegistry | None = None) -> StreamMetrics:
+    r = registry if registry is not None else CollectorRegistry()
+    return StreamMetrics(
+        registry=r,
+        events=Counter("driftwarden_events_total", "Events consumed, by outcome",
+                       ["topic", "model", "outcome"], registry=r),
+        dead_letters=Counter("driftwarden_dead_letters_total", "Messages sent to the dead-letter topic",
+                             ["topic", "reason"], registry=r),
+        drift_score=Gauge("driftwarden_drift_score", "Latest drift score per model, feature and signal",
+                          ["model", "feature", "signal"], registry=r),
+        drift_events=Counter("driftwarden_drift_events_total", "Drift events emitted",
+                             ["model", "kind", "severity"], registry=r),
+        alerts=Counter("driftwarden_alerts_total", "Alerts emitted", ["model", "kind", "severity", "status"],
+                       registry=r),
+        alerts_active=Gauge("driftwarden_alerts_active", "Alerts currently firing",
+                            ["model", "kind", "severity"], registry=r),
+        labels_joined=Counter("driftwarden_labels_joined_total", "Labels joined to their prediction",
+                              ["model"], registry=r),
+        labels_expired=Counter("driftwarden_labels_expired_total",
+                               "Predictions that expired without a label", ["model"], registry=r),
+        label_delay=Histogram("driftwarden_label_delay_seconds", "Label time minus prediction time",
+                              ["model"], buckets=LABEL_DELAY_BUCKETS, registry=r),
+        model_performance=Gauge("driftwarden_model_performance", "Performance on joined labels",
+                                ["model", "version", "metric"], registry=r),
+        batch_seconds=Histogram("driftwarden_batch_seconds", "Time to process one consumed batch",
+                                ["topic"], buckets=LATENCY_BUCKETS, registry=r),
+        state_write_seconds=Histogram("driftwarden_state_write_seconds", "Redis state transaction time",
+                                      buckets=LATENCY_BUCKETS, registry=r),
+        state_write_errors=Counter("driftwarden_state_write_errors_total", "Failed state transactions",
+                                   registry=r),
+        consumer_lag=Gauge("driftwarden_consumer_lag", "Messages behind the high watermark",
+                           ["topic", "partition"], registry=r),
+    )

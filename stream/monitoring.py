@@ -1,0 +1,116 @@
+"""Glue between a model's stream state and its pure monitor: signals in, contract events out."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome, Signal
+from driftwarden.config import MonitorSettings, Settings
+from driftwarden.events import DriftAlert, DriftEvent, Prediction, Window, drift_id, to_epoch
+from stream.alerts import AlertPolicy, alert_key, on_drift, on_window_closed
+from stream.state import ModelState, VersionPerformance
+
+
+def monitor_config(ms: MonitorSettings) -> MonitorConfig:
+    """The detector configuration from the settings fields the two share."""
+    names = {f.name for f in dataclasses.fields(MonitorConfig)}
+    values = {k: getattr(ms, k) for k in ms.__struct_fields__ if k in names}
+    for k, v in values.items():
+        if isinstance(v, list):
+            values[k] = tuple(v)
+    return MonitorConfig(**values)
+
+
+def new_state(ms: MonitorSettings) -> ModelState:
+    return ModelState(monitor=ModelMonitor(monitor_config(ms)).to_bytes())
+
+
+def alert_policy(settings: Settings) -> AlertPolicy:
+    return AlertPolicy(resolve_after=settings.stream.alert_resolve_windows,
+                       cooldown_s=settings.stream.alert_cooldown_s)
+
+
+def windows_closed(cfg: MonitorConfig, observations: int) -> int:
+    past_reference = observations - cfg.reference_size
+    return max(0, past_reference // cfg.window_size)
+
+
+def to_event(model: str, version: str | None, s: Signal, now: float) -> DriftEvent:
+    return DriftEvent(
+        drift_id=drift_id(model, version, s.kind, s.signal, s.feature, s.window_index),
+        model=model, model_version=version, kind=s.kind, signal=s.signal,  # type: ignore[arg-type]
+        feature=s.feature, score=float(s.score), threshold=float(s.threshold),
+        severity=s.severity,  # type: ignore[arg-type]
+        window=Window(index=s.window_index, start=s.window_start, end=s.window_end, n=s.window_n),
+        detected_at=now, details=dict(s.details),
+    )
+
+
+def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor, cfg: MonitorConfig,
+                      preds: list[Prediction], outcomes: list[Outcome], settings: Settings,
+                      now: float) -> tuple[list[DriftEvent], list[DriftAlert]]:
+    """Feed one model's predictions and joined outcomes of a batch; return its events and alerts."""
+    policy = alert_policy(settings)
+    events: list[DriftEvent] = []
+    alerts: list[DriftAlert] = []
+    if preds:
+        for p in preds:
+            if p.model_version is not None:
+                state.version = p.model_version
+        observations = [Observation(to_epoch(p.timestamp), p.features, p.prediction, p.score) for p in preds]
+        signals = monitor.update(observations)
+        state.observations += len(preds)
+        by_window: dict[int, list[Signal]] = defaultdict(list)
+        for s in signals:
+            by_window[s.window_index].append(s)
+        closed_now = windows_closed(cfg, state.observations)
+        for index in sorted(set(range(state.windows_closed, closed_now)) | set(by_window)):
+            window_signals = by_window.get(index, [])
+            drifted = set()
+            for s in window_signals:
+                event = to_event(model, state.version, s, now)
+                events.append(event)
+                drifted.add(alert_key(s.kind, s.feature))
+                alert = on_drift(state.alerts, model, event, policy)
+                if alert is not None:
+                    alerts.append(alert)
+            end = max([s.window_end for s in window_signals], default=observations[-1].timestamp)
+            alerts.extend(on_window_closed(state.alerts, model, drifted, end, policy))
+        state.windows_closed = max(state.windows_closed, closed_now)
+    if outcomes:
+        for s in monitor.update_outcomes(outcomes):
+            event = to_event(model, state.version, s, now)
+            events.append(event)
+            alert = on_drift(state.alerts, model, event, policy)
+            if alert is not None:
+                alerts.append(alert)
+        state.outcomes += len(outcomes)
+    return events, alerts
+
+
+def record_performance(state: ModelState, versions: list[str | None], outcomes: list[Outcome]) -> None:
+    """Running accuracy (classification) or mean absolute error (regression) per model version."""
+    for version, o in zip(versions, outcomes, strict=True):
+        perf = state.performance.setdefault(version or "unknown", VersionPerformance())
+        perf.n += 1
+        perf.total += performance_term(o.prediction, o.label)
+
+
+def is_classification(prediction: float | str, label: float | str) -> bool:
+    if isinstance(label, str) or isinstance(prediction, str) or isinstance(label, bool):
+        return True
+    return float(label).is_integer() and float(prediction).is_integer()
+
+
+def performance_term(prediction: float | str, label: float | str) -> float:
+    if is_classification(prediction, label):
+        return 1.0 if str(prediction) == str(label) or _num_eq(prediction, label) else 0.0
+    return abs(float(prediction) - float(label))
+
+
+def _num_eq(a: float | str, b: float | str) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False

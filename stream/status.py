@@ -1,0 +1,43 @@
+"""The JSON ``/status`` page: the current drift state of every model, read from Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from detectors.monitor import ModelMonitor
+from stream.state import Keys, decode_state
+
+
+def model_status(client: redis.Redis, keys: Keys, model: str) -> dict[str, Any]:
+    pipe = client.pipeline(transaction=False)
+    pipe.get(keys.state(model))
+    pipe.hgetall(keys.counters(model))
+    pipe.llen(keys.samples(model))
+    pipe.hlen(keys.pending_predictions(model))
+    blob, counters, samples, pending = pipe.execute()
+    out: dict[str, Any] = {
+        "counters": {k.decode(): int(v) for k, v in counters.items()},
+        "samples": int(samples),
+        "pending_predictions": int(pending),
+    }
+    if blob is None:
+        return out
+    state = decode_state(blob)
+    out.update({
+        "model_version": state.version,
+        "observations": state.observations,
+        "windows_closed": state.windows_closed,
+        "outcomes": state.outcomes,
+        "reference_version": state.reference_version,
+        "active_alerts": [
+            {"kind": a.kind, "feature": a.feature, "severity": a.severity, "signal": a.signal,
+             "score": a.score, "threshold": a.threshold, "since": a.started_at, "drift_id": a.drift_id}
+            for a in state.alerts.active.values()
+        ],
+        "performance": {v: {"n": p.n, "value": p.total / p.n if p.n else None}
+                        for v, p in state.performance.items()},
+        "monitor": ModelMonitor.from_bytes(state.monitor).status(),
+    })
+    return out
