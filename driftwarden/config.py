@@ -86,6 +86,8 @@ class RetrainSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics_port: int = 6067  # 0 = do not serve /metrics
     poll_timeout_s: float = 1.0
     retry_backoff_s: float = 5.0  # wait before retrying an event after MLflow or Redis was unavailable
+    # librdkafka consumer settings on top of the worker's own (session.timeout.ms=10000, ...).
+    consumer_config: dict[str, Any] = {}
     models: dict[str, dict[str, Any]] = {}
     # -- policy, per model -------------------------------------------------------------------------
     min_samples: int = 500
