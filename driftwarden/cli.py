@@ -102,6 +102,20 @@ def run_retrain_worker(ctx: click.Context) -> None:
     run_worker(_settings(ctx))
 
 
+@main.command("rollback")
+@click.argument("model")
+@click.pass_context
+def run_rollback(ctx: click.Context, model: str) -> None:
+    """Move MODEL's champion alias back to the previous version and announce it on model-updates."""
+    from retrain_worker.rollback import rollback
+
+    try:
+        update = rollback(_settings(ctx), model)
+    except DriftwardenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(update.reason)
+
+
 @main.command("demo")
 @click.option("--home", type=click.Path(file_okay=False), default=None, help="Dev stack state folder.")
 @click.pass_context

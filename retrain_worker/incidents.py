@@ -1,0 +1,96 @@
+"""The idempotency record in Redis: hash ``{p}:retrain:{model}``.
+
+Fields: ``incident:<id>`` (the Incident, JSON), ``drift:<drift_id>`` and ``window:<key>`` (→ incident
+id), ``last_started_at`` (cooldown). Opening an incident writes all of them in one transaction, so a
+worker killed at any point finds either nothing (and starts over) or the open incident (and resumes).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import redis
+
+from retrain_worker.exceptions import ServiceUnavailable
+from retrain_worker.policy import Incident, ModelState
+
+_decoder = msgspec.json.Decoder(Incident)
+
+
+def unavailable(exc: Exception) -> ServiceUnavailable:
+    return ServiceUnavailable(f"Redis is unavailable: {exc}", reason="redis_unavailable")
+
+
+class IncidentStore:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def key(self, model: str) -> str:
+        return f"{self._prefix}:retrain:{model}"
+
+    def _incident(self, model: str, incident_id: bytes | str | None) -> Incident | None:
+        if incident_id is None:
+            return None
+        iid = incident_id.decode() if isinstance(incident_id, bytes) else incident_id
+        raw = self._redis.hget(self.key(model), f"incident:{iid}")
+        return None if raw is None else _decoder.decode(raw)
+
+    def state(self, model: str, drift_id: str | None, window_key: str) -> ModelState:
+        """What is recorded for this drift id, this window and the model's cooldown."""
+        try:
+            by_drift_id, by_window_id, last = self._redis.hmget(
+                self.key(model), f"drift:{drift_id}", f"window:{window_key}", "last_started_at")
+            return ModelState(
+                by_drift=self._incident(model, by_drift_id) if drift_id else None,
+                by_window=self._incident(model, by_window_id),
+                last_started_at=float(last) if last is not None else None,
+            )
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+
+    def open(self, incident: Incident) -> None:
+        """Record a new incident as ``training``, its window and drift id, and restart the cooldown."""
+        fields = {
+            f"incident:{incident.incident_id}": msgspec.json.encode(incident),
+            f"window:{incident.window_key}": incident.incident_id,
+            "last_started_at": repr(incident.started_at),
+            "last_incident": incident.incident_id,
+        }
+        if incident.drift_id:
+            fields[f"drift:{incident.drift_id}"] = incident.incident_id
+        self._write(incident.model, fields)
+
+    def attach(self, model: str, drift_id: str, incident_id: str) -> None:
+        """Record that ``drift_id`` belongs to an existing incident (a redelivery finds it)."""
+        self._write(model, {f"drift:{drift_id}": incident_id})
+
+    def save(self, incident: Incident) -> None:
+        self._write(incident.model, {f"incident:{incident.incident_id}": msgspec.json.encode(incident)})
+
+    def _write(self, model: str, fields: dict[str, bytes | str]) -> None:
+        try:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self.key(model), mapping=fields)
+                pipe.execute()
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+
+    def load_samples(self, model: str) -> list[bytes]:
+        """The joined samples the stream keeps for ``model``, oldest first."""
+        try:
+            return list(self._redis.lrange(f"{self._prefix}:samples:{model}", 0, -1))
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+
+    def save_reference(self, model: str, version: str, data: bytes) -> None:
+        try:
+            self._redis.set(f"{self._prefix}:reference:{model}:{version}", data)
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+
+    def models(self) -> set[str]:
+        """Every model the stream has seen."""
+        try:
+            return {m.decode() for m in self._redis.smembers(f"{self._prefix}:models")}
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
