@@ -116,6 +116,24 @@ def run_rollback(ctx: click.Context, model: str) -> None:
     click.echo(update.reason)
 
 
+@main.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", default=None, help="Model name to publish as (overrides the file's model column).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Events per second limit.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Events per Kafka message.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl"]), default="auto", show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress bar (for logs and CI).")
+@click.pass_context
+def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | None, batch_size: int,
+               fmt: str, no_progress: bool) -> None:
+    """Send a historical CSV or JSONL file of predictions (and labels) through the topics."""
+    from driftwarden.replay import run
+
+    sys.exit(run(_settings(ctx), file, fmt=fmt, model=model, rate=rate,  # type: ignore[arg-type]
+                 batch_size=batch_size, show_progress=not no_progress))
+
+
 @main.command("demo")
 @click.option("--home", type=click.Path(file_okay=False), default=None, help="Dev stack state folder.")
 @click.pass_context
