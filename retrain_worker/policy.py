@@ -78,9 +78,12 @@ def schedule_key(slot: int) -> str:
     return f"schedule:{slot}"
 
 
-def incident_id(model: str, key: str) -> str:
-    """Deterministic id: the same model and window (or slot) always give the same incident."""
-    return hashlib.sha256(f"{model}|{key}".encode()).hexdigest()[:24]
+def incident_id(model: str, key: str, opened_at: float) -> str:
+    """The id of an incident opened at ``opened_at``. Redeliveries find it through the Redis record
+    (``drift:`` and ``window:`` fields), not by recomputing it, so the opening time may be part of it:
+    a model whose stream state was reset (window indexes start again) gets fresh incidents instead of
+    matching versions registered for the old ones."""
+    return hashlib.sha256(f"{model}|{key}|{opened_at!r}".encode()).hexdigest()[:24]
 
 
 def _existing(incident: Incident) -> Decision:
@@ -106,7 +109,7 @@ def decide(event: DriftEvent, state: ModelState, policy: Policy, now: float) -> 
     if state.last_started_at is not None and now - state.last_started_at < policy.cooldown_s:
         return Decision("skip", "cooldown")
     key = window_key(event)
-    incident = Incident(incident_id(event.model, key), event.model, event.kind, event.drift_id, key, now)
+    incident = Incident(incident_id(event.model, key, now), event.model, event.kind, event.drift_id, key, now)
     return Decision("retrain", "triggered", incident)
 
 
@@ -122,5 +125,5 @@ def decide_scheduled(model: str, slot: int, existing: Incident | None, now: floa
     if existing is not None:
         return _existing(existing)
     key = schedule_key(slot)
-    return Decision("retrain", "scheduled", Incident(incident_id(model, key), model, SCHEDULE_TRIGGER, None,
-                                                     key, now))
+    return Decision("retrain", "scheduled", Incident(incident_id(model, key, now), model, SCHEDULE_TRIGGER,
+                                                     None, key, now))

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import redis
-from confluent_kafka import Consumer
+import yaml
+from confluent_kafka import Consumer, TopicPartition
 
 from driftwarden.config import Settings
 from driftwarden.events import DriftEvent, ModelUpdate, Window, decode, drift_id, encode
@@ -21,7 +23,6 @@ from driftwarden.kafka_io import make_consumer, make_producer
 from retrain_worker.dataset import Dataset
 from retrain_worker.trainer import train_default
 
-MODEL = "fraud"
 START = 1_790_000_000.0
 
 
@@ -48,7 +49,7 @@ def samples(n: int, regime: str, seed: int, start: float = START, missing: float
     return rows
 
 
-def seed_samples(settings: Settings, rows: list[dict[str, Any]], model: str = MODEL, replace: bool = True) -> None:
+def seed_samples(settings: Settings, model: str, rows: list[dict[str, Any]], replace: bool = True) -> None:
     """Write joined samples the way the stream does: JSON objects, oldest first."""
     client = redis.Redis.from_url(settings.redis.url)
     key = f"{settings.redis.key_prefix}:samples:{model}"
@@ -58,8 +59,8 @@ def seed_samples(settings: Settings, rows: list[dict[str, Any]], model: str = MO
     client.sadd(f"{settings.redis.key_prefix}:models", model)
 
 
-def drift_event(kind: str = "concept_drift", feature: str | None = None, window: int = 3,
-                severity: str = "critical", model: str = MODEL) -> DriftEvent:
+def drift_event(model: str, kind: str = "concept_drift", feature: str | None = None, window: int = 3,
+                severity: str = "critical") -> DriftEvent:
     signal = "adwin" if kind == "concept_drift" else "psi"
     return DriftEvent(
         drift_id=drift_id(model, "1", kind, signal, feature, window), model=model, model_version="1",
@@ -70,8 +71,10 @@ def drift_event(kind: str = "concept_drift", feature: str | None = None, window:
 def produce(settings: Settings, *payloads: DriftEvent | bytes) -> None:
     producer = make_producer(settings)
     for payload in payloads:
-        value = payload if isinstance(payload, bytes) else encode(payload)
-        producer.produce(settings.kafka.topics.drift_events, key=MODEL.encode(), value=value)
+        if isinstance(payload, bytes):
+            producer.produce(settings.kafka.topics.drift_events, key=b"garbage", value=payload)
+        else:
+            producer.produce(settings.kafka.topics.drift_events, key=payload.model.encode(), value=encode(payload))
     assert producer.flush(15) == 0
 
 
@@ -110,3 +113,42 @@ def slow_trainer(dataset: Dataset, params: Mapping[str, Any]) -> Any:
 
 def failing_trainer(dataset: Dataset, params: Mapping[str, Any]) -> Any:
     raise RuntimeError("the feature store is down")
+
+
+def with_retrain(settings: Settings, **fields: Any) -> Settings:
+    """``settings`` with retrain fields replaced (the worker tests never serve /metrics by default)."""
+    return msgspec.structs.replace(settings, retrain=msgspec.structs.replace(
+        settings.retrain, **({"metrics_port": 0} | fields)))
+
+
+def committed(settings: Settings) -> int:
+    """Sum of the retrain group's committed offsets on drift-events (what a restart resumes from)."""
+    consumer = make_consumer(settings, settings.retrain.group_id)
+    try:
+        topic = settings.kafka.topics.drift_events
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+        return sum(max(tp.offset, 0) for tp in offsets)
+    finally:
+        consumer.close()
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(msgspec.to_builtins(settings)))
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: no service addresses leaking in from the caller."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "MLFLOW_TRACKING_URI", "DRIFTWARDEN_CONFIG")
+           and not k.startswith("DRIFTWARDEN__")}
+    return env | extra
+
+
+class FakeClock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
