@@ -1,0 +1,136 @@
+"""Every way a retrain can fail ends in a ``model-updates`` event with ``promoted: false`` and a reason;
+bad messages go to the dead letters; an outage of MLflow or Redis loses no drift event."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import msgspec
+import pytest
+from mlflow import MlflowClient
+from prometheus_client import CollectorRegistry
+from test_retrain_support import (
+    TopicReader,
+    committed,
+    drift_event,
+    produce,
+    samples,
+    seed_samples,
+    with_retrain,
+)
+
+from driftwarden.config import Settings
+from driftwarden.devstack import free_port
+from driftwarden.events import DeadLetter, decode
+from retrain_worker.worker import RetrainWorker
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def start_worker() -> Iterator[Callable[[Settings], RetrainWorker]]:
+    started: list[RetrainWorker] = []
+
+    def start(settings: Settings) -> RetrainWorker:
+        worker = RetrainWorker(settings, CollectorRegistry())
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.close()
+
+
+def poll_until(worker: RetrainWorker, done: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "condition not reached"
+        worker.poll_once(0.3)
+
+
+def poll_n(worker: RetrainWorker, count: int, timeout: float = 60.0) -> None:
+    taken, deadline = 0, time.monotonic() + timeout
+    while taken < count:
+        assert time.monotonic() < deadline, f"{taken} of {count} messages taken"
+        taken += worker.poll_once(0.3)
+
+
+def test_failed_retrains_are_published_committed_and_do_not_stop_the_worker(
+        settings: Settings, start_worker: Callable[[Settings], RetrainWorker], unique: str) -> None:
+    few, single, broken, good = (f"{name}-{unique}" for name in ("few", "single", "broken", "good"))
+    s = with_retrain(settings, cooldown_s=0, models={
+        broken: {"trainer": "test_retrain_support:failing_trainer"}})
+    seed_samples(s, few, samples(120, "old", seed=1))
+    one_class = samples(900, "old", seed=2)
+    for row in one_class[-200:]:  # the newest 200 (beyond the 180 of the holdout) are all legit
+        row["label"] = 0
+    seed_samples(s, single, one_class)
+    seed_samples(s, broken, samples(900, "old", seed=3))
+    seed_samples(s, good, samples(900, "old", seed=4))
+    produce(s, drift_event(few), b"{this is not json", drift_event(single),
+            b'{"drift_id": 42, "model": "x"}', drift_event(broken), drift_event(good))
+    worker = start_worker(s)
+    poll_n(worker, 6)
+
+    updates = {u.model: u for u in TopicReader(s, s.kafka.topics.model_updates).updates(4)}
+    assert set(updates) == {few, single, broken, good}
+    for model, prefix in ((few, "too_few_samples: "), (single, "single_class_holdout: "),
+                          (broken, "trainer_failed: ")):
+        assert updates[model].promoted is False, model
+        assert updates[model].version is None
+        assert updates[model].reason.startswith(prefix), updates[model].reason
+        assert updates[model].drift_id == drift_event(model).drift_id
+    assert "120 labelled samples, 500 needed" in updates[few].reason
+    assert "RuntimeError: the feature store is down" in updates[broken].reason
+    assert updates[good].promoted is True
+
+    letters = [decode(DeadLetter, v) for v in TopicReader(s, s.kafka.topics.dead_letters).read(2)]
+    assert [(d.source_topic, d.error.split(":")[0]) for d in letters] == [
+        (s.kafka.topics.drift_events, "invalid_json"), (s.kafka.topics.drift_events, "invalid_field")]
+    assert letters[0].payload == "{this is not json"
+    assert letters[0].offset < letters[1].offset
+    assert committed(s) == 6  # every message, the bad ones included, is committed past
+    client = MlflowClient(tracking_uri=s.mlflow.tracking_uri)
+    assert client.search_model_versions(f"name = '{broken}'") == []
+    assert sample_count(worker, broken, "failed") == 1
+
+
+def sample_count(worker: RetrainWorker, model: str, outcome: str) -> float:
+    value = worker.metrics.registry.get_sample_value(
+        "driftwarden_retrains_total", {"model": model, "trigger": "concept_drift", "outcome": outcome})
+    return value or 0.0
+
+
+@pytest.mark.parametrize("service", ["mlflow", "redis"])
+def test_an_unavailable_service_keeps_the_drift_event_until_it_is_back(
+        settings: Settings, start_worker: Callable[[Settings], RetrainWorker], unique: str, service: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    model = f"outage-{unique}"
+    s = with_retrain(settings, cooldown_s=0, retry_backoff_s=0.2)
+    dead = f"http://127.0.0.1:{free_port()}" if service == "mlflow" else f"redis://127.0.0.1:{free_port()}/0"
+    broken = msgspec.structs.replace(s, mlflow=msgspec.structs.replace(s.mlflow, tracking_uri=dead)) \
+        if service == "mlflow" else msgspec.structs.replace(s, redis=msgspec.structs.replace(s.redis, url=dead))
+    seed_samples(s, model, samples(800, "new", seed=7))
+    produce(s, drift_event(model))
+    updates = TopicReader(s, s.kafka.topics.model_updates)
+
+    worker = start_worker(broken)
+    for _ in range(8):  # the first attempt and a few retries
+        worker.poll_once(0.5)
+    [failure] = updates.updates(1)
+    assert updates.read(1, timeout=2) == []  # an outage is announced once, not per retry
+    assert failure.promoted is False and failure.version is None
+    assert failure.reason.startswith(f"{service}_unavailable: ")
+    assert failure.drift_id == drift_event(model).drift_id
+    assert committed(s) == 0
+    worker.close()
+
+    recovered = start_worker(s)
+    poll_until(recovered, lambda: committed(s) == 1)
+    [update] = updates.updates(1)
+    assert update.promoted and update.version == "1"
+    client = MlflowClient(tracking_uri=s.mlflow.tracking_uri)
+    assert [v.version for v in client.search_model_versions(f"name = '{model}'")] == ["1"]
