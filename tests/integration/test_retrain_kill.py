@@ -91,3 +91,52 @@ def test_killed_mid_training_retrains_once_after_restart(settings: Settings, uni
             second.kill()
             second.wait(10)
     assert "retrain worker stopped" in log.read_text()
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing in the worker catches a BaseException."""
+
+
+def test_crash_after_registering_finishes_the_same_version(settings: Settings, unique: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from retrain_worker.registry import ModelRegistry
+    from retrain_worker.worker import RetrainWorker
+
+    model = f"crashed-{unique}"
+    s = with_retrain(settings, cooldown_s=0)
+    seed_samples(s, model, samples(800, "new", seed=12))
+    produce(s, drift_event(model))
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise Crash
+
+    worker = RetrainWorker(s, CollectorRegistry())
+    worker.start()
+    with monkeypatch.context() as patch:
+        patch.setattr(ModelRegistry, "promote", crash)
+        with pytest.raises(Crash):
+            while True:
+                worker.poll_once(0.5)
+    worker.close()
+    client = MlflowClient(tracking_uri=s.mlflow.tracking_uri)
+    [registered] = client.search_model_versions(f"name = '{model}'")
+    assert "decision" not in registered.tags
+    assert committed(s) == 0
+
+    restarted = RetrainWorker(s, CollectorRegistry())
+    restarted.start()
+    try:
+        deadline = time.monotonic() + 60
+        while committed(s) == 0:
+            assert time.monotonic() < deadline
+            restarted.poll_once(0.5)
+    finally:
+        restarted.close()
+    [update] = TopicReader(s, s.kafka.topics.model_updates).updates(1)
+    assert (update.version, update.promoted, update.run_id) == ("1", True, registered.run_id)
+    assert update.metrics["challenger_accuracy"] > 0.8  # read back from the run
+    assert [v.version for v in client.search_model_versions(f"name = '{model}'")] == ["1"]
+    assert client.get_model_version_by_alias(model, "champion").version == "1"
+    assert client.get_model_version(model, "1").tags["decision"] == "promoted"
