@@ -30,7 +30,7 @@ import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
 from driftwarden.config import Settings, load_settings
-from driftwarden.events import ContractError, FeatureValue, Label, Prediction, decode_batch, encode
+from driftwarden.events import ContractError, Label, Prediction, decode_batch, encode
 from driftwarden.exceptions import DriftwardenError
 from driftwarden.kafka_io import make_producer
 
@@ -142,7 +142,7 @@ class DriftwardenProducer:
             model_version=model_version,
             score=None if score is None else _plain(score),
         )
-        self._add(self.settings.kafka.topics.predictions, model, _validated(Prediction, event))
+        self._add(self.settings.kafka.topics.predictions, model, _validated(event))
         return event_id
 
     def log_label(
@@ -155,7 +155,7 @@ class DriftwardenProducer:
     ) -> None:
         """Buffer the ground truth of the prediction ``event_id`` of ``model``."""
         event = Label(event_id=event_id, model=model, label=_plain(label), timestamp=_timestamp(timestamp))
-        self._add(self.settings.kafka.topics.labels, model, _validated(Label, event))
+        self._add(self.settings.kafka.topics.labels, model, _validated(event))
 
     def poll(self, timeout: float = 0.0) -> None:
         """Send batches older than ``linger_s`` and serve delivery callbacks."""
@@ -279,13 +279,16 @@ class DriftwardenProducer:
             self.poll(0)
 
 
-def _validated(kind: type[Prediction] | type[Label], event: Prediction | Label) -> bytes:
+def _validated(event: Prediction | Label) -> bytes:
     """The event's JSON, after the same decode and checks the stream applies (raises ContractError)."""
     try:
         data = encode(event)
     except (TypeError, msgspec.EncodeError) as exc:
         raise ContractError("invalid_field", f"not JSON-encodable: {exc}") from exc
-    decode_batch(kind, data)
+    if isinstance(event, Prediction):
+        decode_batch(Prediction, data)
+    else:
+        decode_batch(Label, data)
     return data
 
 
@@ -294,15 +297,16 @@ def _timestamp(value: float | str | datetime | None) -> float | str:
         return time.time()
     if isinstance(value, datetime):
         return value.isoformat()
-    return _plain(value)
+    plain: float | str = _plain(value)  # checked by the contract decode
+    return plain
 
 
-def _plain(value: Any) -> FeatureValue:
+def _plain(value: Any) -> Any:
     """numpy and pandas scalars to Python ones, so callers can pass what their model returned."""
     # Exact types: msgspec refuses subclasses such as numpy.float64, which ``.item()`` turns into float.
     if value is None or type(value) in (bool, int, float, str):
-        return value  # type: ignore[no-any-return]
+        return value
     item = getattr(value, "item", None)
     if callable(item):
-        return item()  # type: ignore[no-any-return]
-    return value  # type: ignore[no-any-return]  # left to the contract check to reject
+        return item()
+    return value  # left to the contract check to reject

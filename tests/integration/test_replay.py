@@ -48,7 +48,7 @@ def test_replay_cli_sends_a_csv_through_the_topics(settings: Settings, tmp_path:
 
     started = time.monotonic()
     result = CliRunner().invoke(main, ["--config", str(config), "replay", str(path), "--model", "churn",
-                                       "--rate", "2000", "--batch-size", "64", "--no-progress"])
+                                       "--rate", "2000", "--batch-size", "64"])
     elapsed = time.monotonic() - started
 
     # The bad row makes the exit code 1 but does not stop the replay.
