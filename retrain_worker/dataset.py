@@ -11,7 +11,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import numpy as np
@@ -61,7 +61,7 @@ class Dataset:
     def train_rows(self) -> list[dict[str, Any]]:
         """The training features as one dict per row (missing values as None), for reference building."""
         frame = self.x_train.astype(object).where(self.x_train.notna(), None)
-        return frame.to_dict(orient="records")
+        return cast(list[dict[str, Any]], frame.to_dict(orient="records"))
 
 
 def parse_samples(raw: Sequence[bytes]) -> tuple[list[tuple[Sample, bytes]], int]:

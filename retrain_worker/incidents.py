@@ -7,6 +7,8 @@ worker killed at any point finds either nothing (and starts over) or the open in
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 import redis
 
@@ -50,7 +52,7 @@ class IncidentStore:
 
     def open(self, incident: Incident) -> None:
         """Record a new incident as ``training``, its window and drift id, and restart the cooldown."""
-        fields = {
+        fields: dict[str, bytes | str] = {
             f"incident:{incident.incident_id}": msgspec.json.encode(incident),
             f"window:{incident.window_key}": incident.incident_id,
             "last_started_at": repr(incident.started_at),
@@ -70,7 +72,7 @@ class IncidentStore:
     def _write(self, model: str, fields: dict[str, bytes | str]) -> None:
         try:
             with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self.key(model), mapping=fields)
+                pipe.hset(self.key(model), mapping=fields)  # type: ignore[arg-type]  # stubs: invariant keys
                 pipe.execute()
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
@@ -78,7 +80,7 @@ class IncidentStore:
     def load_samples(self, model: str) -> list[bytes]:
         """The joined samples the stream keeps for ``model``, oldest first."""
         try:
-            return list(self._redis.lrange(f"{self._prefix}:samples:{model}", 0, -1))
+            return cast(list[bytes], self._redis.lrange(f"{self._prefix}:samples:{model}", 0, -1))
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
 
@@ -91,6 +93,7 @@ class IncidentStore:
     def models(self) -> set[str]:
         """Every model the stream has seen."""
         try:
-            return {m.decode() for m in self._redis.smembers(f"{self._prefix}:models")}
+            members = cast(set[bytes], self._redis.smembers(f"{self._prefix}:models"))
+            return {m.decode() for m in members}
         except redis.RedisError as exc:
             raise unavailable(exc) from exc

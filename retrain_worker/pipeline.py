@@ -11,7 +11,6 @@ import logging
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
@@ -51,13 +50,12 @@ def failure_update(incident: Incident, error: RetrainError, champion: str | None
 
 class Retrainer:
     def __init__(self, settings: Settings, store: IncidentStore, registry: ModelRegistry,
-                 metrics: RetrainMetrics, code: tuple[str, str], clock: Callable[[], float] = time.time) -> None:
+                 metrics: RetrainMetrics, code: tuple[str, str]) -> None:
         self.settings = settings
         self.store = store
         self.registry = registry
         self.metrics = metrics
         self.code = code
-        self._clock = clock
 
     def run(self, incident: Incident) -> ModelUpdate:
         """Train, evaluate and register for ``incident``; raises ``RetrainError`` when no decision."""

@@ -82,7 +82,7 @@ class RetrainWorker:
         self.store = IncidentStore(client, s.redis.key_prefix)
         self.registry = ModelRegistry(s.mlflow.tracking_uri, s.mlflow.experiment)
         self.registry.start()
-        self.retrainer = Retrainer(s, self.store, self.registry, self.metrics, code_version(), self._clock)
+        self.retrainer = Retrainer(s, self.store, self.registry, self.metrics, code_version())
         topics = s.kafka.topics
         ensure_topics(s, [topics.drift_events, topics.model_updates, topics.dead_letters])
         self._producer = make_producer(s)
@@ -120,8 +120,8 @@ class RetrainWorker:
     def poll_once(self, timeout: float | None = None) -> bool:
         """Take at most one drift event and see it through; returns whether a message was taken."""
         msg = self._consumer.poll(self.settings.retrain.poll_timeout_s if timeout is None else timeout)
+        self.run_scheduled()  # rate-limited inside; runs between messages whether idle or busy
         if msg is None:
-            self.run_scheduled()
             return False
         if msg.error():
             log.warning("consumer error: %s", msg.error())
@@ -137,9 +137,12 @@ class RetrainWorker:
         except ServiceUnavailable as exc:
             log.error("%s: %s; drift event %s stays uncommitted, retrying in %.0fs", event.model, exc,
                       event.drift_id, self.settings.retrain.retry_backoff_s)
-            self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+            self._rewind(msg)
             self._stopping.wait(self.settings.retrain.retry_backoff_s)
             return True
+        except Exception as exc:  # noqa: BLE001 - e.g. an invalid per-model override: park the event
+            log.exception("%s: drift event %s cannot be handled", event.model, event.drift_id)
+            self._dead_letter(msg, f"unhandled: {type(exc).__name__}: {exc}")
         self._commit(msg)
         return True
 
@@ -234,12 +237,21 @@ class RetrainWorker:
     def _dead_letter(self, msg: Message, error: str) -> None:
         value = msg.value() or b""
         key = msg.key()
-        letter = DeadLetter(source_topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
+        topic, partition, offset = _position(msg)
+        letter = DeadLetter(source_topic=topic, partition=partition, offset=offset,
                             key=key.decode(errors="replace") if key else None, error=error,
                             payload=value[:100_000].decode(errors="replace"), received_at=iso(self._clock()))
         log.warning("dead letter from %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), error)
         self._producer.produce(self.settings.kafka.topics.dead_letters, key=key, value=encode(letter))
         self._producer.flush(15)
+
+    def _rewind(self, msg: Message) -> None:
+        """Deliver ``msg`` again on the next poll (unless its partition moved away meanwhile)."""
+        try:
+            self._consumer.seek(TopicPartition(*_position(msg)))
+        except KafkaException as exc:
+            log.warning("could not rewind to %s[%d]@%d (%s); it is redelivered after a rebalance",
+                        msg.topic(), msg.partition(), msg.offset(), exc)
 
     def _commit(self, msg: Message) -> None:
         try:
@@ -256,6 +268,11 @@ class RetrainWorker:
             except ServiceUnavailable as exc:
                 log.error("scheduled retrains postponed: %s", exc)
         return models
+
+
+def _position(msg: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed message (never None once it came from poll)."""
+    return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
 
 
 def run_worker(settings: Settings, registry: CollectorRegistry | None = None) -> None:

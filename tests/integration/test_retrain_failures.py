@@ -59,9 +59,11 @@ def poll_n(worker: RetrainWorker, count: int, timeout: float = 60.0) -> None:
 
 def test_failed_retrains_are_published_committed_and_do_not_stop_the_worker(
         settings: Settings, start_worker: Callable[[Settings], RetrainWorker], unique: str) -> None:
-    few, single, broken, good = (f"{name}-{unique}" for name in ("few", "single", "broken", "good"))
+    few, single, broken, good, misconfigured = (
+        f"{name}-{unique}" for name in ("few", "single", "broken", "good", "misconfigured"))
     s = with_retrain(settings, cooldown_s=0, models={
-        broken: {"trainer": "test_retrain_support:failing_trainer"}})
+        broken: {"trainer": "test_retrain_support:failing_trainer"},
+        misconfigured: {"min_samples": "a few"}})
     seed_samples(s, few, samples(120, "old", seed=1))
     one_class = samples(900, "old", seed=2)
     for row in one_class[-200:]:  # the newest 200 (beyond the 180 of the holdout) are all legit
@@ -70,9 +72,10 @@ def test_failed_retrains_are_published_committed_and_do_not_stop_the_worker(
     seed_samples(s, broken, samples(900, "old", seed=3))
     seed_samples(s, good, samples(900, "old", seed=4))
     produce(s, drift_event(few), b"{this is not json", drift_event(single),
-            b'{"drift_id": 42, "model": "x"}', drift_event(broken), drift_event(good))
+            b'{"drift_id": 42, "model": "x"}', drift_event(broken), drift_event(misconfigured),
+            drift_event(good))
     worker = start_worker(s)
-    poll_n(worker, 6)
+    poll_n(worker, 7)
 
     updates = {u.model: u for u in TopicReader(s, s.kafka.topics.model_updates).updates(4)}
     assert set(updates) == {few, single, broken, good}
@@ -86,12 +89,15 @@ def test_failed_retrains_are_published_committed_and_do_not_stop_the_worker(
     assert "RuntimeError: the feature store is down" in updates[broken].reason
     assert updates[good].promoted is True
 
-    letters = [decode(DeadLetter, v) for v in TopicReader(s, s.kafka.topics.dead_letters).read(2)]
-    assert [(d.source_topic, d.error.split(":")[0]) for d in letters] == [
-        (s.kafka.topics.drift_events, "invalid_json"), (s.kafka.topics.drift_events, "invalid_field")]
-    assert letters[0].payload == "{this is not json"
-    assert letters[0].offset < letters[1].offset
-    assert committed(s) == 6  # every message, the bad ones included, is committed past
+    letters = {d.error.split(":")[0]: d for d in
+               (decode(DeadLetter, v) for v in TopicReader(s, s.kafka.topics.dead_letters).read(3))}
+    assert set(letters) == {"invalid_json", "invalid_field", "unhandled"}
+    assert {d.source_topic for d in letters.values()} == {s.kafka.topics.drift_events}
+    assert len({(d.partition, d.offset) for d in letters.values()}) == 3
+    assert letters["invalid_json"].payload == "{this is not json"
+    assert letters["invalid_field"].key == "garbage"
+    assert "ConfigError" in letters["unhandled"].error and letters["unhandled"].key == misconfigured
+    assert committed(s) == 7  # every message, the bad ones included, is committed past
     client = MlflowClient(tracking_uri=s.mlflow.tracking_uri)
     assert client.search_model_versions(f"name = '{broken}'") == []
     assert sample_count(worker, broken, "failed") == 1
