@@ -104,8 +104,10 @@ def _labels(values: list[float | str | bool], task: Task) -> pd.Series:
     return pd.Series([str(v) for v in values], dtype=object, name="label")
 
 
-def feature_frame(rows: Sequence[dict[str, float | str | bool | None]]) -> tuple[pd.DataFrame, tuple[str, ...],
-                                                                                 tuple[str, ...]]:
+FeatureRow = dict[str, float | str | bool | None]
+
+
+def feature_frame(rows: Sequence[FeatureRow]) -> tuple[pd.DataFrame, tuple[str, ...], tuple[str, ...]]:
     """A frame with one column per feature: numeric columns as float64 (NaN when missing), any column
     holding a string or a boolean as categorical strings (NaN when missing)."""
     names = sorted({name for row in rows for name in row})

@@ -72,8 +72,8 @@ class Retrainer:
                         existing.version, incident.incident_id)
             return self._finish_existing(incident, existing, champion, metric, cfg.promote_margin)
         trainer = load_trainer(cfg.trainer)
-        log.info("%s: training on %d samples (%s, sha256 %s…) for incident %s (%s)", model, dataset.n_samples,
-                 dataset.task, dataset.sha256[:12], incident.incident_id, incident.trigger)
+        log.info("%s: training on %d samples (%s, sha256 %s…) for incident %s (%s)", model,
+                 dataset.n_samples, dataset.task, dataset.sha256[:12], incident.incident_id, incident.trigger)
         started = time.monotonic()
         try:
             fitted = trainer(dataset, cfg.trainer_params)

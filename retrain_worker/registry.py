@@ -37,7 +37,8 @@ def mlflow_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (requests.RequestException, ConnectionError, TimeoutError) as exc:
-        raise ServiceUnavailable(f"MLflow is unavailable ({what}): {exc}", reason="mlflow_unavailable") from exc
+        raise ServiceUnavailable(f"MLflow is unavailable ({what}): {exc}",
+                                 reason="mlflow_unavailable") from exc
     except MlflowException as exc:
         if is_transient(exc):
             raise ServiceUnavailable(f"MLflow is unavailable ({what}): {exc}",

@@ -86,7 +86,8 @@ class RetrainWorker:
         topics = s.kafka.topics
         ensure_topics(s, [topics.drift_events, topics.model_updates, topics.dead_letters])
         self._producer = make_producer(s)
-        self._consumer = make_consumer(s, s.retrain.group_id, **(CONSUMER_DEFAULTS | s.retrain.consumer_config))
+        consumer_config = CONSUMER_DEFAULTS | s.retrain.consumer_config
+        self._consumer = make_consumer(s, s.retrain.group_id, **consumer_config)
         self._consumer.subscribe([topics.drift_events])
         if s.retrain.metrics_port:
             self._metrics_server = start_http_server(s.retrain.metrics_port, registry=self.metrics.registry)
@@ -107,7 +108,7 @@ class RetrainWorker:
             self._consumer.close()  # offsets are committed per message; this leaves the group at once
             self._consumer = None
         if self._metrics_server is not None:
-            server = self._metrics_server[0] if isinstance(self._metrics_server, tuple) else self._metrics_server
+            server, _thread = self._metrics_server
             server.shutdown()
             self._metrics_server = None
 

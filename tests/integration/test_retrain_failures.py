@@ -117,8 +117,10 @@ def test_an_unavailable_service_keeps_the_drift_event_until_it_is_back(
     model = f"outage-{unique}"
     s = with_retrain(settings, cooldown_s=0, retry_backoff_s=0.2)
     dead = f"http://127.0.0.1:{free_port()}" if service == "mlflow" else f"redis://127.0.0.1:{free_port()}/0"
-    broken = msgspec.structs.replace(s, mlflow=msgspec.structs.replace(s.mlflow, tracking_uri=dead)) \
-        if service == "mlflow" else msgspec.structs.replace(s, redis=msgspec.structs.replace(s.redis, url=dead))
+    if service == "mlflow":
+        broken = msgspec.structs.replace(s, mlflow=msgspec.structs.replace(s.mlflow, tracking_uri=dead))
+    else:
+        broken = msgspec.structs.replace(s, redis=msgspec.structs.replace(s.redis, url=dead))
     seed_samples(s, model, samples(800, "new", seed=7))
     produce(s, drift_event(model))
     updates = TopicReader(s, s.kafka.topics.model_updates)

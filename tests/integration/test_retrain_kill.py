@@ -81,8 +81,8 @@ def test_killed_mid_training_retrains_once_after_restart(settings: Settings, uni
         assert [v.version for v in client.search_model_versions(f"name = '{model}'")] == ["1"]
         wait_for(lambda: committed(s) == 1, 30, "the offset commit", log)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        assert (f'driftwarden_retrains_total{{model="{model}",outcome="promoted",trigger="concept_drift"}} 1.0'
-                in metrics)
+        labels = f'model="{model}",outcome="promoted",trigger="concept_drift"'
+        assert f"driftwarden_retrains_total{{{labels}}} 1.0" in metrics
         assert f'driftwarden_champion_version{{model="{model}"}} 1.0' in metrics
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0

@@ -26,7 +26,8 @@ from retrain_worker.trainer import train_default
 START = 1_790_000_000.0
 
 
-def samples(n: int, regime: str, seed: int, start: float = START, missing: float = 0.05) -> list[dict[str, Any]]:
+def samples(n: int, regime: str, seed: int, start: float = START,
+            missing: float = 0.05) -> list[dict[str, Any]]:
     """Card transactions. In regime ``old`` fraud is large web payments; in ``new`` (the concept drift)
     it is young customers paying in the app, whatever the amount."""
     rng = np.random.default_rng(seed)
@@ -64,7 +65,8 @@ def drift_event(model: str, kind: str = "concept_drift", feature: str | None = N
     signal = "adwin" if kind == "concept_drift" else "psi"
     return DriftEvent(
         drift_id=drift_id(model, "1", kind, signal, feature, window), model=model, model_version="1",
-        kind=kind, signal=signal, feature=feature, score=0.4, threshold=0.2, severity=severity,  # type: ignore[arg-type]
+        kind=kind, signal=signal, feature=feature, score=0.4, threshold=0.2,  # type: ignore[arg-type]
+        severity=severity,  # type: ignore[arg-type]
         window=Window(index=window, start=START, end=START + 1000, n=1000), detected_at=time.time())
 
 
@@ -74,7 +76,8 @@ def produce(settings: Settings, *payloads: DriftEvent | bytes) -> None:
         if isinstance(payload, bytes):
             producer.produce(settings.kafka.topics.drift_events, key=b"garbage", value=payload)
         else:
-            producer.produce(settings.kafka.topics.drift_events, key=payload.model.encode(), value=encode(payload))
+            producer.produce(settings.kafka.topics.drift_events, key=payload.model.encode(),
+                             value=encode(payload))
     assert producer.flush(15) == 0
 
 

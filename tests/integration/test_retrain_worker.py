@@ -72,7 +72,8 @@ def sample_value(worker: RetrainWorker, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def test_drift_retrains_registers_lineage_and_moves_the_champion(settings: Settings, start_worker, model: str) -> None:
+def test_drift_retrains_registers_lineage_and_moves_the_champion(settings: Settings, start_worker,
+                                                                 model: str) -> None:
     clock = FakeClock()
     s = with_retrain(settings, cooldown_s=600)
     worker = start_worker(s, clock)
@@ -93,7 +94,8 @@ def test_drift_retrains_registers_lineage_and_moves_the_champion(settings: Setti
     new_rows = samples(300, "old", seed=2) + samples(1500, "new", seed=3, start=START + 2000)
     seed_samples(s, model, new_rows)
     concept = drift_event(model, "concept_drift", window=2)
-    produce(s, *[drift_event(model, "data_drift", feature=f, window=5) for f in ("amount", "age", "channel")], concept)
+    features = [drift_event(model, "data_drift", feature=f, window=5) for f in ("amount", "age", "channel")]
+    produce(s, *features, concept)
     process(worker, 4)
     [second] = updates.updates(1)
     assert updates.read(1, timeout=3) == []  # one incident → one decision
@@ -109,7 +111,8 @@ def test_drift_retrains_registers_lineage_and_moves_the_champion(settings: Setti
     # Lineage, on the version and on its run.
     v2 = client.get_model_version(model, "2")
     trigger_event = drift_event(model, "data_drift", feature="amount", window=5)
-    raw = sorted(r.lrange(f"{s.redis.key_prefix}:samples:{model}", 0, -1), key=lambda b: json.loads(b)["timestamp"])
+    raw = sorted(r.lrange(f"{s.redis.key_prefix}:samples:{model}", 0, -1),
+                 key=lambda b: json.loads(b)["timestamp"])
     expected_sha = hashlib.sha256(b"\n".join(raw)).hexdigest()
     assert v2.tags["drift_id"] == trigger_event.drift_id == second.drift_id
     assert v2.tags["trigger"] == "data_drift"
@@ -125,7 +128,8 @@ def test_drift_retrains_registers_lineage_and_moves_the_champion(settings: Setti
     assert run.data.tags["data_sha256"] == expected_sha
     assert run.data.tags["incident_id"] == v2.tags["incident_id"]
     assert run.data.params["metric"] == "accuracy" and run.data.params["task"] == "classification"
-    assert {"challenger_accuracy", "champion_accuracy", "challenger_roc_auc", "champion_f1"} <= set(run.data.metrics)
+    logged = set(run.data.metrics)
+    assert {"challenger_accuracy", "champion_accuracy", "challenger_roc_auc", "champion_f1"} <= logged
     info = mlflow.models.get_model_info(v2.source)
     assert info.signature is not None
     assert {c.name for c in info.signature.inputs} == {"amount", "age", "channel", "country"}
@@ -168,7 +172,8 @@ def test_a_worse_challenger_does_not_take_the_champion(settings: Settings, start
     worker.close()
 
     # Same data, but a trainer that can only predict the majority class.
-    weak = with_retrain(s, cooldown_s=0, models={model: {"trainer_params": {"estimator": "linear", "C": 1e-6}}})
+    weak = with_retrain(s, cooldown_s=0,
+                        models={model: {"trainer_params": {"estimator": "linear", "C": 1e-6}}})
     worker = start_worker(weak)
     produce(s, drift_event(model, "concept_drift", window=2))
     process(worker, 1)
@@ -186,7 +191,8 @@ def test_a_worse_challenger_does_not_take_the_champion(settings: Settings, start
         client.get_model_version_by_alias(model, "previous")
 
 
-def test_a_redelivered_drift_event_does_not_retrain_twice(settings: Settings, start_worker, model: str) -> None:
+def test_a_redelivered_drift_event_does_not_retrain_twice(settings: Settings, start_worker,
+                                                          model: str) -> None:
     s = with_retrain(settings, cooldown_s=0)
     seed_samples(s, model, samples(800, "new", seed=5))
     event = drift_event(model, "concept_drift", window=9)

@@ -25,9 +25,10 @@ POLICY = Policy.from_settings(RetrainSettings())
 def event(kind: str = "concept_drift", severity: str = "critical", feature: str | None = None,
           window: int = 7, model: str = "fraud") -> DriftEvent:
     return DriftEvent(drift_id=drift_id(model, "1", kind, "psi", feature, window), model=model,
-                      model_version="1", kind=kind, signal="psi", feature=feature, score=0.3,  # type: ignore[arg-type]
-                      threshold=0.2, severity=severity, window=Window(window, 0.0, 10.0, 1000),  # type: ignore[arg-type]
-                      detected_at=NOW)
+                      model_version="1", kind=kind,  # type: ignore[arg-type]
+                      signal="psi", feature=feature, score=0.3, threshold=0.2,
+                      severity=severity,  # type: ignore[arg-type]
+                      window=Window(window, 0.0, 10.0, 1000), detected_at=NOW)
 
 
 def opened(e: DriftEvent, status: str = "training", started_at: float = NOW - 5) -> Incident:
