@@ -1,8 +1,9 @@
 """The idempotency record in Redis: hash ``{p}:retrain:{model}``.
 
 Fields: ``incident:<id>`` (the Incident, JSON), ``drift:<drift_id>`` and ``window:<key>`` (→ incident
-id), ``last_started_at`` (cooldown). Opening an incident writes all of them in one transaction, so a
-worker killed at any point finds either nothing (and starts over) or the open incident (and resumes).
+id), ``cooldown_from`` (start of the last retrain that trained). Opening an incident writes its fields
+in one transaction, so a worker killed at any point finds either nothing (and starts over) or the open
+incident (and resumes).
 """
 
 from __future__ import annotations
@@ -41,21 +42,20 @@ class IncidentStore:
         """What is recorded for this drift id, this window and the model's cooldown."""
         try:
             by_drift_id, by_window_id, last = self._redis.hmget(
-                self.key(model), f"drift:{drift_id}", f"window:{window_key}", "last_started_at")
+                self.key(model), f"drift:{drift_id}", f"window:{window_key}", "cooldown_from")
             return ModelState(
                 by_drift=self._incident(model, by_drift_id) if drift_id else None,
                 by_window=self._incident(model, by_window_id),
-                last_started_at=float(last) if last is not None else None,
+                cooldown_from=float(last) if last is not None else None,
             )
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
 
     def open(self, incident: Incident) -> None:
-        """Record a new incident as ``training``, its window and drift id, and restart the cooldown."""
+        """Record a new incident as ``training`` with its window and drift id."""
         fields: dict[str, bytes | str] = {
             f"incident:{incident.incident_id}": msgspec.json.encode(incident),
             f"window:{incident.window_key}": incident.incident_id,
-            "last_started_at": repr(incident.started_at),
             "last_incident": incident.incident_id,
         }
         if incident.drift_id:
@@ -66,8 +66,12 @@ class IncidentStore:
         """Record that ``drift_id`` belongs to an existing incident (a redelivery finds it)."""
         self._write(model, {f"drift:{drift_id}": incident_id})
 
-    def save(self, incident: Incident) -> None:
-        self._write(incident.model, {f"incident:{incident.incident_id}": msgspec.json.encode(incident)})
+    def save(self, incident: Incident, cooldown: bool = False) -> None:
+        """Update the incident; ``cooldown`` restarts the model's cooldown from the incident's start."""
+        fields: dict[str, bytes | str] = {f"incident:{incident.incident_id}": msgspec.json.encode(incident)}
+        if cooldown:
+            fields["cooldown_from"] = repr(incident.started_at)
+        self._write(incident.model, fields)
 
     def _write(self, model: str, fields: dict[str, bytes | str]) -> None:
         try:

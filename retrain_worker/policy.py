@@ -57,7 +57,7 @@ class ModelState:
 
     by_drift: Incident | None = None  # the incident this drift_id already belongs to
     by_window: Incident | None = None  # the incident opened for this event's window (or schedule slot)
-    last_started_at: float | None = None  # when the last retrain of the model started (cooldown)
+    cooldown_from: float | None = None  # start of the last retrain whose trainer ran (see starts_cooldown)
 
 
 @dataclass(frozen=True)
@@ -106,11 +106,18 @@ def decide(event: DriftEvent, state: ModelState, policy: Policy, now: float) -> 
         if state.by_window.status == "training":
             return Decision("resume", "unfinished_incident", state.by_window)
         return Decision("join", "same_incident", state.by_window)
-    if state.last_started_at is not None and now - state.last_started_at < policy.cooldown_s:
+    if state.cooldown_from is not None and now - state.cooldown_from < policy.cooldown_s:
         return Decision("skip", "cooldown")
     key = window_key(event)
     incident = Incident(incident_id(event.model, key, now), event.model, event.kind, event.drift_id, key, now)
     return Decision("retrain", "triggered", incident)
+
+
+def starts_cooldown(update: ModelUpdate) -> bool:
+    """A retrain whose trainer ran (a version came out, or the trainer failed) starts the cooldown.
+    One refused for want of data (too few samples, one class) or by an outage does not: the next
+    drift event may find enough data a minute later."""
+    return update.version is not None or update.reason.startswith("trainer_failed")
 
 
 def schedule_slot(now: float, interval_s: float) -> int | None:

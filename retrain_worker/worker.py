@@ -37,6 +37,7 @@ from retrain_worker.policy import (
     decide_scheduled,
     schedule_key,
     schedule_slot,
+    starts_cooldown,
     window_key,
 )
 from retrain_worker.registry import ModelRegistry
@@ -212,7 +213,8 @@ class RetrainWorker:
 
     def _finish(self, incident: Incident, update: ModelUpdate) -> None:
         """Record the decision, publish it, then mark the incident done."""
-        self.store.save(msgspec.structs.replace(incident, status="decided", update=update))
+        self.store.save(msgspec.structs.replace(incident, status="decided", update=update),
+                        cooldown=starts_cooldown(update))
         self._publish(update)
         self.store.save(msgspec.structs.replace(incident, status="done", update=update))
         outcome = "promoted" if update.promoted else ("rejected" if update.version else "failed")

@@ -61,7 +61,7 @@ def test_failed_retrains_are_published_committed_and_do_not_stop_the_worker(
         settings: Settings, start_worker: Callable[[Settings], RetrainWorker], unique: str) -> None:
     few, single, broken, good, misconfigured = (
         f"{name}-{unique}" for name in ("few", "single", "broken", "good", "misconfigured"))
-    s = with_retrain(settings, cooldown_s=0, models={
+    s = with_retrain(settings, cooldown_s=600, models={
         broken: {"trainer": "test_retrain_support:failing_trainer"},
         misconfigured: {"min_samples": "a few"}})
     seed_samples(s, few, samples(120, "old", seed=1))
@@ -101,6 +101,13 @@ def test_failed_retrains_are_published_committed_and_do_not_stop_the_worker(
     client = MlflowClient(tracking_uri=s.mlflow.tracking_uri)
     assert client.search_model_versions(f"name = '{broken}'") == []
     assert sample_count(worker, broken, "failed") == 1
+
+    # Too few samples does not start the cooldown: once the data is there, the next drift retrains.
+    seed_samples(s, few, samples(900, "old", seed=5))
+    produce(s, drift_event(few, window=4))
+    poll_n(worker, 1)
+    for_few = [u for u in TopicReader(s, s.kafka.topics.model_updates).updates(5) if u.model == few]
+    assert [(u.promoted, u.version) for u in for_few] == [(False, None), (True, "1")]
 
 
 def sample_count(worker: RetrainWorker, model: str, outcome: str) -> float:

@@ -15,6 +15,7 @@ from retrain_worker.policy import (
     decide_scheduled,
     incident_id,
     schedule_slot,
+    starts_cooldown,
     window_key,
 )
 
@@ -91,7 +92,7 @@ def test_concept_and_data_windows_are_separate_index_spaces() -> None:
 def test_a_redelivered_event_finds_its_incident(status: str, action: str) -> None:
     e = event()
     incident = opened(e, status=status)
-    decision = decide(e, ModelState(by_drift=incident, last_started_at=NOW - 5), POLICY, NOW)
+    decision = decide(e, ModelState(by_drift=incident, cooldown_from=NOW - 5), POLICY, NOW)
     assert decision.action == action
     assert decision.incident == incident
 
@@ -112,11 +113,22 @@ def test_a_sibling_event_of_an_unfinished_incident_resumes_it() -> None:
 
 def test_cooldown_suppresses_a_new_window_until_it_expires() -> None:
     e = event(window=8)
-    inside = decide(e, ModelState(last_started_at=NOW - 599), POLICY, NOW)
+    inside = decide(e, ModelState(cooldown_from=NOW - 599), POLICY, NOW)
     assert (inside.action, inside.reason) == ("skip", "cooldown")
-    assert decide(e, ModelState(last_started_at=NOW - 600), POLICY, NOW).action == "retrain"
+    assert decide(e, ModelState(cooldown_from=NOW - 600), POLICY, NOW).action == "retrain"
     no_cooldown = Policy.from_settings(RetrainSettings(cooldown_s=0))
-    assert decide(e, ModelState(last_started_at=NOW), no_cooldown, NOW).action == "retrain"
+    assert decide(e, ModelState(cooldown_from=NOW), no_cooldown, NOW).action == "retrain"
+
+
+def test_only_a_retrain_that_trained_starts_the_cooldown() -> None:
+    def update(version: str | None, reason: str) -> ModelUpdate:
+        return ModelUpdate("fraud", version, None, "champion", False, None, "d", {}, reason)
+
+    assert starts_cooldown(update("3", "challenger_not_better: accuracy 0.7 vs champion 0.8"))
+    assert starts_cooldown(update(None, "trainer_failed: RuntimeError"))
+    assert not starts_cooldown(update(None, "too_few_samples: 12 labelled samples, 500 needed"))
+    assert not starts_cooldown(update(None, "single_class_holdout: every holdout label is 0"))
+    assert not starts_cooldown(update(None, "mlflow_unavailable: connection refused"))
 
 
 def test_schedule_slots_and_decisions() -> None:
