@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, DeadLetter, DriftEvent, ModelUpdate, decode, encode, iso
+from driftwarden.exceptions import ServiceError
 from driftwarden.kafka_io import ensure_topics, make_consumer, make_producer
 from retrain_worker.exceptions import RetrainError, ServiceUnavailable
 from retrain_worker.incidents import IncidentStore
@@ -91,7 +92,11 @@ class RetrainWorker:
         self._consumer = make_consumer(s, s.retrain.group_id, **consumer_config)
         self._consumer.subscribe([topics.drift_events])
         if s.retrain.metrics_port:
-            self._metrics_server = start_http_server(s.retrain.metrics_port, registry=self.metrics.registry)
+            try:
+                self._metrics_server = start_http_server(s.retrain.metrics_port, registry=self.metrics.registry)
+            except OSError as exc:
+                raise ServiceError(f"cannot serve /metrics on retrain.metrics_port {s.retrain.metrics_port}: "
+                                   f"{exc} (another worker on this host? set a free port, or 0)") from exc
         log.info("retrain worker consuming %s as %s", topics.drift_events, s.retrain.group_id)
 
     def stop(self) -> None:

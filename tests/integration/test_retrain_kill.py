@@ -140,3 +140,30 @@ def test_crash_after_registering_finishes_the_same_version(settings: Settings, u
     assert [v.version for v in client.search_model_versions(f"name = '{model}'")] == ["1"]
     assert client.get_model_version_by_alias(model, "champion").version == "1"
     assert client.get_model_version(model, "1").tags["decision"] == "promoted"
+
+
+def test_sigterm_during_training_finishes_commits_and_exits(settings: Settings, unique: str,
+                                                            tmp_path: Path) -> None:
+    model = f"sigterm-{unique}"
+    calls = tmp_path / "trainer-calls"
+    calls.touch()
+    s = with_retrain(settings, cooldown_s=0, trainer="test_retrain_support:slow_trainer",
+                     trainer_params={"calls": str(calls), "sleep_s": 4})
+    config = write_config(s, tmp_path / "driftwarden.yaml")
+    log = tmp_path / "worker.log"
+    seed_samples(s, model, samples(800, "new", seed=13))
+    produce(s, drift_event(model), drift_event(model, window=4))
+    worker = spawn(config, log)
+    try:
+        wait_for(lambda: calls.read_text().count("\n") == 1, 60, "the training to start", log)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0, log.read_text()[-4000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+    [update] = TopicReader(s, s.kafka.topics.model_updates).updates(1)
+    assert update.promoted and update.version == "1"
+    assert committed(s) == 1  # the finished event is committed; the second one was not taken
+    assert calls.read_text().count("\n") == 1
+    assert "stopping after the current message" in log.read_text()
