@@ -93,7 +93,8 @@ class RetrainWorker:
         self._consumer.subscribe([topics.drift_events])
         if s.retrain.metrics_port:
             try:
-                self._metrics_server = start_http_server(s.retrain.metrics_port, registry=self.metrics.registry)
+                self._metrics_server = start_http_server(s.retrain.metrics_port,
+                                                         registry=self.metrics.registry)
             except OSError as exc:
                 raise ServiceError(f"cannot serve /metrics on retrain.metrics_port {s.retrain.metrics_port}: "
                                    f"{exc} (another worker on this host? set a free port, or 0)") from exc
