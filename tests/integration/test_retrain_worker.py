@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import mlflow
 import pytest
 import redis
+from click.testing import CliRunner
 from mlflow import MlflowClient
 from prometheus_client import CollectorRegistry
 from test_retrain_support import (
@@ -21,9 +23,11 @@ from test_retrain_support import (
     samples,
     seed_samples,
     with_retrain,
+    write_config,
 )
 
 import driftwarden
+from driftwarden.cli import main
 from driftwarden.config import Settings
 from retrain_worker.rollback import rollback
 from retrain_worker.worker import RetrainWorker
@@ -227,3 +231,29 @@ def test_scheduled_retrain_runs_once_per_slot(settings: Settings, start_worker, 
     tags = MlflowClient(tracking_uri=s.mlflow.tracking_uri).get_model_version(model, "1").tags
     assert (tags["trigger"], tags["drift_id"]) == ("schedule", "none")
     assert len(versions(s, model)) == 2
+
+
+def test_rollback_command(settings: Settings, start_worker, model: str, tmp_path: Path) -> None:
+    s = with_retrain(settings, cooldown_s=0)
+    config = str(write_config(s, tmp_path / "driftwarden.yaml"))
+    env = {name: None for name in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "MLFLOW_TRACKING_URI",
+                                   "DRIFTWARDEN_CONFIG")}
+    refused = CliRunner(env=env).invoke(main, ["--config", config, "rollback", model])
+    assert refused.exit_code == 1 and "nothing to roll back" in refused.output
+
+    seed_samples(s, model, samples(800, "old", seed=8))
+    worker = start_worker(s)
+    produce(s, drift_event(model, window=1))
+    process(worker, 1)
+    seed_samples(s, model, samples(1200, "new", seed=9, start=START + 5000))
+    produce(s, drift_event(model, window=2))
+    process(worker, 1)
+    client = MlflowClient(tracking_uri=s.mlflow.tracking_uri)
+    assert client.get_model_version_by_alias(model, "champion").version == "2"
+    done = CliRunner(env=env).invoke(main, ["--config", config, "rollback", model])
+    assert done.exit_code == 0, done.output
+    assert "champion moved back from version 2 to 1" in done.output
+    assert client.get_model_version_by_alias(model, "champion").version == "1"
+    assert client.get_model_version(model, "2").tags["rolled_back"] == "true"
+    last = TopicReader(s, s.kafka.topics.model_updates).updates(3)[-1]
+    assert (last.version, last.previous_version, last.promoted) == ("1", "2", True)
