@@ -1,0 +1,350 @@
+"""Bounded, mergeable histograms whose bins are fixed by a reference sample.
+
+Numeric: quantile bins of the reference plus an underflow and an overflow bin, so values outside the
+reference range are counted, not dropped. Categorical: the reference's top-K categories, an "other"
+bucket (reference categories beyond the top K) and an "unseen" bucket (categories the reference never
+had). Both count missing values and wrong types per feature and add up exactly under ``merge``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.codec import pack_json, unpack_json
+from detectors.exceptions import ReferenceMismatchError, SnapshotError
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+FORMAT_VERSION: Final = 1
+_NUMERIC_MAGIC: Final = b"DWHN"
+_CATEGORICAL_MAGIC: Final = b"DWHC"
+
+
+def quantile_edges(values: npt.ArrayLike, n_bins: int) -> FloatArray:
+    """Edges of up to ``n_bins`` equal-mass bins of the finite ``values`` (ties merge bins).
+
+    A sample with a single distinct value gets the edges ``[v, v]``: one bin holding exactly ``v``.
+    With no finite value at all the edges are ``[0, 0]`` and every later value is out of range.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    if finite.size == 0:
+        return np.zeros(2)
+    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, n_bins + 1)))
+    if edges.size == 1:
+        edges = np.repeat(edges, 2)
+    return edges
+
+
+class NumericHistogram:
+    """Counts of a numeric feature in fixed bins.
+
+    ``counts[0]`` is the underflow bin (``x < edges[0]``), ``counts[i]`` for ``1 <= i < len(edges)``
+    the interior bin ``[edges[i-1], edges[i])`` (the last one closed on the right), ``counts[-1]`` the
+    overflow bin (``x > edges[-1]``). The sums of the values that fell in the outer bins are kept so
+    that distances over unbounded tails stay exact.
+
+    >>> h = NumericHistogram([0.0, 1.0, 2.0])
+    >>> h.update([-5.0, 0.5, 1.0, 2.0, 7.0, float("nan")])
+    >>> h.counts.tolist(), h.n_missing
+    ([1, 1, 2, 1], 1)
+    """
+
+    def __init__(self, edges: Sequence[float] | FloatArray) -> None:
+        array = np.asarray(edges, dtype=np.float64)
+        if array.ndim != 1 or array.size == 0:
+            raise ValueError("edges must be a non-empty 1-D sequence")
+        if not np.isfinite(array).all():
+            raise ValueError("edges must be finite")
+        if array.size == 1:
+            array = np.repeat(array, 2)
+        degenerate = array.size == 2 and array[0] == array[1]
+        if not degenerate and not (np.diff(array) > 0).all():
+            raise ValueError("edges must be strictly increasing")
+        self.edges: FloatArray = array
+        self._counts: IntArray = np.zeros(array.size + 1, dtype=np.int64)
+        self.n_missing = 0
+        self.n_invalid = 0
+        self.sum = 0.0
+        self.sum_sq = 0.0
+        self.under_sum = 0.0
+        self.over_sum = 0.0
+
+    @classmethod
+    def from_values(cls, values: npt.ArrayLike, n_bins: int) -> NumericHistogram:
+        """A reference histogram: quantile edges from ``values``, then ``values`` counted in them."""
+        array = np.asarray(values, dtype=np.float64)
+        histogram = cls(quantile_edges(array, n_bins))
+        histogram.update(array)
+        return histogram
+
+    def like(self) -> NumericHistogram:
+        """An empty histogram with the same bins (a fresh current window)."""
+        return NumericHistogram(self.edges)
+
+    # -- counting --------------------------------------------------------------------------------
+    def update(self, values: npt.ArrayLike) -> None:
+        """Count a batch: NaN is missing, +-inf invalid, every finite value lands in a bin."""
+        array = np.asarray(values, dtype=np.float64).ravel()
+        if array.size == 0:
+            return
+        finite = np.isfinite(array)
+        if not finite.all():
+            nan = np.isnan(array)
+            self.n_missing += int(nan.sum())
+            self.n_invalid += int((~finite & ~nan).sum())
+            array = array[finite]
+            if array.size == 0:
+                return
+        last = self.edges.size - 1
+        index = np.searchsorted(self.edges, array, side="right")
+        index[array == self.edges[last]] = last  # the last interior bin is closed on the right
+        self._counts += np.bincount(index, minlength=self._counts.size)
+        self.sum += float(array.sum())
+        self.sum_sq += float(np.dot(array, array))
+        if array.min() < self.edges[0]:
+            self.under_sum += float(array[index == 0].sum())
+        if array.max() > self.edges[last]:
+            self.over_sum += float(array[index == last + 1].sum())
+
+    def count_missing(self, n: int) -> None:
+        self.n_missing += n
+
+    def count_invalid(self, n: int) -> None:
+        self.n_invalid += n
+
+    def merge(self, other: NumericHistogram) -> NumericHistogram:
+        """Add ``other``'s counts into this histogram (same bins required); returns ``self``."""
+        if not isinstance(other, NumericHistogram) or not np.array_equal(self.edges, other.edges):
+            raise ReferenceMismatchError("cannot merge numeric histograms with different edges")
+        self._counts += other._counts
+        self.n_missing += other.n_missing
+        self.n_invalid += other.n_invalid
+        self.sum += other.sum
+        self.sum_sq += other.sum_sq
+        self.under_sum += other.under_sum
+        self.over_sum += other.over_sum
+        return self
+
+    # -- reading ---------------------------------------------------------------------------------
+    @property
+    def counts(self) -> IntArray:
+        return self._counts.copy()
+
+    @property
+    def n(self) -> int:
+        """Values counted in bins (finite ones)."""
+        return int(self._counts.sum())
+
+    @property
+    def total(self) -> int:
+        """Every value seen, including missing and invalid ones."""
+        return self.n + self.n_missing + self.n_invalid
+
+    @property
+    def n_out_of_range(self) -> int:
+        return int(self._counts[0] + self._counts[-1])
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.n if self.n else math.nan
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation of the finite values (0 for a single repeated value)."""
+        if not self.n:
+            return math.nan
+        mean = self.sum / self.n
+        return math.sqrt(max(self.sum_sq / self.n - mean * mean, 0.0))
+
+    # -- bytes -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edges": self.edges.tolist(),
+            "counts": self._counts.tolist(),
+            "n_missing": self.n_missing,
+            "n_invalid": self.n_invalid,
+            "sum": self.sum,
+            "sum_sq": self.sum_sq,
+            "under_sum": self.under_sum,
+            "over_sum": self.over_sum,
+        }
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> NumericHistogram:
+        try:
+            histogram = cls(payload["edges"])
+            counts = np.asarray(payload["counts"], dtype=np.int64)
+            if counts.shape != histogram._counts.shape or (counts < 0).any():
+                raise ValueError("counts do not match the edges")
+            histogram._counts = counts
+            histogram.n_missing = int(payload["n_missing"])
+            histogram.n_invalid = int(payload["n_invalid"])
+            for name in ("sum", "sum_sq", "under_sum", "over_sum"):
+                setattr(histogram, name, float(payload[name]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"corrupt numeric histogram: {exc}") from exc
+        return histogram
+
+    def to_bytes(self) -> bytes:
+        return pack_json(_NUMERIC_MAGIC, FORMAT_VERSION, self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> NumericHistogram:
+        return cls.from_dict(unpack_json(_NUMERIC_MAGIC, FORMAT_VERSION, data, "numeric histogram"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NumericHistogram) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"NumericHistogram(bins={self.edges.size - 1}, n={self.n}, missing={self.n_missing})"
+
+
+class CategoricalHistogram:
+    """Counts of a categorical feature over a fixed vocabulary.
+
+    ``counts`` is ``[one per category..., other, unseen]``: "other" holds categories the reference had
+    beyond its top K, "unseen" categories the reference never had. The reference's tail is remembered up
+    to ``max_known`` names; past that, unknown categories are counted as "other" (``tail_truncated``).
+    The names of unseen categories are kept for the first ``len(categories)`` of them, for reports.
+
+    >>> h = CategoricalHistogram(["a", "b"], known=["c"])
+    >>> h.update(["a", "a", "c", "z", "b"])
+    >>> h.counts.tolist(), h.unseen_examples
+    ([2, 1, 1, 1], {'z': 1})
+    """
+
+    def __init__(
+        self, categories: Sequence[str], known: Iterable[str] = (), tail_truncated: bool = False
+    ) -> None:
+        self.categories: tuple[str, ...] = tuple(categories)
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("categories must be distinct")
+        self.known: frozenset[str] = frozenset(known) - set(self.categories)
+        self.tail_truncated = bool(tail_truncated)
+        self._index = {name: i for i, name in enumerate(self.categories)}
+        self._counts: IntArray = np.zeros(len(self.categories) + 2, dtype=np.int64)
+        self.n_missing = 0
+        self.n_invalid = 0
+        self.unseen_examples: dict[str, int] = {}
+
+    @classmethod
+    def from_values(cls, keys: Sequence[str], top_k: int, max_known: int = 10_000) -> CategoricalHistogram:
+        """A reference histogram: its top-K categories (ties by name), the rest as "other"."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        ranked = sorted(Counter(keys).items(), key=lambda item: (-item[1], item[0]))
+        tail = [name for name, _ in ranked[top_k:]]
+        histogram = cls(
+            [name for name, _ in ranked[:top_k]], known=tail[:max_known], tail_truncated=len(tail) > max_known
+        )
+        histogram.update(keys)
+        histogram._counts[-2] += histogram._counts[-1]  # in the reference itself nothing is unseen
+        histogram._counts[-1] = 0
+        histogram.unseen_examples.clear()
+        return histogram
+
+    def like(self) -> CategoricalHistogram:
+        return CategoricalHistogram(self.categories, self.known, self.tail_truncated)
+
+    def update(self, keys: Iterable[str]) -> None:
+        other, unseen = len(self.categories), len(self.categories) + 1
+        for name, count in Counter(keys).items():
+            index = self._index.get(name)
+            if index is not None:
+                self._counts[index] += count
+            elif name in self.known or self.tail_truncated:
+                self._counts[other] += count
+            else:
+                self._counts[unseen] += count
+                if name in self.unseen_examples or len(self.unseen_examples) < max(len(self.categories), 10):
+                    self.unseen_examples[name] = self.unseen_examples.get(name, 0) + count
+
+    def count_missing(self, n: int) -> None:
+        self.n_missing += n
+
+    def count_invalid(self, n: int) -> None:
+        self.n_invalid += n
+
+    def merge(self, other: CategoricalHistogram) -> CategoricalHistogram:
+        if (
+            not isinstance(other, CategoricalHistogram)
+            or self.categories != other.categories
+            or self.known != other.known
+            or self.tail_truncated != other.tail_truncated
+        ):
+            raise ReferenceMismatchError("cannot merge categorical histograms with different vocabularies")
+        self._counts += other._counts
+        self.n_missing += other.n_missing
+        self.n_invalid += other.n_invalid
+        for name, count in other.unseen_examples.items():
+            if name in self.unseen_examples or len(self.unseen_examples) < max(len(self.categories), 10):
+                self.unseen_examples[name] = self.unseen_examples.get(name, 0) + count
+        return self
+
+    @property
+    def counts(self) -> IntArray:
+        return self._counts.copy()
+
+    @property
+    def n(self) -> int:
+        return int(self._counts.sum())
+
+    @property
+    def total(self) -> int:
+        return self.n + self.n_missing + self.n_invalid
+
+    @property
+    def n_unseen(self) -> int:
+        return int(self._counts[-1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "categories": list(self.categories),
+            "known": sorted(self.known),
+            "tail_truncated": self.tail_truncated,
+            "counts": self._counts.tolist(),
+            "n_missing": self.n_missing,
+            "n_invalid": self.n_invalid,
+            "unseen_examples": dict(self.unseen_examples),
+        }
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> CategoricalHistogram:
+        try:
+            histogram = cls(payload["categories"], payload["known"], payload["tail_truncated"])
+            counts = np.asarray(payload["counts"], dtype=np.int64)
+            if counts.shape != histogram._counts.shape or (counts < 0).any():
+                raise ValueError("counts do not match the categories")
+            histogram._counts = counts
+            histogram.n_missing = int(payload["n_missing"])
+            histogram.n_invalid = int(payload["n_invalid"])
+            histogram.unseen_examples = {str(k): int(v) for k, v in payload["unseen_examples"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SnapshotError(f"corrupt categorical histogram: {exc}") from exc
+        return histogram
+
+    def to_bytes(self) -> bytes:
+        return pack_json(_CATEGORICAL_MAGIC, FORMAT_VERSION, self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CategoricalHistogram:
+        return cls.from_dict(unpack_json(_CATEGORICAL_MAGIC, FORMAT_VERSION, data, "categorical histogram"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CategoricalHistogram) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"CategoricalHistogram(categories={len(self.categories)}, n={self.n}, missing={self.n_missing})"
+
+
+Histogram = NumericHistogram | CategoricalHistogram

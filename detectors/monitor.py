@@ -1,0 +1,194 @@
+"""``ModelMonitor``: one model's data, prediction and concept drift, as the stream drives it.
+
+The stream calls ``update`` with each batch of predictions and ``update_outcomes`` with each batch of
+joined labels, emits every returned ``Signal`` as it comes, and stores ``to_bytes()`` with its offsets.
+A monitor restored with ``from_bytes`` continues exactly like one that never stopped.
+
+>>> monitor = ModelMonitor(MonitorConfig(reference_size=100, window_size=50))
+>>> signals = monitor.update([Observation(float(t), {"x": t % 10}, 0.0, None) for t in range(150)])
+>>> monitor.status()["phase"], monitor.status()["counts"]["windows_closed"]
+('monitoring', 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, Final
+
+from detectors.codec import seal, unseal
+from detectors.config import MonitorConfig
+from detectors.drift import drift_signals, field_scores, json_safe
+from detectors.error_stream import ErrorStream
+from detectors.exceptions import SnapshotError
+from detectors.quality import quality_signals, window_quality
+from detectors.records import (
+    CONCEPT_DRIFT,
+    CRITICAL,
+    DATA_DRIFT,
+    DATA_QUALITY,
+    PREDICTION_DRIFT,
+    WARNING,
+    Observation,
+    Outcome,
+    Signal,
+)
+from detectors.reference import Reference, build_reference
+from detectors.window import Window, take
+
+__all__ = [
+    "CONCEPT_DRIFT",
+    "CRITICAL",
+    "DATA_DRIFT",
+    "DATA_QUALITY",
+    "PREDICTION_DRIFT",
+    "WARNING",
+    "ModelMonitor",
+    "MonitorConfig",
+    "Observation",
+    "Outcome",
+    "Signal",
+    "build_reference",
+]
+
+FORMAT_VERSION: Final = 1
+_MAGIC: Final = b"DWMN"
+_STATE_FIELDS: Final = ("config", "reference", "reference_source", "buffer", "window", "errors",
+                        "n_observations", "n_windows", "last_window", "last_scores")
+
+
+class ModelMonitor:
+    def __init__(self, config: MonitorConfig | None = None) -> None:
+        self.config = config if config is not None else MonitorConfig()
+        self.reference: Reference | None = None
+        self.reference_source = "observations"
+        self.buffer: list[Observation] = []  # the first predictions, until they make the reference
+        self.window: Window | None = None
+        self.errors = ErrorStream(self.config)
+        self.n_observations = 0
+        self.n_windows = 0  # closed windows
+        self.last_window: dict[str, Any] | None = None
+        self.last_scores: dict[str, Any] = {}
+
+    # -- reference -------------------------------------------------------------------------------
+    @classmethod
+    def with_reference(cls, config: MonitorConfig | None, reference: bytes) -> ModelMonitor:
+        """A monitor that compares against supplied histograms (``build_reference`` bytes) from the start."""
+        monitor = cls(config)
+        monitor.set_reference(reference)
+        return monitor
+
+    def set_reference(self, reference: bytes | Reference) -> None:
+        """Switch to supplied reference histograms (e.g. a new model version's training data).
+
+        The current window is discarded (it was binned for the old reference); counts, the window index
+        and the concept detectors carry on.
+        """
+        self.reference = reference if isinstance(reference, Reference) else Reference.from_bytes(reference)
+        self.reference_source = "supplied"
+        self.buffer = []
+        self.window = Window.open(self.reference, self.n_windows, self.config.max_unexpected_features)
+
+    # -- predictions -----------------------------------------------------------------------------
+    def update(self, observations: Sequence[Observation]) -> list[Signal]:
+        """Count a batch of predictions; returns the signals of every window the batch closed."""
+        observations = list(observations)
+        signals: list[Signal] = []
+        start = 0
+        if self.reference is None:
+            start = self.config.reference_size - len(self.buffer)
+            self.buffer.extend(Observation(o.timestamp, dict(o.features or {}), o.prediction, o.score)
+                               for o in observations[:start])
+            if len(self.buffer) >= self.config.reference_size:
+                self.reference = Reference.from_observations(self.buffer, self.config)
+                self.buffer = []
+                self.window = Window.open(self.reference, 0, self.config.max_unexpected_features)
+        timestamps = [float(o.timestamp) for o in observations]
+        while start < len(observations):
+            assert self.window is not None
+            count, closes = take(timestamps[start:], self.window.n, self.window.start,
+                                 self.config.window_size, self.config.window_seconds)
+            self.window.add(observations[start : start + count])
+            start += count
+            if closes:
+                signals.extend(self._close())
+        self.n_observations += len(observations)
+        return signals
+
+    def advance(self, now: float) -> list[Signal]:
+        """Close the current window if ``window_seconds`` have passed since it opened (an idle stream)."""
+        seconds = self.config.window_seconds
+        if seconds is None or self.window is None or self.window.n == 0 or now < self.window.start + seconds:
+            return []
+        return self._close()
+
+    def _close(self) -> list[Signal]:
+        assert self.reference is not None and self.window is not None
+        window, reference, config = self.window, self.reference, self.config
+        info = window.info()
+        features = {name: field_scores(reference.features[name], h, config) for name, h in window.features.items()}
+        predictions: dict[str, dict[str, float]] = {}
+        for name, ref, cur in (("prediction", reference.prediction, window.prediction),
+                               ("score", reference.score, window.score)):
+            if ref is not None and cur is not None and ref.n > 0:
+                predictions[name] = field_scores(ref, cur, config)
+        quality = window_quality(reference, window)
+        signals: list[Signal] = []
+        if info.n >= min(config.min_window_n, config.window_size):
+            signals += drift_signals(DATA_DRIFT, features, config, info)
+            signals += drift_signals(PREDICTION_DRIFT, predictions, config, info)
+        signals += quality_signals(reference, window, quality, config)
+        self.last_window = json_safe(asdict(info)) | {"tested": info.n >= min(config.min_window_n,
+                                                                                 config.window_size)}
+        self.last_scores = {
+            "features": {name: json_safe(features[name]) | json_safe(quality[name]) for name in features},
+            "prediction": {name: json_safe(scores) for name, scores in predictions.items()},
+        }
+        self.n_windows += 1
+        self.window = Window.open(reference, self.n_windows, config.max_unexpected_features)
+        return signals
+
+    # -- outcomes --------------------------------------------------------------------------------
+    def update_outcomes(self, outcomes: Sequence[Outcome]) -> list[Signal]:
+        """Feed joined (prediction, label) pairs to the concept-drift detectors."""
+        return self.errors.update(outcomes)
+
+    # -- reporting and state ---------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """JSON-able summary: phase, counts, schema, the last closed window's scores, concept state."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "phase": "reference" if self.reference is None else "monitoring",
+            "reference_source": self.reference_source,
+            "counts": {
+                "observations": self.n_observations,
+                "reference": len(self.buffer) if self.reference is None else self.reference.n,
+                "windows_closed": self.n_windows,
+                "current_window": 0 if self.window is None else self.window.n,
+                "outcomes": self.errors.n,
+                "invalid_outcomes": self.errors.n_invalid,
+            },
+            "schema": {} if self.reference is None else self.reference.schema(),
+            "last_window": self.last_window,
+            "scores": self.last_scores,
+            "concept": self.errors.status(),
+        }
+
+    def to_bytes(self, key: bytes = b"") -> bytes:
+        """The whole state, pickled and authenticated with HMAC-SHA256 under ``key``."""
+        return seal(_MAGIC, FORMAT_VERSION, {name: getattr(self, name) for name in _STATE_FIELDS}, key)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, key: bytes = b"") -> ModelMonitor:
+        """Restore a monitor; a tampered blob or a wrong key raises ``SnapshotError`` (a ValueError)."""
+        state = unseal(_MAGIC, FORMAT_VERSION, data, key, "monitor snapshot")
+        if not isinstance(state, dict) or set(state) != set(_STATE_FIELDS):
+            raise SnapshotError("corrupt monitor snapshot: unexpected state fields")
+        monitor = cls.__new__(cls)
+        for name, value in state.items():
+            setattr(monitor, name, value)
+        return monitor
+
+    def __repr__(self) -> str:
+        phase = "reference" if self.reference is None else "monitoring"
+        return f"ModelMonitor(phase={phase}, observations={self.n_observations}, windows={self.n_windows})"

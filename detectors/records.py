@@ -1,0 +1,58 @@
+"""What goes into a monitor (observations, outcomes) and what comes out (signals)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, NamedTuple
+
+Value = float | int | str | bool | None
+
+WARNING: Final = "warning"
+CRITICAL: Final = "critical"
+
+DATA_DRIFT: Final = "data_drift"
+PREDICTION_DRIFT: Final = "prediction_drift"
+CONCEPT_DRIFT: Final = "concept_drift"
+DATA_QUALITY: Final = "data_quality"
+
+
+class Observation(NamedTuple):
+    """One prediction, as the stream hands it over."""
+
+    timestamp: float  # epoch seconds
+    features: Mapping[str, Value]
+    prediction: float | str
+    score: float | None = None
+
+
+class Outcome(NamedTuple):
+    """One joined (prediction, label) pair."""
+
+    timestamp: float
+    prediction: float | str
+    label: float | str
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What a monitor reports; the stream turns it into a drift event.
+
+    For p-value tests (``ks``, ``chi2``) ``score`` is the p-value and the signal fires when it is at or
+    *below* ``threshold`` (the corrected significance level); every other signal fires at or above it.
+    """
+
+    kind: str  # data_drift | prediction_drift | concept_drift | data_quality
+    signal: str  # psi | js | wasserstein | ks | chi2 | adwin | ddm | missing_share | ...
+    feature: str | None
+    score: float
+    threshold: float
+    severity: str  # warning | critical
+    window_index: int
+    window_start: float
+    window_end: float
+    window_n: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

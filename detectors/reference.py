@@ -1,0 +1,133 @@
+"""The reference a monitor compares windows against: one histogram per feature, prediction and score.
+
+It is built either from the first N predictions or, by the retrain worker, from a model's training
+data with ``build_reference(rows, config)``; the bytes are JSON (no code), so they need no key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from detectors.codec import pack_json, unpack_json
+from detectors.config import MonitorConfig
+from detectors.exceptions import SnapshotError
+from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
+from detectors.records import Observation
+from detectors.values import categorical_column, infer_kind, numeric_column
+
+FORMAT_VERSION: Final = 1
+_MAGIC: Final = b"DWRF"
+
+
+def column_histogram(raw: Sequence[object], kind: str, config: MonitorConfig) -> Histogram:
+    """A reference histogram of one column, its kind given (``numeric`` or ``categorical``)."""
+    if kind == "numeric":
+        numeric = numeric_column(raw)
+        histogram: Histogram = NumericHistogram.from_values(numeric.values, config.n_bins)
+        histogram.count_invalid(numeric.n_invalid)
+        return histogram
+    categorical = categorical_column(raw)
+    histogram = CategoricalHistogram.from_values(categorical.keys, config.top_k, config.max_known_categories)
+    histogram.count_missing(categorical.n_missing)
+    histogram.count_invalid(categorical.n_invalid)
+    return histogram
+
+
+def kind_of(histogram: Histogram) -> str:
+    return "numeric" if isinstance(histogram, NumericHistogram) else "categorical"
+
+
+@dataclass
+class Reference:
+    features: dict[str, Histogram]
+    prediction: Histogram | None
+    score: Histogram | None
+    n: int
+
+    @classmethod
+    def from_columns(
+        cls,
+        rows: Sequence[Mapping[str, object]],
+        config: MonitorConfig,
+        predictions: Sequence[object] | None = None,
+        scores: Sequence[object] | None = None,
+    ) -> Reference:
+        names: dict[str, None] = {}  # every feature seen, in order of first appearance
+        for row in rows:
+            names.update(dict.fromkeys(row))
+        features: dict[str, Histogram] = {}
+        for name in names:
+            raw = [row.get(name) for row in rows]
+            features[name] = column_histogram(raw, infer_kind(raw), config)
+        prediction = score = None
+        if predictions is not None:
+            if len(predictions) != len(rows):
+                raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
+            prediction = column_histogram(predictions, infer_kind(predictions), config)
+        if scores is not None:
+            if len(scores) != len(rows):
+                raise ValueError(f"{len(scores)} scores for {len(rows)} rows")
+            score = column_histogram(scores, "numeric", config)
+        return cls(features, prediction, score, len(rows))
+
+    @classmethod
+    def from_observations(cls, observations: Sequence[Observation], config: MonitorConfig) -> Reference:
+        return cls.from_columns(
+            [o.features for o in observations],
+            config,
+            [o.prediction for o in observations],
+            [o.score for o in observations],
+        )
+
+    def schema(self) -> dict[str, str]:
+        return {name: kind_of(histogram) for name, histogram in self.features.items()}
+
+    def to_bytes(self) -> bytes:
+        def entry(histogram: Histogram | None) -> dict[str, Any] | None:
+            if histogram is None:
+                return None
+            return {"kind": kind_of(histogram), "histogram": histogram.to_dict()}
+
+        return pack_json(_MAGIC, FORMAT_VERSION, {
+            "n": self.n,
+            "features": {name: entry(h) for name, h in self.features.items()},
+            "prediction": entry(self.prediction),
+            "score": entry(self.score),
+        })
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Reference:
+        payload = unpack_json(_MAGIC, FORMAT_VERSION, data, "reference")
+
+        def histogram(entry: Any) -> Histogram | None:
+            if entry is None:
+                return None
+            if not isinstance(entry, dict) or entry.get("kind") not in ("numeric", "categorical"):
+                raise SnapshotError(f"corrupt reference entry: {entry!r:.80}")
+            if entry["kind"] == "numeric":
+                return NumericHistogram.from_dict(entry["histogram"])
+            return CategoricalHistogram.from_dict(entry["histogram"])
+
+        try:
+            features = {str(name): histogram(e) for name, e in payload["features"].items()}
+            reference = cls({k: v for k, v in features.items() if v is not None},
+                            histogram(payload["prediction"]), histogram(payload["score"]), int(payload["n"]))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise SnapshotError(f"corrupt reference: {exc}") from exc
+        return reference
+
+
+def build_reference(
+    rows: Sequence[Mapping[str, object]],
+    config: MonitorConfig | None = None,
+    predictions: Sequence[object] | None = None,
+    scores: Sequence[object] | None = None,
+) -> bytes:
+    """Reference histograms of training data, for ``ModelMonitor.with_reference`` / ``set_reference``.
+
+    ``rows`` are feature mappings; pass the model's ``predictions`` (and ``scores``) on the same rows to
+    monitor prediction drift too. Pure and deterministic: the same rows give the same bytes.
+    """
+    return Reference.from_columns(rows, config or MonitorConfig(), predictions, scores).to_bytes()

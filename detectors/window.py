@@ -1,0 +1,118 @@
+"""The current window: histograms over the reference's bins, filled batch by batch, and where it ends.
+
+Windows tumble by count (``size`` observations) and, optionally, by time (a window closes before the
+first observation at or after ``start + seconds``, its start being its first observation's timestamp;
+``Monitor.advance(now)`` closes an idle one). Both bounds hold together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectors.histogram import Histogram, NumericHistogram
+from detectors.records import Observation
+from detectors.reference import Reference
+from detectors.values import categorical_column, numeric_column
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class WindowInfo:
+    index: int
+    start: float
+    end: float
+    n: int
+
+
+def fill(histogram: Histogram, raw: Sequence[object]) -> None:
+    """Count raw values into a histogram of either kind, missing values and wrong types included."""
+    if isinstance(histogram, NumericHistogram):
+        numeric = numeric_column(raw)
+        histogram.update(numeric.values)
+        histogram.count_invalid(numeric.n_invalid)
+    else:
+        categorical = categorical_column(raw)
+        histogram.update(categorical.keys)
+        histogram.count_missing(categorical.n_missing)
+        histogram.count_invalid(categorical.n_invalid)
+
+
+@dataclass
+class Window:
+    index: int
+    features: dict[str, Histogram]
+    prediction: Histogram | None
+    score: Histogram | None
+    max_unexpected: int = 100
+    n: int = 0
+    start: float = math.nan
+    end: float = math.nan
+    absent: dict[str, int] = field(default_factory=dict)  # observations without the feature
+    unexpected: dict[str, int] = field(default_factory=dict)  # features the reference does not have
+
+    @classmethod
+    def open(cls, reference: Reference, index: int, max_unexpected: int = 100) -> Window:
+        def fresh(h: Histogram | None) -> Histogram | None:
+            return None if h is None else h.like()
+
+        features: dict[str, Histogram] = {}
+        for name, histogram in reference.features.items():
+            features[name] = histogram.like()
+        return cls(index, features, fresh(reference.prediction), fresh(reference.score), max_unexpected,
+                   absent=dict.fromkeys(reference.features, 0))
+
+    def info(self) -> WindowInfo:
+        return WindowInfo(self.index, self.start, self.end, self.n)
+
+    def add(self, observations: Sequence[Observation]) -> None:
+        if not observations:
+            return
+        rows = [o.features for o in observations]
+        for name, histogram in self.features.items():
+            raw = [row.get(name, _ABSENT) for row in rows]
+            absent = raw.count(_ABSENT)
+            if absent:
+                self.absent[name] += absent
+                raw = [value for value in raw if value is not _ABSENT]
+            fill(histogram, raw)
+        known = self.features.keys()
+        for row in rows:
+            if not row.keys() <= known:
+                for name in row.keys() - known:
+                    if name in self.unexpected or len(self.unexpected) < self.max_unexpected:
+                        self.unexpected[name] = self.unexpected.get(name, 0) + 1
+        if self.prediction is not None:
+            fill(self.prediction, [o.prediction for o in observations])
+        if self.score is not None:
+            fill(self.score, [o.score for o in observations])
+        timestamps = [o.timestamp for o in observations]
+        if self.n == 0:
+            self.start = float(timestamps[0])
+        self.end = float(timestamps[-1])
+        self.n += len(observations)
+
+
+def take(timestamps: Sequence[float], window_n: int, window_start: float, size: int,
+         seconds: float | None) -> tuple[int, bool]:
+    """How many of ``timestamps`` join the current window, and whether it closes after them.
+
+    The count bound closes it at exactly ``size``; the time bound closes it before the first timestamp
+    at or after its start plus ``seconds`` (the window's start is its first timestamp).
+    """
+    room = size - window_n
+    count = min(len(timestamps), room)
+    closes = count == room
+    if seconds is not None and count > 0:
+        times = np.asarray(timestamps[:count], dtype=np.float64)
+        start = window_start if window_n > 0 else times[0]
+        late = times >= start + seconds
+        if window_n == 0:
+            late[0] = False  # the first observation opens the window, it cannot be late for it
+        if late.any():
+            return int(np.argmax(late)), True
+    return count, closes

@@ -1,0 +1,27 @@
+"""Seeded streams shared by the detector tests (pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.monitor import Observation, Outcome
+
+
+def make_observations(n: int, seed: int, shift: float = 0.0, start: int = 0, categories: str = "abc",
+                      weights: tuple[float, ...] | None = None, step: float = 1.0) -> list[Observation]:
+    """``x`` normal(shift, 1), ``y`` uniform(0, 10), ``c`` categorical; prediction = a score of x."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    y = rng.uniform(0, 10, n)
+    c = rng.choice(list(categories), n, p=weights)
+    return [
+        Observation(float(start + i) * step, {"x": float(x[i]), "y": float(y[i]), "c": str(c[i])},
+                    float(1 / (1 + np.exp(-x[i]))), None)
+        for i in range(n)
+    ]
+
+
+def make_outcomes(n_before: int, n_after: int, p_before: float, p_after: float, seed: int) -> list[Outcome]:
+    rng = np.random.default_rng(seed)
+    wrong = np.concatenate([rng.random(n_before) < p_before, rng.random(n_after) < p_after])
+    return [Outcome(float(i), "a", "b" if w else "a") for i, w in enumerate(wrong)]

@@ -1,0 +1,159 @@
+"""ModelMonitor end to end: reference phase, exact window cuts, signals against independent numpy/scipy
+computations, concept drift against offline River, and exact snapshot round trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from detector_streams import make_observations, make_outcomes
+from river.drift import ADWIN
+from river.drift.binary import DDM
+from scipy import special
+
+from detectors.exceptions import SnapshotError
+from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Signal
+
+
+def independent_psi(reference: np.ndarray, current: np.ndarray, n_bins: int, eps: float = 1e-4) -> float:
+    """PSI with quantile edges and under/overflow bins, computed without the detectors package."""
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, n_bins + 1)))
+    inner = np.concatenate([[-np.inf], edges[:-1], [np.nextafter(edges[-1], np.inf), np.inf]])
+
+    def shares(values: np.ndarray) -> np.ndarray:
+        counts = np.histogram(values, bins=inner)[0].astype(float)
+        return np.maximum(counts / counts.sum(), eps)
+
+    p, q = shares(reference), shares(current)
+    return float(np.sum(special.rel_entr(q, p) + special.rel_entr(p, q)))
+
+
+def feed_in_batches(monitor: ModelMonitor, observations: list[Observation], seed: int) -> list[Signal]:
+    rng = np.random.default_rng(seed)
+    signals: list[Signal] = []
+    start = 0
+    while start < len(observations):
+        size = int(rng.integers(1, 700))
+        signals += monitor.update(observations[start : start + size])
+        start += size
+    return signals
+
+
+def test_reference_phase_then_windows_of_exact_size() -> None:
+    config = MonitorConfig(reference_size=500, window_size=300)
+    monitor = ModelMonitor(config)
+    stream = make_observations(2000, seed=1)
+    monitor.update(stream[:499])
+    assert monitor.status()["phase"] == "reference"
+    assert monitor.status()["counts"]["reference"] == 499
+    monitor.update(stream[499:501])
+    status = monitor.status()
+    assert status["phase"] == "monitoring"
+    assert status["schema"] == {"x": "numeric", "y": "numeric", "c": "categorical"}
+    assert status["counts"]["current_window"] == 1
+    monitor.update(stream[501:])
+    status = monitor.status()
+    assert status["counts"]["windows_closed"] == (2000 - 500) // 300
+    assert status["last_window"]["n"] == 300
+    assert status["last_window"]["start"] == 500 + 4 * 300 and status["last_window"]["end"] == 500 + 5 * 300 - 1
+    json.dumps(status, allow_nan=False)
+
+
+def test_batches_spanning_window_boundaries_give_the_same_signals() -> None:
+    config = MonitorConfig(reference_size=1000, window_size=250)
+    stream = make_observations(1000, seed=2) + make_observations(3000, seed=3, shift=0.8, start=1000)
+    whole = ModelMonitor(config).update(stream)
+    batched = feed_in_batches(ModelMonitor(config), stream, seed=4)
+    assert whole == batched
+    assert {s.window_n for s in whole} == {250}
+    assert sorted({s.window_index for s in whole if s.kind == "data_drift"}) == list(range(12))
+
+
+def test_no_drift_signal_on_the_same_distribution() -> None:
+    stream = make_observations(6000, seed=5)
+    signals = ModelMonitor(MonitorConfig()).update(stream)
+    assert [s for s in signals if s.kind in ("data_drift", "prediction_drift")] == []
+
+
+def test_shift_raises_critical_psi_equal_to_an_independent_computation() -> None:
+    config = MonitorConfig(reference_size=2000, window_size=1000)
+    reference = make_observations(2000, seed=6)
+    current = make_observations(1000, seed=7, shift=0.7, start=2000)
+    signals = ModelMonitor(config).update(reference + current)
+    psi = [s for s in signals if s.signal == "psi" and s.feature == "x"]
+    assert len(psi) == 1 and psi[0].kind == "data_drift" and psi[0].severity == "critical"
+    expected = independent_psi(np.array([o.features["x"] for o in reference]),
+                               np.array([o.features["x"] for o in current]), config.n_bins)
+    assert psi[0].score == pytest.approx(expected, abs=1e-9)
+    assert (psi[0].window_index, psi[0].window_start, psi[0].window_end, psi[0].window_n) == (0, 2000, 2999, 1000)
+    prediction = [s for s in signals if s.kind == "prediction_drift" and s.signal == "psi"]
+    assert [s.feature for s in prediction] == ["prediction"]
+    assert not [s for s in signals if s.feature in ("y", "c") and s.kind == "data_drift"]
+
+
+def test_psi_between_warning_and_critical_is_a_warning() -> None:
+    reference = make_observations(2000, seed=8)
+    current = make_observations(1000, seed=9, shift=0.3, start=2000)
+    score = independent_psi(np.array([o.features["x"] for o in reference]),
+                            np.array([o.features["x"] for o in current]), 20)
+    config = MonitorConfig(psi_warning=score * 0.8, psi_threshold=score * 1.2, drift_signals=("psi",))
+    signals = [s for s in ModelMonitor(config).update(reference + current) if s.feature == "x"]
+    assert [(s.signal, s.severity, s.threshold) for s in signals] == [("psi", "warning", score * 0.8)]
+
+
+def test_concept_drift_indices_match_offline_river() -> None:
+    outcomes = make_outcomes(2000, 2000, 0.1, 0.45, seed=10)
+    config = MonitorConfig(concept_cooldown=0)
+    signals = ModelMonitor(config).update_outcomes(outcomes)
+    errors = [0.0 if o.prediction == o.label else 1.0 for o in outcomes]
+    adwin, ddm = ADWIN(), DDM()
+    expected: dict[str, list[tuple[int, str]]] = {"adwin": [], "ddm": []}
+    in_warning = False
+    for i, error in enumerate(errors):
+        adwin.update(error)
+        ddm.update(error)
+        if adwin.drift_detected:
+            expected["adwin"].append((i, "critical"))
+        if ddm.drift_detected:
+            expected["ddm"].append((i, "critical"))
+            in_warning = False
+        elif ddm.warning_detected and not in_warning:
+            expected["ddm"].append((i, "warning"))
+        in_warning = ddm.warning_detected if not ddm.drift_detected else False
+    got = {name: [(s.window_index, s.severity) for s in signals if s.signal == name] for name in expected}
+    assert got == expected
+    assert expected["adwin"] and any(sev == "critical" for _, sev in expected["ddm"])
+    assert all(s.kind == "concept_drift" and s.feature is None for s in signals)
+
+
+def test_snapshot_restored_mid_stream_continues_exactly() -> None:
+    config = MonitorConfig(reference_size=800, window_size=300)
+    stream = make_observations(800, seed=11) + make_observations(2500, seed=12, shift=0.5, start=800)
+    outcomes = make_outcomes(1500, 1500, 0.1, 0.4, seed=13)
+    straight = ModelMonitor(config)
+    expected = straight.update(stream) + straight.update_outcomes(outcomes)
+    for cut in (1, 500, 799, 800, 1234, 2999):
+        first = ModelMonitor(config)
+        got = first.update(stream[:cut]) + first.update_outcomes(outcomes[: cut // 2])
+        restored = ModelMonitor.from_bytes(first.to_bytes(key=b"k"), key=b"k")
+        got += restored.update(stream[cut:])
+        got += restored.update_outcomes(outcomes[cut // 2 :])
+        data_signals = [s for s in got if s.kind != "concept_drift"]
+        assert data_signals == [s for s in expected if s.kind != "concept_drift"]
+        assert [s for s in got if s.kind == "concept_drift"] == [s for s in expected if s.kind == "concept_drift"]
+        assert restored.status() == straight.status()
+
+
+def test_tampered_or_wrongly_keyed_snapshot_is_rejected() -> None:
+    monitor = ModelMonitor(MonitorConfig(reference_size=10, window_size=10))
+    monitor.update(make_observations(15, seed=14))
+    blob = bytearray(monitor.to_bytes(key=b"secret"))
+    assert ModelMonitor.from_bytes(bytes(blob), key=b"secret").status() == monitor.status()
+    with pytest.raises(SnapshotError, match="HMAC"):
+        ModelMonitor.from_bytes(bytes(blob), key=b"other")
+    blob[-5] ^= 0xFF
+    with pytest.raises(SnapshotError, match="HMAC"):
+        ModelMonitor.from_bytes(bytes(blob), key=b"secret")
+    with pytest.raises(ValueError):
+        ModelMonitor.from_bytes(b"short", key=b"secret")
