@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what driftwarden needs on a fresh Debian machine, idempotently:
+# redis-server and a JDK/Maven (apt), the Python virtual environment (.venv) and the Kafka jars
+# (Maven Central, cached in ~/.cache/driftwarden so later runs are offline).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v redis-server >/dev/null 2>&1 || { echo "[bootstrap] installing redis-server"; apt_install redis-server; }
+command -v java >/dev/null 2>&1 || { echo "[bootstrap] installing a JDK"; apt_install openjdk-17-jre-headless; }
+command -v mvn >/dev/null 2>&1 || { echo "[bootstrap] installing Maven"; apt_install maven; }
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[bootstrap] creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.driftwarden-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "[bootstrap] installing Python packages into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+
+.venv/bin/python -c "from driftwarden.devstack import ensure_kafka_jars; print('[bootstrap] kafka jars in', ensure_kafka_jars())"

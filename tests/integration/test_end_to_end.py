@@ -1,0 +1,101 @@
+"""The whole loop on the real broker, Redis and MLflow: drifting traffic in, drift detected on the
+shifted feature only, a model retrained, registered and promoted to ``champion``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import Consumer
+from mlflow.tracking import MlflowClient
+
+from driftwarden.config import Settings
+from driftwarden.demo import Workers, isolated_env, produce_traffic
+from driftwarden.events import DriftEvent, ModelUpdate, decode
+from driftwarden.kafka_io import client_config, ensure_topics
+from driftwarden.traffic import CATEGORICAL, NUMERIC, SHIFTED_FEATURE, TrafficSpec
+from stream.state import Keys
+
+pytestmark = pytest.mark.services
+
+
+def _consume_all(settings: Settings, topics: list[str], group: str, until: float,
+                 stop_when: callable) -> list[tuple[str, bytes]]:  # type: ignore[valid-type]
+    consumer = Consumer(client_config(settings, **{"group.id": group, "auto.offset.reset": "earliest"}))
+    consumer.subscribe(topics)
+    seen: list[tuple[str, bytes]] = []
+    try:
+        while time.monotonic() < until:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                seen.append((msg.topic(), msg.value()))
+            if stop_when(seen):
+                break
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_drifting_traffic_is_detected_retrained_and_promoted(
+    stack_env: dict[str, str], settings: Settings, unique: str, tmp_path: Path
+) -> None:
+    env = isolated_env(stack_env, unique)
+    env["DRIFTWARDEN__STREAM__WEB_PORT"] = "0"
+    env["DRIFTWARDEN__RETRAIN__METRICS_PORT"] = "0"
+    # The fixture's settings and these env vars name the same topics and prefix.
+    from driftwarden.config import load_settings
+
+    settings = load_settings(env=env)
+    ensure_topics(settings)
+    workers = Workers(env, tmp_path / "workers")
+    workers.start("stream", "stream")
+    workers.start("retrain-worker", "retrain-worker")
+    model = f"credit-risk-{unique}"
+    spec = TrafficSpec(model=model, total=10_000, shift_at=5_000)
+    try:
+        assert produce_traffic(settings, spec) == spec.total
+        t = settings.kafka.topics
+
+        def promoted(seen: list[tuple[str, bytes]]) -> bool:
+            return any(topic == t.model_updates and decode(ModelUpdate, v).promoted for topic, v in seen)
+
+        seen = _consume_all(settings, [t.drift_events, t.model_updates], f"e2e-{unique}",
+                            time.monotonic() + 240, promoted)
+        # Wait until the stream has applied every prediction, so that "no drift on other features"
+        # is a statement about the whole stream, not about how far it got.
+        r = redis.Redis.from_url(settings.redis.url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            applied = int(r.hget(Keys(settings.redis.key_prefix).counters(model), "predictions") or 0)
+            if applied >= spec.total:
+                break
+            time.sleep(0.5)
+        assert applied == spec.total
+        seen += _consume_all(settings, [t.drift_events], f"e2e-tail-{unique}", time.monotonic() + 20,
+                             lambda s: False)
+    finally:
+        codes = workers.stop()
+    logs = {name: (tmp_path / "workers" / f"{name}.log").read_text(errors="replace")[-3000:]
+            for name in workers.procs}
+    assert all(code in (0, -15) for code in codes.values()), (codes, logs)
+
+    events = {decode(DriftEvent, v).drift_id: decode(DriftEvent, v) for topic, v in seen
+              if topic == settings.kafka.topics.drift_events}
+    data_drift = [e for e in events.values() if e.kind == "data_drift"]
+    assert any(e.feature == SHIFTED_FEATURE and e.severity == "critical" for e in data_drift), logs
+    # Every window after the shift drifts on income; none before it.
+    shifted_windows = {e.window.index for e in data_drift if e.feature == SHIFTED_FEATURE and e.signal == "psi"}
+    first_shifted = (spec.shift_at - 2000) // 1000
+    assert min(shifted_windows) == first_shifted
+    unshifted = (set(NUMERIC) | set(CATEGORICAL)) - {SHIFTED_FEATURE}
+    assert [e for e in events.values() if e.feature in unshifted] == []
+
+    updates = [decode(ModelUpdate, v) for topic, v in seen if topic == settings.kafka.topics.model_updates]
+    assert updates and any(u.promoted and u.alias == "champion" for u in updates), logs
+    client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri)
+    champion = client.get_model_version_by_alias(model, "champion")
+    promoted_update = next(u for u in updates if u.promoted)
+    assert champion.version == promoted_update.version
+    assert champion.tags.get("drift_id") == promoted_update.drift_id
