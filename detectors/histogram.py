@@ -23,6 +23,14 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 FORMAT_VERSION: Final = 1
+# Bin sums are kept in fixed point, as integers, so that they are exact whatever the batching (a float
+# sum depends on the order of additions, and a restored monitor must continue bit for bit): offsets
+# from the bin's left edge in 2**-24 of its width, and out-of-range distances from the nearest edge in
+# 2**-24 of the reference span, capped at 2**16 spans (a value further out is counted at that distance).
+# int64 holds 2**23 such capped values per bin, far beyond a window.
+_FRACTION_SCALE: Final = float(2**24)
+_TAIL_SCALE: Final = float(2**24)
+_TAIL_CAP: Final = float(2**16)
 _NUMERIC_MAGIC: Final = b"DWHN"
 _CATEGORICAL_MAGIC: Final = b"DWHC"
 
@@ -50,8 +58,8 @@ class NumericHistogram:
 
     ``counts[0]`` is the underflow bin (``x < edges[0]``), ``counts[i]`` for ``1 <= i < len(edges)``
     the interior bin ``[edges[i-1], edges[i])`` (the last one closed on the right), ``counts[-1]`` the
-    overflow bin (``x > edges[-1]``). The sums of the values that fell in the outer bins are kept so
-    that distances over unbounded tails stay exact.
+    overflow bin (``x > edges[-1]``). The sum of the values in each bin (in fixed point, exact under any
+    batching) and the extremes are kept too: with them the area under the CDF over each bin is exact.
 
     >>> h = NumericHistogram([0.0, 1.0, 2.0])
     >>> h.update([-5.0, 0.5, 1.0, 2.0, 7.0, float("nan")])
@@ -74,10 +82,17 @@ class NumericHistogram:
         self._counts: IntArray = np.zeros(array.size + 1, dtype=np.int64)
         self.n_missing = 0
         self.n_invalid = 0
-        self.sum = 0.0
+        self._fixed: IntArray = np.zeros(array.size + 1, dtype=np.int64)
+        span = float(array[-1] - array[0]) or 1.0
+        widths = np.diff(array)
+        self._anchor: FloatArray = np.concatenate([[array[0]], array[:-1], [array[-1]]])
+        self._direction: FloatArray = np.concatenate([[-1.0], np.ones(widths.size), [1.0]])
+        self._unit: FloatArray = np.concatenate([[span], np.where(widths > 0, widths, 1.0), [span]])
+        self._scale: FloatArray = np.concatenate([[_TAIL_SCALE], np.full(widths.size, _FRACTION_SCALE),
+                                                  [_TAIL_SCALE]])
         self.sum_sq = 0.0
-        self.under_sum = 0.0
-        self.over_sum = 0.0
+        self.min = math.inf
+        self.max = -math.inf
 
     @classmethod
     def from_values(cls, values: npt.ArrayLike, n_bins: int) -> NumericHistogram:
@@ -109,12 +124,11 @@ class NumericHistogram:
         index = np.searchsorted(self.edges, array, side="right")
         index[array == self.edges[last]] = last  # the last interior bin is closed on the right
         self._counts += np.bincount(index, minlength=self._counts.size)
-        self.sum += float(array.sum())
+        offset = np.minimum(self._direction[index] * (array - self._anchor[index]) / self._unit[index], _TAIL_CAP)
+        np.add.at(self._fixed, index, np.rint(offset * self._scale[index]).astype(np.int64))
         self.sum_sq += float(np.dot(array, array))
-        if array.min() < self.edges[0]:
-            self.under_sum += float(array[index == 0].sum())
-        if array.max() > self.edges[last]:
-            self.over_sum += float(array[index == last + 1].sum())
+        self.min = min(self.min, float(array.min()))
+        self.max = max(self.max, float(array.max()))
 
     def count_missing(self, n: int) -> None:
         self.n_missing += n
@@ -129,16 +143,26 @@ class NumericHistogram:
         self._counts += other._counts
         self.n_missing += other.n_missing
         self.n_invalid += other.n_invalid
-        self.sum += other.sum
+        self._fixed += other._fixed
         self.sum_sq += other.sum_sq
-        self.under_sum += other.under_sum
-        self.over_sum += other.over_sum
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
         return self
 
     # -- reading ---------------------------------------------------------------------------------
     @property
     def counts(self) -> IntArray:
         return self._counts.copy()
+
+    @property
+    def sums(self) -> FloatArray:
+        """The sum of the values counted in each bin (to the fixed-point resolution)."""
+        offsets = self._fixed.astype(np.float64) / self._scale * self._unit * self._direction
+        return self._counts * self._anchor + offsets
+
+    @property
+    def sum(self) -> float:
+        return float(self.sums.sum())
 
     @property
     def n(self) -> int:
@@ -173,10 +197,10 @@ class NumericHistogram:
             "counts": self._counts.tolist(),
             "n_missing": self.n_missing,
             "n_invalid": self.n_invalid,
-            "sum": self.sum,
+            "fixed_sums": self._fixed.tolist(),
             "sum_sq": self.sum_sq,
-            "under_sum": self.under_sum,
-            "over_sum": self.over_sum,
+            "min": self.min,
+            "max": self.max,
         }
 
     @classmethod
@@ -186,10 +210,13 @@ class NumericHistogram:
             counts = np.asarray(payload["counts"], dtype=np.int64)
             if counts.shape != histogram._counts.shape or (counts < 0).any():
                 raise ValueError("counts do not match the edges")
-            histogram._counts = counts
+            fixed = np.asarray(payload["fixed_sums"], dtype=np.int64)
+            if fixed.shape != counts.shape:
+                raise ValueError("sums do not match the edges")
+            histogram._counts, histogram._fixed = counts, fixed
             histogram.n_missing = int(payload["n_missing"])
             histogram.n_invalid = int(payload["n_invalid"])
-            for name in ("sum", "sum_sq", "under_sum", "over_sum"):
+            for name in ("sum_sq", "min", "max"):
                 setattr(histogram, name, float(payload[name]))
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"corrupt numeric histogram: {exc}") from exc

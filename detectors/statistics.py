@@ -6,12 +6,10 @@ NaN when a side is empty, so a caller never divides by zero. Accuracy against th
 * Jensen-Shannon and chi-square are exact functions of the counts.
 * KS: the binned statistic is the exact ECDF gap at the bin edges, so
   ``D_binned <= D_exact <= D_binned + max bin share`` (of either side).
-* Wasserstein-1: inside a bin the mass is spread uniformly; the out-of-range tails are point masses at
-  the mean of the values that fell there, which is exact while the other side has no mass in that tail.
-  The error is at most ``sum_i width_i * (p_i + q_i) / 2`` over interior bins (p, q the bin shares):
-  inside a bin the true CDF is monotone between the same end values as the linear one, and the area
-  between them is at most half the bin's width times its share. In practice it is far smaller
-  (about 1% of a standard deviation with 20 quantile bins of a few thousand values).
+* Wasserstein-1: histograms keep the sum of the values in each bin, which makes the area under each
+  CDF over each bin exact; the result is a lower bound of the exact distance, short of it by at most
+  ``2 * sum_i width_i * min(p_i, q_i)`` (only bins where the CDFs cross contribute). In practice the gap
+  is below 1% of the reference standard deviation with 20 quantile bins (tested).
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
+from detectors.exceptions import ReferenceMismatchError
 from detectors.histogram import NumericHistogram
 
 FloatArray = npt.NDArray[np.float64]
@@ -84,60 +83,53 @@ def chi2_homogeneity(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestRe
     return TestResult(statistic, float(special.chdtrc(table.shape[1] - 1, statistic)))
 
 
-def _cdf_limits(histogram: NumericHistogram, points: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The histogram's CDF just right of and just left of each point (uniform mass inside a bin)."""
-    counts = histogram.counts.astype(np.float64) / histogram.n
-    edges = histogram.edges
-    interior = counts[1:-1]
-    steps: list[tuple[float, float]] = []
-    if counts[0] > 0:
-        steps.append((histogram.under_sum / histogram._counts[0], counts[0]))
-    if edges[0] == edges[-1]:  # a single-value reference: its one bin is a point mass
-        steps.append((float(edges[0]), float(interior.sum())))
-        continuous = np.zeros_like(points)
-    else:
-        continuous = np.interp(points, edges, np.concatenate([[0.0], np.cumsum(interior)]))
-    if counts[-1] > 0:
-        steps.append((histogram.over_sum / histogram._counts[-1], counts[-1]))
-    right, left = continuous.copy(), continuous.copy()
-    for position, mass in steps:
-        right += mass * (points >= position)
-        left += mass * (points > position)
-    return right, left
+def _bin_areas(histogram: NumericHistogram, bounds: FloatArray) -> FloatArray:
+    """The integral of the histogram's CDF over each bin ``[bounds[i], bounds[i+1]]``, exact.
+
+    With share ``s`` and mean ``m`` of the values in a bin ``[a, b]`` and ``F(a)`` the share below it,
+    ``integral_a^b F = F(a) (b - a) + s (b - m)``: no assumption on how values spread inside a bin.
+    """
+    counts = histogram._counts.astype(np.float64)
+    shares = counts / histogram.n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, histogram.sums / counts, 0.0)
+    below = np.concatenate([[0.0], np.cumsum(shares)[:-1]])
+    width = np.diff(bounds)
+    return below * width + np.where(counts > 0, shares * (bounds[1:] - means), 0.0)
+
+
+def _bounds(reference: NumericHistogram, current: NumericHistogram) -> FloatArray:
+    low = min(reference.min, current.min, float(reference.edges[0]))
+    high = max(reference.max, current.max, float(reference.edges[-1]))
+    return np.concatenate([[low], reference.edges, [high]])
 
 
 def wasserstein_binned(reference: NumericHistogram, current: NumericHistogram) -> float:
-    """Wasserstein-1 distance between two histograms with the same edges (integral of |F - G|)."""
+    """Wasserstein-1 distance (integral of |F - G|) from two histograms with the same edges.
+
+    Per bin the integral of ``F - G`` is exact (see ``_bin_areas``); the sum of their absolute values
+    equals the distance except in bins where ``F - G`` changes sign, so ``W_binned <= W_exact`` and the
+    gap is at most ``wasserstein_error_bound``.
+    """
+    if not np.array_equal(reference.edges, current.edges):
+        raise ReferenceMismatchError("Wasserstein needs histograms with the same edges")
     if reference.n == 0 or current.n == 0:
         return math.nan
-    knots = [reference.edges]
-    for histogram in (reference, current):
-        if histogram._counts[0]:
-            knots.append(np.array([histogram.under_sum / histogram._counts[0]]))
-        if histogram._counts[-1]:
-            knots.append(np.array([histogram.over_sum / histogram._counts[-1]]))
-    points = np.unique(np.concatenate(knots))
-    if points.size < 2:
-        return 0.0
-    ref_right, ref_left = _cdf_limits(reference, points)
-    cur_right, cur_left = _cdf_limits(current, points)
-    start = (ref_right - cur_right)[:-1]  # the gap on each segment, at its left and right ends
-    end = (ref_left - cur_left)[1:]
-    width = np.diff(points)
-    magnitude = np.abs(start) + np.abs(end)
-    same_sign = start * end >= 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        crossing = np.where(magnitude > 0, (start**2 + end**2) / (2.0 * magnitude), 0.0)
-    area = np.where(same_sign, magnitude / 2.0, crossing)
-    return float(np.sum(width * area))
+    bounds = _bounds(reference, current)
+    return float(np.sum(np.abs(_bin_areas(reference, bounds) - _bin_areas(current, bounds))))
 
 
 def wasserstein_error_bound(reference: NumericHistogram, current: NumericHistogram) -> float:
-    """The bound on ``|wasserstein_binned - exact|`` stated in the module docstring."""
-    if reference.n == 0 or current.n == 0 or reference.edges[0] == reference.edges[-1]:
-        return 0.0 if reference.n and current.n else math.nan
-    share = reference.counts[1:-1] / reference.n + current.counts[1:-1] / current.n
-    return float(np.sum(np.diff(reference.edges) * share) / 2.0)
+    """``2 * sum_i width_i * min(p_i, q_i)``: a bound on ``W_exact - W_binned``.
+
+    Inside a bin where ``F - G`` changes sign, it stays within ``[-q_i, p_i]``, so the part of its area
+    that cancels is at most ``width_i * min(p_i, q_i)`` on each side of zero.
+    """
+    if reference.n == 0 or current.n == 0:
+        return math.nan
+    p = reference._counts / reference.n
+    q = current._counts / current.n
+    return float(2.0 * np.sum(np.diff(_bounds(reference, current)) * np.minimum(p, q)))
 
 
 def reference_scale(reference: NumericHistogram) -> float:
