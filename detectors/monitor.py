@@ -70,6 +70,16 @@ class ModelMonitor:
         self.last_window: dict[str, Any] | None = None
         self.last_scores: dict[str, Any] = {}
 
+    @property
+    def phase(self) -> str:
+        """``reference`` while the first predictions are collected, then ``monitoring``."""
+        return "reference" if self.reference is None else "monitoring"
+
+    @property
+    def windows_closed(self) -> int:
+        """Windows closed so far (by count or by time): the next window's index."""
+        return self.n_windows
+
     # -- reference -------------------------------------------------------------------------------
     @classmethod
     def with_reference(cls, config: MonitorConfig | None, reference: bytes) -> ModelMonitor:
@@ -158,7 +168,7 @@ class ModelMonitor:
         """JSON-able summary: phase, counts, schema, the last closed window's scores, concept state."""
         return {
             "format_version": FORMAT_VERSION,
-            "phase": "reference" if self.reference is None else "monitoring",
+            "phase": self.phase,
             "reference_source": self.reference_source,
             "counts": {
                 "observations": self.n_observations,
@@ -190,5 +200,4 @@ class ModelMonitor:
         return monitor
 
     def __repr__(self) -> str:
-        phase = "reference" if self.reference is None else "monitoring"
-        return f"ModelMonitor(phase={phase}, observations={self.n_observations}, windows={self.n_windows})"
+        return f"ModelMonitor(phase={self.phase}, observations={self.n_observations}, windows={self.n_windows})"
