@@ -20,7 +20,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 
 from driftwarden.config import Settings, load_settings
-from driftwarden.devstack import DEFAULT_HOME, Stack
+from driftwarden.devstack import DEFAULT_HOME, Stack, free_port
 from driftwarden.events import DriftAlert, DriftEvent, ModelUpdate, decode, encode
 from driftwarden.kafka_io import client_config, ensure_topics
 from driftwarden.traffic import SHIFTED_FEATURE, TrafficSpec, generate
@@ -107,6 +107,8 @@ def run_demo(config_path: str | None = None, home: Path | None = None, timeout: 
     t_stack = time.monotonic() - t0
     run_id = uuid.uuid4().hex[:8]
     env = isolated_env(env, run_id)
+    env.setdefault("DRIFTWARDEN__STREAM__WEB_PORT", str(free_port()))
+    env.setdefault("DRIFTWARDEN__RETRAIN__METRICS_PORT", str(free_port()))
     settings = load_settings(config_path, env={**os.environ, **env})
     ensure_topics(settings)
     workers = Workers(env, stack.home / "demo" / run_id)

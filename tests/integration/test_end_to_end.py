@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from driftwarden.config import Settings
 from driftwarden.demo import Workers, isolated_env, produce_traffic
+from driftwarden.devstack import free_port
 from driftwarden.events import DriftEvent, ModelUpdate, decode
 from driftwarden.kafka_io import client_config, ensure_topics
 from driftwarden.traffic import CATEGORICAL, NUMERIC, SHIFTED_FEATURE, TrafficSpec
@@ -42,8 +43,8 @@ def test_drifting_traffic_is_detected_retrained_and_promoted(
     stack_env: dict[str, str], settings: Settings, unique: str, tmp_path: Path
 ) -> None:
     env = isolated_env(stack_env, unique)
-    env["DRIFTWARDEN__STREAM__WEB_PORT"] = "0"
-    env["DRIFTWARDEN__RETRAIN__METRICS_PORT"] = "0"
+    env["DRIFTWARDEN__STREAM__WEB_PORT"] = str(free_port())
+    env["DRIFTWARDEN__RETRAIN__METRICS_PORT"] = str(free_port())
     # The fixture's settings and these env vars name the same topics and prefix.
     from driftwarden.config import load_settings
 
