@@ -31,6 +31,7 @@ FORMAT_VERSION: Final = 1
 _FRACTION_SCALE: Final = float(2**24)
 _TAIL_SCALE: Final = float(2**24)
 _TAIL_CAP: Final = float(2**16)
+_MAX_BATCH: Final = 2**28
 _NUMERIC_MAGIC: Final = b"DWHN"
 _CATEGORICAL_MAGIC: Final = b"DWHC"
 
@@ -103,14 +104,24 @@ class NumericHistogram:
         return histogram
 
     def like(self) -> NumericHistogram:
-        """An empty histogram with the same bins (a fresh current window)."""
-        return NumericHistogram(self.edges)
+        """An empty histogram with the same bins (a fresh current window); skips re-validating edges."""
+        empty = object.__new__(NumericHistogram)
+        empty.__dict__.update(self.__dict__)  # edges and bin geometry are never mutated: share them
+        empty._counts = np.zeros_like(self._counts)
+        empty._fixed = np.zeros_like(self._fixed)
+        empty.n_missing = empty.n_invalid = 0
+        empty.sum_sq, empty.min, empty.max = 0.0, math.inf, -math.inf
+        return empty
 
     # -- counting --------------------------------------------------------------------------------
     def update(self, values: npt.ArrayLike) -> None:
         """Count a batch: NaN is missing, +-inf invalid, every finite value lands in a bin."""
         array = np.asarray(values, dtype=np.float64).ravel()
         if array.size == 0:
+            return
+        if array.size > _MAX_BATCH:  # keeps the float bincount of fixed-point offsets exact
+            for start in range(0, array.size, _MAX_BATCH):
+                self.update(array[start : start + _MAX_BATCH])
             return
         finite = np.isfinite(array)
         if not finite.all():
@@ -125,7 +136,13 @@ class NumericHistogram:
         index[array == self.edges[last]] = last  # the last interior bin is closed on the right
         self._counts += np.bincount(index, minlength=self._counts.size)
         offset = np.minimum(self._direction[index] * (array - self._anchor[index]) / self._unit[index], _TAIL_CAP)
-        np.add.at(self._fixed, index, np.rint(offset * self._scale[index]).astype(np.int64))
+        fixed = np.rint(offset * self._scale[index])
+        outside = (index == 0) | (index == last + 1)
+        if outside.any():  # out-of-range offsets are large: add them as int64, exactly
+            np.add.at(self._fixed, index[outside], fixed[outside].astype(np.int64))
+            index, fixed = index[~outside], fixed[~outside]
+        # interior offsets are integers <= 2**24: their float sums are exact below 2**29 values per batch
+        self._fixed += np.bincount(index, weights=fixed, minlength=self._fixed.size).astype(np.int64)
         self.sum_sq += float(np.dot(array, array))
         self.min = min(self.min, float(array.min()))
         self.max = max(self.max, float(array.max()))

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
-from detectors.drift import drift_signals, field_scores, json_safe
+from detectors.drift import drift_signals, json_safe, window_scores
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.quality import quality_signals, window_quality
@@ -136,12 +136,14 @@ class ModelMonitor:
         assert self.reference is not None and self.window is not None
         window, reference, config = self.window, self.reference, self.config
         info = window.info()
-        features = {name: field_scores(reference.features[name], h, config) for name, h in window.features.items()}
-        predictions: dict[str, dict[str, float]] = {}
-        for name, ref, cur in (("prediction", reference.prediction, window.prediction),
-                               ("score", reference.score, window.score)):
-            if ref is not None and cur is not None and ref.n > 0:
-                predictions[name] = field_scores(ref, cur, config)
+        features = window_scores({name: (reference.features[name], h) for name, h in window.features.items()},
+                                 config)
+        predictions = window_scores({
+            name: (ref, cur)
+            for name, ref, cur in (("prediction", reference.prediction, window.prediction),
+                                   ("score", reference.score, window.score))
+            if ref is not None and cur is not None and ref.n > 0
+        }, config)
         quality = window_quality(reference, window)
         signals: list[Signal] = []
         if info.n >= min(config.min_window_n, config.window_size):

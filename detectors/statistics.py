@@ -54,15 +54,29 @@ def ks_binned(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
 
     The p-value is the one ``scipy.stats.ks_2samp(method="asymp")`` gives for the same statistic.
     """
+    statistic, effective_n = ks_statistic(reference, current)
+    return TestResult(statistic, ks_p_values([statistic], [effective_n])[0])
+
+
+def ks_statistic(reference: npt.ArrayLike, current: npt.ArrayLike) -> tuple[float, int]:
+    """The binned KS statistic and the effective sample size ``round(n m / (n + m))`` of its p-value."""
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
     n, m = ref.sum(), cur.sum()
     if n <= 0 or m <= 0:
-        return TestResult(math.nan, math.nan)
-    statistic = float(np.max(np.abs(np.cumsum(ref) / n - np.cumsum(cur) / m)))
-    statistic = min(statistic, 1.0)
-    effective_n = round(n * m / (n + m))
-    return TestResult(statistic, float(stats.kstwo.sf(statistic, max(effective_n, 1))))
+        return math.nan, 0
+    statistic = min(float(np.max(np.abs(np.cumsum(ref) / n - np.cumsum(cur) / m))), 1.0)
+    return statistic, max(round(n * m / (n + m)), 1)
+
+
+def ks_p_values(statistics: Sequence[float], effective_n: Sequence[int]) -> list[float]:
+    """``kstwo.sf`` for many statistics in one call (each scipy distribution call costs ~0.1 ms)."""
+    d = np.asarray(statistics, dtype=np.float64)
+    valid = ~np.isnan(d)
+    p = np.full(d.shape, math.nan)
+    if valid.any():
+        p[valid] = stats.kstwo.sf(d[valid], np.asarray(effective_n)[valid])
+    return [float(v) for v in p]
 
 
 def chi2_homogeneity(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
