@@ -8,8 +8,9 @@ first observation at or after ``start + seconds``, its start being its first obs
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -66,26 +67,42 @@ class Window:
         return cls(index, features, fresh(reference.prediction), fresh(reference.score), max_unexpected,
                    absent=dict.fromkeys(reference.features, 0))
 
+    def _columns(
+        self, rows: Sequence[Mapping[str, object]], names: list[str]
+    ) -> tuple[list[Sequence[object]], bool]:
+        """One column per known feature; False when some row lacks one (counted in ``absent``)."""
+        fast = _columns_fast(rows, names)
+        if fast is not None:
+            return fast, True
+        columns: list[Sequence[object]] = []
+        for name in names:
+            raw = [row.get(name, _ABSENT) for row in rows]
+            absent = raw.count(_ABSENT)
+            if absent:
+                self.absent[name] += absent
+                raw = [value for value in raw if value is not _ABSENT]
+            columns.append(raw)
+        return columns, False
+
     def info(self) -> WindowInfo:
         return WindowInfo(self.index, self.start, self.end, self.n)
 
     def add(self, observations: Sequence[Observation]) -> None:
         if not observations:
             return
-        rows = [o.features for o in observations]
-        for name, histogram in self.features.items():
-            raw = [row.get(name, _ABSENT) for row in rows]
-            absent = raw.count(_ABSENT)
-            if absent:
-                self.absent[name] += absent
-                raw = [value for value in raw if value is not _ABSENT]
-            fill(histogram, raw)
-        known = self.features.keys()
-        for row in rows:
-            if not row.keys() <= known:
-                for name in row.keys() - known:
-                    if name in self.unexpected or len(self.unexpected) < self.max_unexpected:
-                        self.unexpected[name] = self.unexpected.get(name, 0) + 1
+        rows = [o.features if o.features is not None else {} for o in observations]
+        names = list(self.features)
+        columns, complete = self._columns(rows, names)
+        for name, raw in zip(names, columns, strict=True):
+            fill(self.features[name], raw)
+        # a row can carry a feature we do not know only if one lacks a known one or has more keys
+        if not complete or set(map(len, rows)) != {len(names)}:
+            known = self.features.keys()
+            for row in rows:
+                if not row.keys() <= known:
+                    for name in row.keys() - known:
+                        if name in self.unexpected or len(self.unexpected) < self.max_unexpected:
+                            self.unexpected[name] = self.unexpected.get(name, 0) + 1
         if self.prediction is not None:
             fill(self.prediction, [o.prediction for o in observations])
         if self.score is not None:
@@ -95,6 +112,18 @@ class Window:
             self.start = float(timestamps[0])
         self.end = float(timestamps[-1])
         self.n += len(observations)
+
+
+def _columns_fast(rows: Sequence[Mapping[str, object]], names: list[str]) -> list[Sequence[object]] | None:
+    """Columns via C-level itemgetter/zip when every row has every feature (the common case)."""
+    if not names:
+        return []
+    try:
+        if len(names) == 1:
+            return [[row[names[0]] for row in rows]]
+        return list(zip(*map(itemgetter(*names), rows), strict=True)) or [[] for _ in names]
+    except (KeyError, TypeError):
+        return None
 
 
 def take(timestamps: Sequence[float], window_n: int, window_start: float, size: int,

@@ -79,6 +79,19 @@ def test_bad_values_are_counted_and_never_crash(bad: object) -> None:
     assert scores["c"]["missing_share"] + scores["c"]["invalid_share"] == (0.0 if valid_category else 1.0)
 
 
+def test_empty_batches_and_rows_without_features() -> None:
+    monitor = ModelMonitor(MonitorConfig(reference_size=20, window_size=10))
+    assert monitor.update([]) == [] and monitor.update_outcomes([]) == []
+    monitor.update(make_observations(20, seed=15))
+    assert monitor.update([]) == []
+    signals = monitor.update([Observation(float(i), None, 0.5, None) for i in range(10)])  # type: ignore[arg-type]
+    reasons = {(s.feature, s.details.get("reason")) for s in signals if s.signal == "schema_mismatch"}
+    assert reasons == {("x", "missing_feature"), ("y", "missing_feature"), ("c", "missing_feature")}
+    swapped = [o._replace(features={"x": 1.0, "y": 2.0, "z": "a"}) for o in make_observations(10, seed=16)]
+    reasons = {(s.feature, s.details.get("reason")) for s in monitor.update(swapped) if s.signal == "schema_mismatch"}
+    assert reasons == {("c", "missing_feature"), ("z", "unexpected_feature")}
+
+
 def test_constant_feature_and_zero_variance_reference() -> None:
     config = MonitorConfig(reference_size=200, window_size=100)
     stream = [Observation(float(i), {"k": 7.0, "b": True}, 1.0, 0.5) for i in range(400)]
