@@ -39,7 +39,10 @@ class Signal:
     """What a monitor reports; the stream turns it into a drift event.
 
     For p-value tests (``ks``, ``chi2``) ``score`` is the p-value and the signal fires when it is at or
-    *below* ``threshold`` (the corrected significance level); every other signal fires at or above it.
+    *below* ``threshold`` (the corrected significance level); every other data signal fires at or above
+    it. Concept signals (``adwin``, ``ddm``...) fire when their River detector does: ``score`` is the
+    recent error (EWMA over 100 outcomes), ``threshold`` the mean error since the previous incident, and
+    ``window_index`` the outcome index at which the detector fired.
     """
 
     kind: str  # data_drift | prediction_drift | concept_drift | data_quality

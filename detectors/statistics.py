@@ -105,11 +105,9 @@ def _bin_areas(histogram: NumericHistogram, bounds: FloatArray) -> FloatArray:
     """
     counts = histogram._counts.astype(np.float64)
     shares = counts / histogram.n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts > 0, histogram.sums / counts, 0.0)
-    below = np.concatenate([[0.0], np.cumsum(shares)[:-1]])
-    width = np.diff(bounds)
-    return below * width + np.where(counts > 0, shares * (bounds[1:] - means), 0.0)
+    means = histogram.sums / np.maximum(counts, 1.0)  # an empty bin has share 0: its mean is unused
+    below = np.cumsum(shares) - shares
+    return below * np.diff(bounds) + shares * (bounds[1:] - means)
 
 
 def _bounds(reference: NumericHistogram, current: NumericHistogram) -> FloatArray:
