@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what driftwarden needs on a fresh Debian machine, idempotently:
-# redis-server and a JDK/Maven (apt), the Python virtual environment (.venv) and the Kafka jars
+# redis-server, a JDK/Maven and chromium (apt; chromium renders the HTML report in its test), the Python virtual environment (.venv) and the Kafka jars
 # (Maven Central, cached in ~/.cache/driftwarden so later runs are offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ apt_install() {
 command -v redis-server >/dev/null 2>&1 || { echo "[bootstrap] installing redis-server"; apt_install redis-server; }
 command -v java >/dev/null 2>&1 || { echo "[bootstrap] installing a JDK"; apt_install openjdk-17-jre-headless; }
 command -v mvn >/dev/null 2>&1 || { echo "[bootstrap] installing Maven"; apt_install maven; }
+command -v chromium >/dev/null 2>&1 || { echo "[bootstrap] installing chromium"; apt_install chromium; }
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
