@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what driftwarden needs on a fresh Debian machine, idempotently:
-# redis-server, a JDK/Maven and chromium (apt; chromium renders the HTML report in its test), the Python virtual environment (.venv) and the Kafka jars
-# (Maven Central, cached in ~/.cache/driftwarden so later runs are offline).
+# redis-server, a JDK/Maven and chromium (apt; chromium renders the HTML report in its test), the
+# Python virtual environment (.venv) and the Kafka jars (Maven Central, cached in ~/.cache/driftwarden
+# so later runs are offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
