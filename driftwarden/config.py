@@ -77,6 +77,8 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     samples_max: int = 20_000
     alert_resolve_windows: int = 3
     alert_cooldown_s: float = 600.0
+    data_dir: str = ""  # Faust's folder; empty = <temp dir>/driftwarden-stream/<app_id>
+    session_timeout_s: float = 30.0  # a dead worker's partitions move after this long
 
 
 class RetrainSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
