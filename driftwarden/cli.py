@@ -134,6 +134,34 @@ def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | 
                  batch_size=batch_size, show_progress=not no_progress))
 
 
+@main.command("report")
+@click.argument("reference", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("current", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="Where to write the HTML page.")
+@click.option("--model", default=None, help="Use this model's monitor settings (models.<name> overrides).")
+@click.option("--prediction", default=None, help="Column holding the model's prediction (prediction drift).")
+@click.option("--ignore", multiple=True, help="Column to leave out (ids, timestamps); repeatable.")
+@click.option("--fail-on-drift", is_flag=True, help="Exit 3 when a column drifted (for CI checks of a batch).")
+@click.pass_context
+def run_report(ctx: click.Context, reference: Path, current: Path, output: Path, model: str | None,
+               prediction: str | None, ignore: tuple[str, ...], fail_on_drift: bool) -> None:
+    """Compare CURRENT with REFERENCE (CSV or Parquet) with the stream's detectors; write an HTML report."""
+    from driftwarden.report import summary_lines, write_report
+
+    settings = _settings(ctx)
+    try:
+        monitor = settings.monitor_for(model) if model else settings.monitor
+        report = write_report(reference, current, output, monitor, prediction=prediction, ignore=ignore)
+    except (DriftwardenError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for line in summary_lines(report):
+        click.echo(line)
+    click.echo(f"report written to {output}")
+    if fail_on_drift and report.drifted:
+        sys.exit(3)
+
+
 @main.command("demo")
 @click.option("--home", type=click.Path(file_okay=False), default=None, help="Dev stack state folder.")
 @click.pass_context

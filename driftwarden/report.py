@@ -1,0 +1,260 @@
+"""``driftwarden report REFERENCE CURRENT``: the stream's drift engine run offline on two files.
+
+The reference file becomes the monitor's supplied reference (``build_reference``), the current file one
+window of a ``ModelMonitor`` (``window_size`` = its row count), so every score, threshold and decision is
+the one the stream would make on the same data with the same settings. The histograms plotted are the
+reference's bins, with the current rows counted into them by ``detectors.window.fill``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detectors.histogram import Histogram
+from detectors.monitor import (
+    CRITICAL,
+    DATA_DRIFT,
+    DATA_QUALITY,
+    PREDICTION_DRIFT,
+    WARNING,
+    ModelMonitor,
+    MonitorConfig,
+    Observation,
+    Signal,
+    build_reference,
+)
+from detectors.reference import Reference, kind_of
+from detectors.window import fill
+from driftwarden.config import MonitorSettings
+from driftwarden.exceptions import DriftwardenError
+
+PREDICTION = "prediction"
+_P_VALUES = {"ks": "ks_pvalue", "chi2": "chi2_pvalue"}
+_RANK = {None: 0, WARNING: 1, CRITICAL: 2}
+
+
+class ReportError(DriftwardenError):
+    """A file the report cannot read or compare."""
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """One statistic of one feature: ``decides`` when it is among ``drift_signals`` (else shown only).
+
+    ``lower_fires`` marks p-value tests, which fire at or below their threshold.
+    """
+
+    name: str
+    score: float | None
+    threshold: float
+    decides: bool
+    fired: bool
+    lower_fires: bool = False
+
+    @property
+    def label(self) -> str:
+        """How it is shown: a p-value test's score is its p-value, so say so."""
+        return f"{self.name} p-value" if self.lower_fires else self.name
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    name: str
+    kind: str  # numeric | categorical
+    role: str  # feature | prediction
+    statistics: tuple[Statistic, ...]
+    drifted: bool
+    severity: str | None  # of the drift signals: warning | critical | None
+    quality: tuple[Signal, ...]
+    reference: Histogram
+    current: Histogram
+    scores: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    reference_path: str
+    current_path: str
+    reference_rows: int
+    current_rows: int
+    config: MonitorConfig
+    features: tuple[FeatureResult, ...]
+    skipped: tuple[str, ...]  # columns that are neither numbers nor categories (dates...)
+    only_reference: tuple[str, ...] = ()  # compared as absent in every current row (schema_mismatch)
+    only_current: tuple[str, ...] = ()  # not in the reference: nothing to compare them with
+
+    @property
+    def drifted(self) -> list[FeatureResult]:
+        return [f for f in self.features if f.drifted]
+
+
+def monitor_config(ms: MonitorSettings, window_size: int) -> MonitorConfig:
+    """The stream's detector configuration, with one window as long as the current file."""
+    names = {f.name for f in dataclasses.fields(MonitorConfig)}
+    values = {k: getattr(ms, k) for k in ms.__struct_fields__ if k in names}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return MonitorConfig(**{**values, "window_size": window_size, "window_seconds": None})
+
+
+def read_table(path: str | Path) -> Any:
+    """A pandas DataFrame from a ``.csv`` (optionally compressed) or ``.parquet`` file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"no such file: {path}")
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if ".parquet" in suffixes or ".pq" in suffixes:
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (OSError, ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ReportError(f"cannot read {path} as {'Parquet' if '.parquet' in suffixes else 'CSV'}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for a corrupt file
+        raise ReportError(f"cannot read {path}: {exc}") from exc
+
+
+def _columns(frame: Any, ignore: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Usable and skipped columns: datetimes and other non-scalar columns are skipped."""
+    import pandas as pd
+
+    usable, skipped = [], []
+    for name in frame.columns:
+        if name in ignore:
+            continue
+        dtype = frame[name].dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            skipped.append(str(name))
+        else:
+            usable.append(str(name))
+    return usable, skipped
+
+
+def _records(frame: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    columns = {name: frame[name].tolist() for name in names if name in frame.columns}  # python scalars
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)] \
+        if columns else [{} for _ in range(len(frame))]
+
+
+def _statistics(scores: Mapping[str, Any], kind: str, config: MonitorConfig,
+                fired: Mapping[str, Signal]) -> tuple[Statistic, ...]:
+    thresholds = {"psi": config.psi_threshold, "js": config.js_threshold,
+                  "wasserstein": config.wasserstein_threshold}
+    names = ["psi", "js"] + (["wasserstein", "ks"] if kind == "numeric" else ["chi2"])
+    out = []
+    for name in names:
+        signal = fired.get(name)
+        if name in _P_VALUES:
+            score = scores.get(_P_VALUES[name])
+            threshold = signal.threshold if signal else config.p_value
+            out.append(Statistic(name, score, threshold, name in config.drift_signals, signal is not None, True))
+        else:
+            threshold = signal.threshold if signal else thresholds[name]
+            out.append(Statistic(name, scores.get(name), threshold, name in config.drift_signals,
+                                 signal is not None))
+    return tuple(out)
+
+
+def compare(reference: Any, current: Any, config: MonitorConfig, *, prediction: str | None = None,
+            ignore: Sequence[str] = (), reference_path: str = "reference",
+            current_path: str = "current") -> Report:
+    """Run the detector engine on two DataFrames: the first as the reference, the second as one window."""
+    if len(reference) == 0 or len(current) == 0:
+        raise ReportError("both files need at least one row")
+    if prediction is not None and (prediction not in reference.columns or prediction not in current.columns):
+        raise ReportError(f"prediction column {prediction!r} is not in both files")
+    left_out = [*ignore, *([prediction] if prediction else [])]
+    names, skipped = _columns(reference, left_out)
+    _, skipped_current = _columns(current, left_out)  # a date in either file is no feature
+    skipped = [*skipped, *(n for n in skipped_current if n not in skipped)]
+    names = [n for n in names if n not in skipped]
+    if not names:
+        raise ReportError("the reference file has no column to compare")
+    current_names = {str(c) for c in current.columns}
+    if not current_names & set(names):
+        raise ReportError(f"the two files have no column in common (reference: {', '.join(names[:10])}; "
+                          f"current: {', '.join(sorted(current_names)[:10])})")
+    only_reference = tuple(n for n in names if n not in current_names)
+    only_current = tuple(sorted(current_names - set(names) - set(ignore) - {prediction} - set(skipped)))
+    ref_rows = _records(reference, names)
+    cur_rows = _records(current, names)
+    ref_pred = reference[prediction].tolist() if prediction else None
+    cur_pred = current[prediction].tolist() if prediction else [0.0] * len(current)
+    ref_bytes = build_reference(ref_rows, config, predictions=ref_pred)
+    monitor = ModelMonitor.with_reference(config, ref_bytes)
+    signals = monitor.update([Observation(float(i), row, p, None)
+                              for i, (row, p) in enumerate(zip(cur_rows, cur_pred, strict=True))])
+    status = monitor.status()
+    ref = Reference.from_bytes(ref_bytes)
+    fields: list[tuple[str, str, Histogram, list[Any], Mapping[str, Any]]] = [
+        (name, "feature", h, [row.get(name) for row in cur_rows], status["scores"]["features"].get(name, {}))
+        for name, h in ref.features.items()
+    ]
+    if prediction and ref.prediction is not None:
+        fields.append((PREDICTION, "prediction", ref.prediction, cur_pred,
+                       status["scores"]["prediction"].get(PREDICTION, {})))
+    results = []
+    for name, role, ref_hist, raw, scores in fields:
+        current_hist = ref_hist.like()
+        fill(current_hist, raw)
+        drift_kind = PREDICTION_DRIFT if role == "prediction" else DATA_DRIFT
+        drift = [s for s in signals if s.feature == name and s.kind == drift_kind]
+        quality = tuple(s for s in signals if s.feature == name and s.kind == DATA_QUALITY and role == "feature")
+        severity = max((s.severity for s in drift), key=_RANK.__getitem__, default=None)
+        kind = kind_of(ref_hist)
+        results.append(FeatureResult(
+            name=name, kind=kind, role=role,
+            statistics=_statistics(scores, kind, config, {s.signal: s for s in drift}),
+            drifted=bool(drift), severity=severity, quality=quality,
+            reference=ref_hist, current=current_hist, scores=dict(scores)))
+    return Report(reference_path, current_path, len(reference), len(current), config, tuple(results),
+                  tuple(skipped), only_reference, only_current)
+
+
+def fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def summary_lines(report: Report) -> list[str]:
+    """What the terminal says: which features drifted, and by how much."""
+    lines = [f"compared {report.current_rows} current rows with {report.reference_rows} reference rows, "
+             f"{len(report.features)} columns"]
+    if report.skipped:
+        lines.append(f"skipped (not numbers or categories): {', '.join(report.skipped)}")
+    if report.only_reference:
+        lines.append(f"only in the reference (absent from every current row): {', '.join(report.only_reference)}")
+    if report.only_current:
+        lines.append(f"only in the current file (not compared): {', '.join(report.only_current)}")
+    drifted = report.drifted
+    if not drifted:
+        lines.append("no feature drifted")
+    for f in drifted:
+        fired = ", ".join(f"{s.label} {fmt(s.score)} {'<=' if s.lower_fires else '>='} {fmt(s.threshold)}"
+                          for s in f.statistics if s.fired)
+        lines.append(f"DRIFT {f.name} ({f.severity}): {fired}")
+    for f in report.features:
+        for q in f.quality:
+            lines.append(f"quality {f.name}: {q.signal} {fmt(q.score)} >= {fmt(q.threshold)} ({q.severity})")
+    return lines
+
+
+def write_report(reference_path: str | Path, current_path: str | Path, output: str | Path,
+                 settings: MonitorSettings, *, prediction: str | None = None,
+                 ignore: Sequence[str] = ()) -> Report:
+    from driftwarden.report_html import render
+
+    reference, current = read_table(reference_path), read_table(current_path)
+    report = compare(reference, current, monitor_config(settings, max(len(current), 1)), prediction=prediction,
+                     ignore=ignore, reference_path=str(reference_path), current_path=str(current_path))
+    Path(output).write_text(render(report), encoding="utf-8")
+    return report
