@@ -56,14 +56,41 @@ class MlflowSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class MonitorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Per-model drift monitoring; ``models.<name>`` entries override any of these fields."""
+    """Per-model drift monitoring; ``models.<name>`` entries override any of these fields.
+
+    Every field but ``snapshot_key`` is a ``detectors.MonitorConfig`` field of the same name and default
+    (docs/detectors.md says where each default comes from); ``MonitorConfig`` validates the values.
+    """
 
     reference_size: int = 2000
     window_size: int = 1000
+    window_seconds: float | None = None
+    min_window_n: int = 30
     n_bins: int = 20
     top_k: int = 100
+    max_known_categories: int = 10_000
+    max_unexpected_features: int = 100
     psi_threshold: float = 0.2
     psi_warning: float = 0.1
+    psi_epsilon: float = 1e-4
+    js_threshold: float = 0.1
+    wasserstein_threshold: float = 0.1
+    p_value: float = 0.05
+    p_value_correction: str = "holm"
+    drift_signals: tuple[str, ...] = ("psi", "js", "wasserstein")
+    missing_share_threshold: float = 0.05
+    out_of_range_share_threshold: float = 0.05
+    unseen_category_share_threshold: float = 0.05
+    schema_mismatch_threshold: float = 0.01
+    task: str = "auto"
+    concept_detectors: tuple[dict[str, Any], ...] = ({"kind": "ADWIN", "params": {}},
+                                                     {"kind": "DDM", "params": {}})
+    concept_confirmation: int = 1
+    concept_confirmation_window: int = 1000
+    concept_cooldown: int = 1000
+    # HMAC-SHA256 key of pickled monitor snapshots (ModelMonitor.to_bytes/from_bytes); set it through
+    # DRIFTWARDEN__MONITOR__SNAPSHOT_KEY so that a blob written into Redis by anyone else is rejected.
+    snapshot_key: str = ""
 
 
 class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -142,6 +169,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         data: dict[str, Any] = msgspec.to_builtins(self)
         data["redis"]["url"] = _mask_url(data["redis"]["url"])
         data["mlflow"]["tracking_uri"] = _mask_url(data["mlflow"]["tracking_uri"])
+        data["monitor"]["snapshot_key"] = "***" if data["monitor"]["snapshot_key"] else ""
         data["kafka"]["client_config"] = {
             k: ("***" if any(s in k for s in ("password", "secret", "key")) else v)
             for k, v in data["kafka"]["client_config"].items()

@@ -20,10 +20,46 @@ def test_built_from_the_settings_fields() -> None:
     settings = MonitorSettings()
     names = {f.name for f in fields(MonitorConfig)}
     values = {k: getattr(settings, k) for k in settings.__struct_fields__ if k in names}
-    assert set(values) == set(settings.__struct_fields__), "every MonitorSettings field is a MonitorConfig field"
+    assert set(values) == set(settings.__struct_fields__) - {"snapshot_key"}, "a settings field the config lacks"
+    assert set(values) == names, "every MonitorConfig field can be set in config/*.yaml"
     config = MonitorConfig(**values)
+    assert config == MonitorConfig(), "the settings' defaults are the config's"
     assert (config.reference_size, config.window_size, config.n_bins, config.top_k) == (2000, 1000, 20, 100)
-    assert (config.psi_warning, config.psi_threshold) == (0.1, 0.2)
+    # the documented defaults (docs/detectors.md gives their sources)
+    assert (config.psi_warning, config.psi_threshold, config.js_threshold, config.wasserstein_threshold) == (
+        0.1, 0.2, 0.1, 0.1)
+    assert (config.p_value, config.p_value_correction) == (0.05, "holm")
+    assert config.drift_signals == ("psi", "js", "wasserstein"), "distance-based decisions by default"
+    assert [spec["kind"] for spec in config.concept_detectors] == ["ADWIN", "DDM"]
+
+
+def test_detectors_and_thresholds_are_selectable_in_the_yaml(tmp_path: Path) -> None:
+    from driftwarden.config import load_settings
+
+    path = tmp_path / "driftwarden.yaml"
+    path.write_text(
+        "monitor:\n"
+        "  psi_threshold: 0.25\n"
+        "  window_seconds: 300\n"
+        "  drift_signals: [psi, ks, chi2]\n"
+        "  concept_detectors:\n"
+        "    - {kind: EDDM, params: {alpha: 0.9, beta: 0.8}}\n"
+        "    - {kind: hddm_w, params: {lambda_val: 0.1}}\n"
+        "    - {kind: KSWIN, params: {alpha: 0.01, window_size: 200, stat_size: 50}}\n"
+        "models:\n"
+        "  fraud: {concept_detectors: [{kind: PageHinkley, params: {threshold: 20}}]}\n"
+    )
+    settings = load_settings(path, env={"DRIFTWARDEN__MONITOR__SNAPSHOT_KEY": "s3cret"})
+    monitor = settings.monitor
+    accepted = {f.name for f in fields(MonitorConfig)}
+    config = MonitorConfig(**{k: getattr(monitor, k) for k in monitor.__struct_fields__ if k in accepted})
+    assert (config.psi_threshold, config.window_seconds, config.drift_signals) == (0.25, 300, ("psi", "ks", "chi2"))
+    assert [(s["kind"], s["params"].get("alpha")) for s in config.concept_detectors] == [
+        ("EDDM", 0.9), ("HDDM_W", None), ("KSWIN", 0.01)]
+    fraud = settings.monitor_for("fraud")
+    assert [s["kind"] for s in MonitorConfig(concept_detectors=fraud.concept_detectors).concept_detectors] == [
+        "PageHinkley"]
+    assert monitor.snapshot_key == "s3cret" and settings.masked()["monitor"]["snapshot_key"] == "***"
 
 
 @pytest.mark.parametrize("bad", [
