@@ -31,11 +31,6 @@ def alert_policy(settings: Settings) -> AlertPolicy:
                        cooldown_s=settings.stream.alert_cooldown_s)
 
 
-def windows_closed(cfg: MonitorConfig, observations: int) -> int:
-    past_reference = observations - cfg.reference_size
-    return max(0, past_reference // cfg.window_size)
-
-
 def to_event(model: str, version: str | None, s: Signal, now: float) -> DriftEvent:
     return DriftEvent(
         drift_id=drift_id(model, version, s.kind, s.signal, s.feature, s.window_index),
@@ -64,7 +59,8 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor, cfg:
         by_window: dict[int, list[Signal]] = defaultdict(list)
         for s in signals:
             by_window[s.window_index].append(s)
-        closed_now = windows_closed(cfg, state.observations)
+        # The monitor's own count: time-closed windows and a reference switch move it too.
+        closed_now = monitor.windows_closed
         for index in sorted(set(range(state.windows_closed, closed_now)) | set(by_window)):
             window_signals = by_window.get(index, [])
             drifted = set()

@@ -7,8 +7,9 @@ transaction. Only after that are the messages published; Kafka's offsets are com
 after ``process`` returns. A crash anywhere replays the batch, and the stored offsets make the replay a
 no-op for state while the outbox makes publishing at-least-once (drift ids are deterministic).
 
-WATCH on the offset hashes and state keys fences a worker that lost its partitions in a rebalance but
-has not noticed yet: its transaction fails and it re-reads.
+WATCH on the offset hashes, state keys and pending reference switches fences a worker that lost its
+partitions in a rebalance but has not noticed yet: its transaction fails and it re-reads. Redis round
+trips per batch are constant: outbox flush, WATCH, one read pipeline, one join read, MULTI/EXEC.
 """
 
 from __future__ import annotations
@@ -18,47 +19,26 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-import msgspec
 import redis
 
 from detectors.monitor import ModelMonitor
 from driftwarden.config import Settings
-from driftwarden.events import (
-    ContractError,
-    DeadLetter,
-    DriftEvent,
-    Label,
-    Prediction,
-    decode_batch,
-    encode,
-    iso,
-)
+from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
+from stream.batch_metrics import record_model, record_window_scores
+from stream.decoding import Decoded, dead_letter, decode_record
 from stream.exceptions import StateConflict
 from stream.joins import JoinPlan, plan_joins
 from stream.metrics import StreamMetrics
 from stream.monitoring import apply_predictions, monitor_config, new_state, record_performance
+from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
 from stream.records import RawRecord
 from stream.state import Keys, ModelState, decode_state, encode_state
+from stream.switch import switch_reference
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
-
-
-class Outgoing(msgspec.Struct, array_like=True, frozen=True):
-    topic: str
-    key: bytes | None
-    value: bytes
-
-
-class Publisher(Protocol):
-    def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Produce every message and wait until the broker has acknowledged all of them."""
-
-
-_outgoing_encoder = msgspec.msgpack.Encoder()
-_outgoing_decoder = msgspec.msgpack.Decoder(Outgoing)
+Source = tuple[str, int]  # (topic, partition) whose outbox holds a message
 
 
 @dataclass
@@ -67,16 +47,21 @@ class BatchReport:
     duplicates: int = 0
     dead_letters: int = 0
     drift_events: list[DriftEvent] = field(default_factory=list)
+    alerts: list[DriftAlert] = field(default_factory=list)
+    switched: list[str] = field(default_factory=list)
     published: int = 0
     attempts: int = 0
 
 
 @dataclass
-class _Decoded:
-    record: RawRecord
-    predictions: list[Prediction] = field(default_factory=list)
-    labels: list[Label] = field(default_factory=list)
-    error: ContractError | None = None
+class _Read:
+    """What the batch read from Redis under WATCH."""
+
+    applied: dict[str, dict[int, int]]
+    known: set[str]
+    blobs: dict[str, bytes | None]
+    switches: dict[str, str]  # model -> promoted version whose reference is still to be adopted
+    references: dict[str, bytes | None]
 
 
 class BatchProcessor:
@@ -90,141 +75,131 @@ class BatchProcessor:
         self.keys = Keys(settings.redis.key_prefix)
         self.topics = settings.kafka.topics
 
-    # -- the batch -----------------------------------------------------------------------------------
-
     def process(self, records: Sequence[RawRecord]) -> BatchReport:
         if not records:
             return BatchReport()
         started = time.perf_counter()
-        decoded = [self._decode(r) for r in records]
+        decoded = [decode_record(r, self.settings) for r in records]
         partitions = {(r.topic, r.partition) for r in records}
-        report = BatchReport()
-        report.published += self._flush_outbox(partitions)
+        leftovers = flush_outbox(self.redis, self.keys, self.publisher, partitions)
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            report.attempts = attempt
+            report = BatchReport(published=leftovers, attempts=attempt)
             try:
                 outgoing = self._apply(decoded, report)
                 break
             except (redis.WatchError, StateConflict):
                 log.info("state changed under this batch (rebalance?), retrying (attempt %d)", attempt)
-                report = BatchReport(published=report.published)
         else:
             raise StateConflict(f"batch could not be applied after {MAX_ATTEMPTS} attempts")
         if outgoing:
             self.publisher.publish(outgoing)
-            self.redis.delete(*[self.keys.outbox(t, p) for t, p in partitions])
+            self.redis.delete(*[self.keys.outbox(t, p) for t, p in sorted(partitions)])
             report.published += len(outgoing)
-        topic = records[0].topic
-        self.metrics.batch_seconds.labels(topic=topic).observe(time.perf_counter() - started)
+        self.metrics.batch_seconds.labels(topic=records[0].topic).observe(time.perf_counter() - started)
         return report
 
-    def _decode(self, record: RawRecord) -> _Decoded:
-        item = _Decoded(record)
-        try:
-            if record.value is None:
-                raise ContractError("empty_message", "the message has no value")
-            if len(record.value) > self.settings.stream.max_message_bytes:
-                raise ContractError("oversize", f"{len(record.value)} bytes exceeds "
-                                    f"{self.settings.stream.max_message_bytes}")
-            if record.topic == self.topics.predictions:
-                item.predictions = decode_batch(Prediction, record.value)
-            elif record.topic == self.topics.labels:
-                item.labels = decode_batch(Label, record.value)
-            else:
-                raise ContractError("unknown_topic", f"no handler for topic {record.topic}")
-        except ContractError as exc:
-            item.error = exc
-        return item
+    # -- one attempt -------------------------------------------------------------------------------
 
-    def _apply(self, decoded: list[_Decoded], report: BatchReport) -> list[Outgoing]:
+    def _read(self, tx: redis.client.Pipeline, topics: list[str], models: list[str]) -> _Read:
         keys = self.keys
+        tx.watch(*[keys.offsets(t) for t in topics], *[keys.state(m) for m in models],
+                 *[keys.reference_switch(m) for m in models])
+        reads = self.redis.pipeline(transaction=False)
+        for t in topics:
+            reads.hgetall(keys.offsets(t))
+        reads.smembers(keys.models())
+        for m in models:
+            reads.get(keys.state(m))
+        for m in models:
+            reads.get(keys.reference_switch(m))
+        raw = reads.execute()
+        n, k = len(topics), len(models)
+        switches = {m: v.decode() for m, v in zip(models, raw[n + 1 + k:], strict=True) if v is not None}
+        references: dict[str, bytes | None] = {}
+        if switches:  # rare: only in the first batch of a model after a promotion
+            pipe = self.redis.pipeline(transaction=False)
+            for m, version in switches.items():
+                pipe.get(keys.reference(m, version))
+            references = dict(zip(switches, pipe.execute(), strict=True))
+        return _Read(
+            applied={t: {int(p): int(o) for p, o in raw[i].items()} for i, t in enumerate(topics)},
+            known={m.decode() for m in raw[n]},
+            blobs=dict(zip(models, raw[n + 1: n + 1 + k], strict=True)),
+            switches=switches, references=references,
+        )
+
+    def _apply(self, decoded: list[Decoded], report: BatchReport) -> list[Outgoing]:
+        keys, stream = self.keys, self.settings.stream
         topics = sorted({d.record.topic for d in decoded})
         models = sorted({e.model for d in decoded for e in (*d.predictions, *d.labels)})
         with self.redis.pipeline(transaction=True) as tx:
-            tx.watch(*[keys.offsets(t) for t in topics], *[keys.state(m) for m in models])
-            reads = self.redis.pipeline(transaction=False)
-            for t in topics:
-                reads.hgetall(keys.offsets(t))
-            reads.smembers(keys.models())
-            for m in models:
-                reads.get(keys.state(m))
-            raw = reads.execute()
-            applied = {t: {int(p): int(o) for p, o in raw[i].items()} for i, t in enumerate(topics)}
-            known = {m.decode() for m in raw[len(topics)]}
-            blobs = dict(zip(models, raw[len(topics) + 1:], strict=True))
-
-            fresh: list[_Decoded] = []
-            for d in decoded:
-                r = d.record
-                if r.offset <= applied.get(r.topic, {}).get(r.partition, -1):
-                    report.duplicates += 1
-                    continue
-                if d.error is None and not self.settings.stream.onboarding:
-                    unknown = {e.model for e in (*d.predictions, *d.labels)} - known - set(self.settings.models)
-                    if unknown:
-                        d.error = ContractError("unknown_model", f"onboarding is disabled: {sorted(unknown)}")
-                fresh.append(d)
-
+            read = self._read(tx, topics, models)
             now = self.clock()
-            outgoing: list[Outgoing] = []
-            counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-            dead = [d for d in fresh if d.error is not None]
-            for d in dead:
-                outgoing.append(self._dead_letter(d, now))
-            good = [d for d in fresh if d.error is None]
+            outgoing: list[tuple[Source, Outgoing]] = []
+            fresh: list[Decoded] = []
             preds: dict[str, list[Prediction]] = defaultdict(list)
             labels: dict[str, list[Label]] = defaultdict(list)
-            for d in good:
+            sources: dict[str, Source] = {}
+            configured = set(self.settings.models)
+            for d in decoded:
+                r = d.record
+                if r.offset <= read.applied.get(r.topic, {}).get(r.partition, -1):
+                    report.duplicates += 1
+                    continue
+                fresh.append(d)
+                if d.error is None and not stream.onboarding:
+                    unknown = {e.model for e in (*d.predictions, *d.labels)} - read.known - configured
+                    if unknown:
+                        d.error = ContractError("unknown_model", f"onboarding is disabled: {sorted(unknown)}")
+                if d.error is not None:
+                    outgoing.append(((r.topic, r.partition), dead_letter(d, self.topics.dead_letters, now)))
+                    continue
                 for p in d.predictions:
                     preds[p.model].append(p)
+                    sources.setdefault(p.model, (r.topic, r.partition))
                 for lab in d.labels:
                     labels[lab.model].append(lab)
+                    sources.setdefault(lab.model, (r.topic, r.partition))
 
-            states: dict[str, ModelState] = {}
-            for m in sorted(set(preds) | set(labels)):
-                blob = blobs.get(m)
-                states[m] = decode_state(blob) if blob else new_state(self.settings.monitor_for(m))
-            plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, self.settings.stream.label_ttl_s)
-
-            drift_events: list[DriftEvent] = []
+            active = sorted(set(preds) | set(labels))
+            states = {m: decode_state(b) if (b := read.blobs.get(m)) else new_state(self.settings.monitor_for(m))
+                      for m in active}
+            plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, stream.label_ttl_s)
+            monitors: dict[str, ModelMonitor] = {}
+            results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
             for m, state in states.items():
-                monitor = ModelMonitor.from_bytes(state.monitor)
+                monitor = monitors[m] = ModelMonitor.from_bytes(state.monitor)
+                if m in read.switches and switch_reference(state, monitor, read.switches[m],
+                                                           read.references.get(m)):
+                    report.switched.append(m)
                 cfg = monitor_config(self.settings.monitor_for(m))
                 events, alerts = apply_predictions(m, state, monitor, cfg, preds.get(m, []),
                                                    plan.outcomes.get(m, []), self.settings, now)
                 state.monitor = monitor.to_bytes()
                 record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []))
-                drift_events.extend(events)
-                for e in events:
-                    outgoing.append(Outgoing(self.topics.drift_events, m.encode(), encode(e)))
-                for a in alerts:
-                    outgoing.append(Outgoing(self.topics.drift_alerts, m.encode(), encode(a)))
-                counts[m]["predictions"] += len(preds.get(m, []))
-                counts[m]["labels"] += len(labels.get(m, []))
+                results[m] = (events, alerts)
+                key = m.encode()
+                outgoing += [(sources[m], Outgoing(self.topics.drift_events, key, encode(e))) for e in events]
+                outgoing += [(sources[m], Outgoing(self.topics.drift_alerts, key, encode(a))) for a in alerts]
 
             tx.multi()
             for m, state in states.items():
                 tx.set(keys.state(m), encode_state(state))
-                for name, n in counts[m].items():
-                    if n:
-                        tx.hincrby(keys.counters(m), name, n)
+                counts = {"predictions": len(preds.get(m, ())), "labels": len(labels.get(m, ()))}
+                tx.hincrby(keys.counters(m), "predictions", counts["predictions"])
+                tx.hincrby(keys.counters(m), "labels", counts["labels"])
             if states:
                 tx.sadd(keys.models(), *states)
-            plan.write(tx, keys, self.settings.stream.samples_max)
-            for t in topics:
-                latest = {}
-                for d in fresh:
-                    if d.record.topic == t:
-                        latest[d.record.partition] = max(d.record.offset, latest.get(d.record.partition, -1))
-                if latest:
-                    tx.hset(keys.offsets(t), mapping=latest)
-            by_partition: dict[tuple[str, int], list[bytes]] = defaultdict(list)
-            first = fresh[0].record if fresh else None
-            for o in outgoing:
-                if first is not None:
-                    by_partition[(first.topic, first.partition)].append(_outgoing_encoder.encode(o))
-            for (t, p), items in by_partition.items():
-                tx.rpush(keys.outbox(t, p), *items)
+            if read.switches:
+                tx.delete(*[keys.reference_switch(m) for m in read.switches])
+            plan.write(tx, keys, stream.samples_max)
+            latest: dict[str, dict[int, int]] = defaultdict(dict)
+            for d in fresh:
+                r = d.record
+                latest[r.topic][r.partition] = max(r.offset, latest[r.topic].get(r.partition, -1))
+            for t, offsets in latest.items():
+                tx.hset(keys.offsets(t), mapping=offsets)
+            queue_outbox(tx, keys, outgoing)
             t0 = time.perf_counter()
             try:
                 tx.execute()
@@ -235,57 +210,44 @@ class BatchProcessor:
                 raise
             self.metrics.state_write_seconds.observe(time.perf_counter() - t0)
 
-        self._record_metrics(fresh, dead, counts, plan, drift_events, outgoing, report)
-        report.drift_events = drift_events
-        return outgoing
+        self._record(fresh, preds, labels, plan, states, monitors, results, report)
+        return [message for _source, message in outgoing]
 
-    # -- helpers -------------------------------------------------------------------------------------
+    # -- metrics -----------------------------------------------------------------------------------
 
-    def _dead_letter(self, d: _Decoded, now: float) -> Outgoing:
-        r = d.record
-        assert d.error is not None
-        payload = (r.value or b"")[:10_000].decode("utf-8", errors="replace")
-        letter = DeadLetter(source_topic=r.topic, partition=r.partition, offset=r.offset,
-                            key=r.key.decode("utf-8", errors="replace") if r.key is not None else None,
-                            error=f"{d.error.reason}: {d.error.detail}"[:2000], payload=payload,
-                            received_at=iso(now))
-        return Outgoing(self.topics.dead_letters, r.key, encode(letter))
-
-    def _flush_outbox(self, partitions: set[tuple[str, int]]) -> int:
-        """Publish what a crash left between the state commit and the publish, then clear it."""
-        keys = [self.keys.outbox(t, p) for t, p in sorted(partitions)]
-        pipe = self.redis.pipeline(transaction=False)
-        for k in keys:
-            pipe.lrange(k, 0, -1)
-        leftovers = [_outgoing_decoder.decode(b) for items in pipe.execute() for b in items]
-        if not leftovers:
-            return 0
-        log.warning("publishing %d messages left in the outbox by an earlier run", len(leftovers))
-        self.publisher.publish(leftovers)
-        self.redis.delete(*keys)
-        return len(leftovers)
-
-    def _record_metrics(self, fresh: list[_Decoded], dead: list[_Decoded],
-                        counts: dict[str, dict[str, int]], plan: JoinPlan,
-                        drift_events: list[DriftEvent], outgoing: list[Outgoing], report: BatchReport) -> None:
+    def _record(self, fresh: list[Decoded], preds: dict[str, list[Prediction]],
+                labels: dict[str, list[Label]], plan: JoinPlan, states: dict[str, ModelState],
+                monitors: dict[str, ModelMonitor],
+                results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]], report: BatchReport) -> None:
+        """Metrics of an applied batch: per batch and model, never per event."""
         m = self.metrics
+        t = self.topics
+        dead = [d for d in fresh if d.error is not None]
         for d in dead:
             assert d.error is not None
             m.dead_letters.labels(topic=d.record.topic, reason=d.error.reason).inc()
             m.events.labels(topic=d.record.topic, model="", outcome="dead_letter").inc()
-        for model, c in counts.items():
-            if c["predictions"]:
-                m.events.labels(topic=self.topics.predictions, model=model, outcome="processed").inc(c["predictions"])
-            if c["labels"]:
-                m.events.labels(topic=self.topics.labels, model=model, outcome="processed").inc(c["labels"])
+        if report.duplicates:
+            m.events.labels(topic="", model="", outcome="duplicate").inc(report.duplicates)
+        for model, items in preds.items():
+            m.events.labels(topic=t.predictions, model=model, outcome="processed").inc(len(items))
+        for model, items in labels.items():
+            m.events.labels(topic=t.labels, model=model, outcome="processed").inc(len(items))
         for model, delays in plan.delays.items():
-            m.labels_joined.labels(model=model).inc(len(delays))
-            for delay in delays:
-                m.label_delay.labels(model=model).observe(max(delay, 0.0))
+            if delays:
+                m.labels_joined.labels(model=model).inc(len(delays))
+                histogram = m.label_delay.labels(model=model)
+                for delay in delays:
+                    histogram.observe(max(delay, 0.0))
         for model, n in plan.expired.items():
-            m.labels_expired.labels(model=model).inc(n)
-        for e in drift_events:
-            m.drift_events.labels(model=e.model, kind=e.kind, severity=e.severity).inc()
-            m.drift_score.labels(model=e.model, feature=e.feature or "", signal=e.signal).set(e.score)
-        report.processed = sum(c["predictions"] + c["labels"] for c in counts.values())
+            if n:
+                m.labels_expired.labels(model=model).inc(n)
+        for model, state in states.items():
+            events, alerts = results[model]
+            if preds.get(model):
+                record_window_scores(m, model, monitors[model].last_scores)
+            record_model(m, model, state, alerts, events)
+            report.drift_events.extend(events)
+            report.alerts.extend(alerts)
+        report.processed = sum(map(len, preds.values())) + sum(map(len, labels.values()))
         report.dead_letters = len(dead)

@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, Producer
 from driftwarden.config import Settings
 from driftwarden.kafka_io import make_producer
 from stream.exceptions import StreamError
-from stream.processor import Outgoing
+from stream.outbox import Outgoing
 
 
 class KafkaPublisher:

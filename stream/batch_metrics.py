@@ -1,0 +1,45 @@
+"""Turning one applied batch into Prometheus samples (the metric names are in docs/architecture.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from driftwarden.events import DriftAlert, DriftEvent
+from stream.metrics import StreamMetrics
+from stream.state import ModelState
+
+KINDS = ("data_drift", "prediction_drift", "concept_drift", "data_quality")
+SEVERITIES = ("warning", "critical")
+
+
+def record_window_scores(metrics: StreamMetrics, model: str, scores: Mapping[str, Any]) -> None:
+    """Every feature's and the prediction's scores of the last closed window, drifted or not."""
+    for group in ("features", "prediction"):
+        for name, values in (scores.get(group) or {}).items():
+            for signal, value in values.items():
+                if signal.endswith("_reference") or value is None or not math.isfinite(value):
+                    continue
+                metrics.drift_score.labels(model=model, feature=name, signal=signal).set(value)
+
+
+def record_model(metrics: StreamMetrics, model: str, state: ModelState, alerts: Iterable[DriftAlert],
+                 events: Iterable[DriftEvent]) -> None:
+    """Drift events, alerts and performance of one model after a batch."""
+    for e in events:
+        metrics.drift_events.labels(model=model, kind=e.kind, severity=e.severity).inc()
+        if e.kind == "concept_drift":
+            metrics.drift_score.labels(model=model, feature="", signal=e.signal).set(e.score)
+    for a in alerts:
+        metrics.alerts.labels(model=model, kind=a.labels.kind, severity=a.labels.severity,
+                              status=a.status).inc()
+    active = {(k, s): 0 for k in KINDS for s in SEVERITIES}
+    for alert in state.alerts.active.values():
+        active[(alert.kind, alert.severity)] = active.get((alert.kind, alert.severity), 0) + 1
+    for (kind, severity), n in active.items():
+        metrics.alerts_active.labels(model=model, kind=kind, severity=severity).set(n)
+    for version, perf in state.performance.items():
+        if perf.n:
+            metrics.model_performance.labels(model=model, version=version,
+                                             metric=perf.metric or "accuracy").set(perf.total / perf.n)

@@ -1,0 +1,62 @@
+"""Consumed records to contract events: a bad record becomes a value carrying its reason, never a raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from driftwarden.config import Settings
+from driftwarden.events import ContractError, DeadLetter, Label, Prediction, decode_batch, encode, iso
+from stream.outbox import Outgoing
+from stream.records import RawRecord
+
+PAYLOAD_LIMIT = 10_000  # characters of a bad payload kept in its dead letter
+
+
+@dataclass
+class Decoded:
+    record: RawRecord
+    predictions: list[Prediction] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
+    error: ContractError | None = None
+
+
+def decode_record(record: RawRecord, settings: Settings) -> Decoded:
+    item = Decoded(record)
+    topics = settings.kafka.topics
+    try:
+        if record.value is None:
+            raise ContractError("empty_message", "the message has no value")
+        limit = settings.stream.max_message_bytes
+        if len(record.value) > limit:
+            raise ContractError("oversize", f"{len(record.value)} bytes exceeds {limit}")
+        if record.topic == topics.predictions:
+            item.predictions = decode_batch(Prediction, record.value)
+        elif record.topic == topics.labels:
+            item.labels = decode_batch(Label, record.value)
+        else:
+            raise ContractError("unknown_topic", f"no handler for topic {record.topic}")
+    except ContractError as exc:
+        item.error = _undecodable(record.value) if exc.reason == "invalid_json" else exc
+        if item.error is None:
+            item.error = exc
+    return item
+
+
+def _undecodable(value: bytes | None) -> ContractError | None:
+    """Bytes that are not UTF-8 at all get their own reason: the producer is broken, not the JSON."""
+    try:
+        (value or b"").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ContractError("undecodable", f"not UTF-8: {exc}")
+    return None
+
+
+def dead_letter(item: Decoded, topic: str, now: float) -> Outgoing:
+    r = item.record
+    assert item.error is not None
+    payload = (r.value or b"")[:PAYLOAD_LIMIT].decode("utf-8", errors="replace")
+    letter = DeadLetter(source_topic=r.topic, partition=r.partition, offset=r.offset,
+                        key=r.key.decode("utf-8", errors="replace") if r.key is not None else None,
+                        error=f"{item.error.reason}: {item.error.detail}"[:2000], payload=payload,
+                        received_at=iso(now))
+    return Outgoing(topic, r.key, encode(letter))
