@@ -12,8 +12,10 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -23,6 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, ModelUpdate, decode
 from driftwarden.kafka_io import ensure_topics
+from stream.credentials import broker_credentials
 from stream.metrics import build_metrics
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher
@@ -85,6 +88,20 @@ class StreamService:
             log.critical("batch failed permanently; exiting without commit")
             os._exit(EXIT_UNAPPLIED)
 
+    def record_lag(self, consumer: Any, records: list[RawRecord]) -> None:
+        """Messages behind the high watermark, per partition of the batch just applied."""
+        last: dict[tuple[str, int], int] = {}
+        for r in records:
+            last[(r.topic, r.partition)] = r.offset
+        for (topic, partition), offset in last.items():
+            try:
+                highwater = consumer.highwater(faust.types.TP(topic, partition))
+            except Exception:  # noqa: BLE001 - lag is best effort; the batch is already applied
+                continue
+            if highwater is not None:
+                self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
+                    max(0, highwater - offset - 1))
+
     def switch_reference(self, update: ModelUpdate) -> None:
         """Mark a promoted version: the next batch of the model adopts its reference histograms."""
         assert self.redis is not None
@@ -102,6 +119,13 @@ def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
+def data_dir(settings: Settings) -> Path:
+    """Faust's working folder: configured, or per app id under the temp dir (never the current one)."""
+    if settings.stream.data_dir:
+        return Path(settings.stream.data_dir)
+    return Path(tempfile.gettempdir()) / "driftwarden-stream" / settings.stream.app_id
+
+
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, StreamService]:
     service = StreamService(settings, registry)
     topics = settings.kafka.topics
@@ -117,6 +141,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         web_host=os.environ.get("DRIFTWARDEN_WEB_HOST", "127.0.0.1"),
         stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),
         broker_commit_interval=1.0,
+        broker_credentials=broker_credentials(settings.kafka.client_config),
+        broker_session_timeout=settings.stream.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, settings.stream.session_timeout_s / 10),
+        datadir=str(data_dir(settings)),
     )
     inputs = app.topic(topics.predictions, topics.labels, value_type=bytes, key_type=bytes)
     updates = app.topic(topics.model_updates, value_type=bytes, key_type=bytes)
@@ -133,6 +161,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                                  e.message.value, e.message.timestamp) for e in events]
             await service.run_batch(records)
+            service.record_lag(app.consumer, records)
 
     @app.agent(updates)
     async def model_updates(stream: faust.StreamT) -> None:
