@@ -153,7 +153,7 @@ def histogram_svg(reference: Histogram, current: Histogram, width: int = 536, he
         y = top + plot_h * (1 - tick)
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>'
                    f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end" fill="#666">'
-                   f"{100 * peak * tick:.0f}%</text>")
+                   f"{100 * peak * tick:.{0 if peak >= 0.1 else 1}f}%</text>")
     every = max(1, math.ceil(len(labels) / 12))  # keep the axis readable with many bins
     for i, (label, r, c) in enumerate(zip(labels, ref_s, cur_s, strict=True)):
         x = left + i * slot + slot * 0.1
