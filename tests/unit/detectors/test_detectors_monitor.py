@@ -7,13 +7,14 @@ import json
 
 import numpy as np
 import pytest
-from detector_streams import make_observations, make_outcomes
+from detector_streams import fingerprint, make_observations, make_outcomes
 from river.drift import ADWIN
 from river.drift.binary import DDM
 from scipy import special
 
+from detectors.codec import seal
 from detectors.exceptions import SnapshotError
-from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Signal
+from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Signal, build_reference
 
 
 def independent_psi(reference: np.ndarray, current: np.ndarray, n_bins: int, eps: float = 1e-4) -> float:
@@ -157,3 +158,39 @@ def test_tampered_or_wrongly_keyed_snapshot_is_rejected() -> None:
         ModelMonitor.from_bytes(bytes(blob), key=b"secret")
     with pytest.raises(ValueError):
         ModelMonitor.from_bytes(b"short", key=b"secret")
+
+
+@pytest.mark.parametrize("supplied", [False, True], ids=["first-n-reference", "supplied-reference"])
+def test_restored_after_every_single_update_the_state_stays_bit_for_bit_equal(supplied: bool) -> None:
+    config = MonitorConfig(reference_size=100, window_size=50, concept_cooldown=20)
+    stream = make_observations(100, seed=21) + make_observations(300, seed=22, shift=0.8, start=100)
+    outcomes = make_outcomes(300, 300, 0.1, 0.6, seed=23)
+    blob = build_reference([o.features for o in stream[:100]], config, [o.prediction for o in stream[:100]])
+
+    def fresh() -> ModelMonitor:
+        return ModelMonitor.with_reference(config, blob) if supplied else ModelMonitor(config)
+
+    straight, restored = fresh(), fresh()
+    expected: list[Signal] = []
+    got: list[Signal] = []
+    for i in range(len(stream)):  # a snapshot after each observation and each pair of outcomes
+        expected += straight.update(stream[i : i + 1]) + straight.update_outcomes(outcomes[2 * i : 2 * i + 2])
+        got += restored.update(stream[i : i + 1])
+        restored = ModelMonitor.from_bytes(restored.to_bytes(key=b"k"), key=b"k")
+        got += restored.update_outcomes(outcomes[2 * i : 2 * i + 2])
+        restored = ModelMonitor.from_bytes(restored.to_bytes(key=b"k"), key=b"k")
+        if i % 97 == 0:
+            assert fingerprint(vars(restored)) == fingerprint(vars(straight)), f"states differ after {i}"
+    assert {s.kind for s in expected} == {"data_drift", "prediction_drift", "data_quality", "concept_drift"}
+    assert got == expected
+    assert fingerprint(vars(restored)) == fingerprint(vars(straight))
+
+
+def test_snapshot_of_another_format_version_is_rejected_even_when_authentic() -> None:
+    monitor = ModelMonitor(MonitorConfig(reference_size=10, window_size=10))
+    state = ModelMonitor.from_bytes(monitor.to_bytes(key=b"k"), key=b"k").__dict__
+    future = seal(b"DWMN", 2, dict(state), b"k")
+    with pytest.raises(SnapshotError, match="version 2 is not supported"):
+        ModelMonitor.from_bytes(future, key=b"k")
+    with pytest.raises(SnapshotError, match="magic"):
+        ModelMonitor.from_bytes(seal(b"XXXX", 1, dict(state), b"k"), key=b"k")
