@@ -162,6 +162,32 @@ def run_report(ctx: click.Context, reference: Path, current: Path, output: Path,
         sys.exit(3)
 
 
+@main.command("status")
+@click.option("--url", default=None, help="The stream worker's web address (default http://127.0.0.1:<stream.web_port>).")
+@click.option("--no-mlflow", is_flag=True, help="Do not ask MLflow for the champion version.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stream's /status JSON instead of a table.")
+@click.pass_context
+def run_status(ctx: click.Context, url: str | None, no_mlflow: bool, as_json: bool) -> None:
+    """Each model's drift state, open alerts, champion version and performance, from the running stream."""
+    from rich.console import Console
+
+    from driftwarden.status_view import champion_versions, fetch_status, status_table
+
+    settings = _settings(ctx)
+    try:
+        status = fetch_status(url or f"http://127.0.0.1:{settings.stream.web_port}")
+    except DriftwardenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    if not status["models"]:
+        click.echo("the stream has seen no model yet")
+        return
+    champions = {} if no_mlflow else champion_versions(settings.mlflow.tracking_uri, status["models"])
+    Console(width=max(Console().width, 140)).print(status_table(status, champions))
+
+
 @main.command("demo")
 @click.option("--home", type=click.Path(file_okay=False), default=None, help="Dev stack state folder.")
 @click.pass_context
