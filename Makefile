@@ -20,5 +20,13 @@ lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/mypy detectors driftwarden/events.py
 
-bench: bootstrap
-	.venv/bin/python -m bench
+# Both benchmarks, each against its own baseline in the same run; results in bench/results/.
+bench: bootstrap bench/.venv-evidently/.installed
+	.venv/bin/python bench/bench_detectors.py
+	.venv/bin/python bench/bench_stream.py
+
+# Evidently is only compared against, so it lives in a venv of its own (0.7 breaks on pandas 3).
+bench/.venv-evidently/.installed:
+	python3.11 -m venv bench/.venv-evidently
+	bench/.venv-evidently/bin/pip install -q "evidently>=0.7,<0.8" "pandas<3"
+	touch $@

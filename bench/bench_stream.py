@@ -1,0 +1,358 @@
+"""End-to-end stream throughput through the real broker and Redis, as a ratio to plain consumption.
+
+One run, one machine, the same topics for both sides:
+
+* baseline: a plain confluent-kafka consumer reading the topic and ``json.loads``-ing every message
+  (events/s, best of 2);
+* service: ``driftwarden stream`` as a child process (one worker) on the same topic; its events/s is
+  taken from Redis while it works (the applied-prediction counter between the first committed batch and
+  the last offset), so Faust's start-up and rebalance are not counted;
+* Redis round trips per event: the same records applied in this process by the stream's own batch code,
+  counting every request sent on a Redis connection;
+* peak memory (VmHWM) of the worker with 100 models, and the Redis memory the stream's state takes.
+
+Scenarios: single-event messages, 100-event JSON arrays (20 features each: 16 numeric, 4 categorical;
+the second half of each model's events is shifted, so windows close and drift is found), and 100
+models in arrays. Results are printed and written to ``bench/results/bench_stream.json``.
+
+    .venv/bin/python bench/bench_stream.py            # ~3 minutes
+    .venv/bin/python bench/bench_stream.py --quick    # a smoke run with small topics
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from driftwarden.config import Settings, load_settings  # noqa: E402
+from driftwarden.demo import isolated_env  # noqa: E402
+from driftwarden.devstack import Stack, free_port  # noqa: E402
+from driftwarden.kafka_io import client_config, ensure_topics  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "bench_stream.json"
+N_NUMERIC, N_CATEGORICAL = 16, 4
+CATEGORIES = [f"c{i}" for i in range(8)]
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    events: int
+    per_message: int
+    models: int
+
+
+def events_of(model: str, n: int, seed: int, t0: float) -> Iterator[dict[str, object]]:
+    """``n`` prediction events of one model; features 0-3 and a category shift in the second half."""
+    rng = np.random.default_rng(seed)
+    numeric = rng.normal(0.0, 1.0, size=(n, N_NUMERIC))
+    numeric[n // 2:, :4] += 1.5
+    cats = rng.integers(0, len(CATEGORIES), size=(n, N_CATEGORICAL))
+    cats[n // 2:, 0] = np.minimum(cats[n // 2:, 0] + 3, len(CATEGORIES) - 1)
+    scores = rng.random(n)
+    num_names = [f"x{j}" for j in range(N_NUMERIC)]
+    cat_names = [f"k{j}" for j in range(N_CATEGORICAL)]
+    numeric_rows = numeric.round(6).tolist()
+    cat_rows = cats.tolist()
+    for i in range(n):
+        features: dict[str, object] = dict(zip(num_names, numeric_rows[i], strict=True))
+        features.update({name: CATEGORIES[c] for name, c in zip(cat_names, cat_rows[i], strict=True)})
+        score = float(scores[i])
+        yield {"event_id": f"{model}-{i}", "model": model, "model_version": "1", "timestamp": t0 + i * 0.01,
+               "features": features, "prediction": int(score > 0.5), "score": score}
+
+
+def produce(settings: Settings, scenario: Scenario) -> int:
+    """Write the scenario's predictions; return the number of messages."""
+    producer = Producer(client_config(settings, **{"linger.ms": 50, "batch.size": 1_000_000,
+                                                   "compression.type": "lz4",
+                                                   "queue.buffering.max.messages": 1_000_000}))
+    topic = settings.kafka.topics.predictions
+    per_model = scenario.events // scenario.models
+    messages = 0
+    t0 = 1_700_000_000.0
+    for m in range(scenario.models):
+        model = f"bench-{m:03d}"
+        key = model.encode()
+        chunk: list[dict[str, object]] = []
+        for event in events_of(model, per_model, seed=m, t0=t0):
+            chunk.append(event)
+            if len(chunk) == scenario.per_message:
+                value = _json.encode(chunk[0] if scenario.per_message == 1 else chunk)
+                while True:
+                    try:
+                        producer.produce(topic, key=key, value=value)
+                        break
+                    except BufferError:
+                        producer.poll(0.1)
+                messages += 1
+                chunk = []
+        producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("the producer could not deliver every message")
+    return messages
+
+
+def partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:
+    consumer = Consumer(client_config(settings, **{"group.id": "bench-meta"}))
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        return [TopicPartition(topic, p, 0) for p in sorted(meta.topics[topic].partitions)]
+    finally:
+        consumer.close()
+
+
+def high_watermarks(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = Consumer(client_config(settings, **{"group.id": "bench-meta"}))
+    try:
+        return {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1]
+                for tp in partitions_of(settings, topic)}
+    finally:
+        consumer.close()
+
+
+def baseline(settings: Settings, topic: str, expected_events: int) -> float:
+    """Events/s of a plain consumer that reads the whole topic and parses every value with json."""
+    consumer = Consumer(client_config(settings, **{
+        "group.id": f"bench-baseline-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800}))
+    consumer.assign(partitions_of(settings, topic))
+    events, started = 0, 0.0
+    deadline = time.monotonic() + 300
+    while events < expected_events and time.monotonic() < deadline:
+        batch = consumer.consume(1000, timeout=1.0)
+        if batch and not started:
+            started = time.perf_counter()
+        for msg in batch:
+            if msg.error():
+                continue
+            value = json.loads(msg.value())
+            events += len(value) if isinstance(value, list) else 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    if events != expected_events:
+        raise RuntimeError(f"baseline read {events} events, expected {expected_events}")
+    return events / elapsed
+
+
+def vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_events: int,
+               models: list[str]) -> dict[str, float]:
+    """Run one ``driftwarden stream`` worker until every message is applied; its events/s and memory."""
+    client = redis.Redis.from_url(settings.redis.url)
+    prefix = settings.redis.key_prefix
+    topic = settings.kafka.topics.predictions
+    target = {p: hw - 1 for p, hw in high_watermarks(settings, topic).items() if hw > 0}
+    mem_before = int(client.info("memory")["used_memory"])
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / "stream.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "driftwarden.cli", "stream"], env={**os.environ, **env},
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+
+    def applied() -> int:
+        pipe = client.pipeline(transaction=False)
+        for m in models:
+            pipe.hget(f"{prefix}:counters:{m}", "predictions")
+        return sum(int(v or 0) for v in pipe.execute())
+
+    def done() -> bool:
+        offsets = {int(p): int(o) for p, o in client.hgetall(f"{prefix}:offsets:{topic}").items()}
+        return all(offsets.get(p, -1) >= o for p, o in target.items())
+
+    first_t, first_n, hwm = 0.0, 0, 0
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the stream worker exited with {proc.returncode}; see {folder}/stream.log")
+            n = applied()
+            hwm = max(hwm, vm_hwm_kib(proc.pid))
+            if n and not first_t:
+                first_t, first_n = time.perf_counter(), n
+            if n >= expected_events and done():
+                break
+            time.sleep(0.02)
+        else:
+            raise RuntimeError(f"the worker applied {applied()} of {expected_events} events in time")
+        finished = time.perf_counter()
+        hwm = max(hwm, vm_hwm_kib(proc.pid))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            code = proc.wait()
+        log.close()
+    total = applied()
+    if total != expected_events:
+        raise RuntimeError(f"the worker counted {total} events, {expected_events} were produced")
+    mem_after = int(client.info("memory")["used_memory"])
+    measured = expected_events - first_n
+    return {"events_per_s": measured / (finished - first_t) if measured else float("nan"),
+            "events_measured": measured, "peak_rss_mib": hwm / 1024, "exit_code": code,
+            "redis_mib": (mem_after - mem_before) / 2**20}
+
+
+class RoundTrips:
+    """Counts requests sent on any Redis connection in this process (a pipeline is one request)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._original = redis.connection.AbstractConnection.send_packed_command
+
+    def __enter__(self) -> RoundTrips:
+        counter = self
+        original = self._original
+
+        def counting(conn: object, command: object, check_health: bool = True) -> None:
+            counter.count += 1
+            original(conn, command, check_health)  # type: ignore[arg-type]
+
+        redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        redis.connection.AbstractConnection.send_packed_command = self._original  # type: ignore[method-assign]
+
+
+def round_trips(settings: Settings, expected_events: int) -> dict[str, float]:
+    """Apply the topic in this process with the stream's batch code; Redis requests per event and batch."""
+    from prometheus_client import CollectorRegistry
+
+    from stream.app import StreamService
+    from stream.records import RawRecord
+
+    service = StreamService(settings, CollectorRegistry())
+    service.setup()
+    assert service.processor is not None
+    consumer = Consumer(client_config(settings, **{
+        "group.id": f"bench-rt-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest"}))
+    topic = settings.kafka.topics.predictions
+    consumer.assign(partitions_of(settings, topic))
+    batches, events, busy = 0, 0, 0.0
+    deadline = time.monotonic() + 600
+    with RoundTrips() as counter:
+        while events < expected_events and time.monotonic() < deadline:
+            msgs = [m for m in consumer.consume(settings.stream.batch_size, timeout=1.0) if not m.error()]
+            if not msgs:
+                continue
+            records = [RawRecord(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1])
+                       for m in msgs]
+            t0 = time.perf_counter()
+            service.processor.process(records)
+            busy += time.perf_counter() - t0
+            batches += 1
+            events += sum(len(v) if v.startswith(b"[") else 1 for v in (m.value() for m in msgs))
+    consumer.close()
+    if service.publisher is not None and hasattr(service.publisher, "close"):
+        service.publisher.close()
+    return {"round_trips_per_event": counter.count / events, "round_trips_per_batch": counter.count / batches,
+            "batches": batches, "in_process_events_per_s": events / busy}
+
+
+def run_scenario(base_env: dict[str, str], scenario: Scenario, folder: Path) -> dict[str, object]:
+    run_id = uuid.uuid4().hex[:8]
+    env = isolated_env(base_env, run_id)
+    env["DRIFTWARDEN__STREAM__WEB_PORT"] = str(free_port())
+    settings = load_settings(env={**os.environ, **env})
+    ensure_topics(settings)
+    print(f"[{scenario.name}] producing {scenario.events:,} events in messages of {scenario.per_message} "
+          f"for {scenario.models} model(s)", flush=True)
+    t0 = time.perf_counter()
+    messages = produce(settings, scenario)
+    print(f"[{scenario.name}] {messages:,} messages in {time.perf_counter() - t0:.1f}s", flush=True)
+    topic = settings.kafka.topics.predictions
+    base = max(baseline(settings, topic, scenario.events) for _ in range(2))
+    print(f"[{scenario.name}] baseline (confluent-kafka + json.loads): {base:,.0f} events/s", flush=True)
+    models = [f"bench-{m:03d}" for m in range(scenario.models)]
+    worker = run_worker(settings, env, folder / scenario.name, scenario.events, models)
+    print(f"[{scenario.name}] driftwarden stream: {worker['events_per_s']:,.0f} events/s, peak RSS "
+          f"{worker['peak_rss_mib']:.0f} MiB, Redis +{worker['redis_mib']:.0f} MiB", flush=True)
+    result: dict[str, object] = {"scenario": scenario.__dict__, "messages": messages,
+                                 "baseline_events_per_s": base, "worker": worker,
+                                 "ratio_to_baseline": worker["events_per_s"] / base}
+    if scenario.models == 1:
+        # Round trips on a fresh Redis prefix, so the in-process run starts from no state as the worker did.
+        rt_env = {**env, "DRIFTWARDEN__REDIS__KEY_PREFIX": f"dw-rt-{run_id}"}
+        rt = round_trips(load_settings(env={**os.environ, **rt_env}), scenario.events)
+        print(f"[{scenario.name}] Redis round trips: {rt['round_trips_per_event']:.4f}/event, "
+              f"{rt['round_trips_per_batch']:.1f}/batch; batch code alone "
+              f"{rt['in_process_events_per_s']:,.0f} events/s", flush=True)
+        result["redis"] = rt
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small topics: a smoke run, not a measurement")
+    args = parser.parse_args()
+    scale = 0.05 if args.quick else 1.0
+    scenarios = [
+        Scenario("single_events", int(100_000 * scale), 1, 1),
+        Scenario("arrays_of_100", int(1_000_000 * scale), 100, 1),
+        Scenario("100_models", int(500_000 * scale), 100, 100),
+    ]
+    home = Path(tempfile.mkdtemp(prefix="dw-bench-stream-"))
+    stack = Stack(home)
+    started = time.perf_counter()
+    env = stack.up(log=lambda line: print(f"[stack] {line}", flush=True))
+    print(f"[stack] up in {time.perf_counter() - started:.1f}s", flush=True)
+    results: list[dict[str, object]] = []
+    try:
+        for scenario in scenarios:
+            results.append(run_scenario(env, scenario, home / "workers"))
+    except Exception:
+        print(f"worker logs kept in {home / 'workers'}", file=sys.stderr)
+        raise
+    finally:
+        stack.down(log=lambda line: None)
+    summary = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": args.quick,
+               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "scenarios": results}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(summary, indent=1))
+    print(f"\n{'scenario':16} {'baseline ev/s':>14} {'stream ev/s':>12} {'ratio':>7} {'peak RSS':>9} "
+          f"{'Redis':>8} {'RT/event':>9}")
+    for r in results:
+        w = r["worker"]
+        assert isinstance(w, dict)
+        rt = r.get("redis")
+        rt_text = f"{rt['round_trips_per_event']:.4f}" if isinstance(rt, dict) else "-"
+        print(f"{r['scenario']['name']:16} {r['baseline_events_per_s']:>14,.0f} {w['events_per_s']:>12,.0f} "  # type: ignore[index]
+              f"{r['ratio_to_baseline']:>7.3f} {w['peak_rss_mib']:>6.0f}MiB {w['redis_mib']:>5.0f}MiB {rt_text:>9}")
+    print(f"written to {RESULTS.relative_to(ROOT)}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
+    shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
