@@ -89,6 +89,8 @@ def record_performance(state: ModelState, versions: list[str | None], outcomes: 
     """Running accuracy (classification) or mean absolute error (regression) per model version."""
     for version, o in zip(versions, outcomes, strict=True):
         perf = state.performance.setdefault(version or "unknown", VersionPerformance())
+        if not perf.metric:
+            perf.metric = "accuracy" if is_classification(o.prediction, o.label) else "mae"
         perf.n += 1
         perf.total += performance_term(o.prediction, o.label)
 

@@ -12,6 +12,7 @@ from stream.alerts import AlertBook
 class VersionPerformance(msgspec.Struct):
     n: int = 0
     total: float = 0.0  # correct predictions (classification) or absolute error (regression)
+    metric: str = ""  # accuracy | mae, fixed by the version's first joined label
 
 
 class ModelState(msgspec.Struct):

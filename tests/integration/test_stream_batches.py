@@ -1,0 +1,300 @@
+"""The stream's batch step on the real Redis and broker, driven in-process (no Faust): delayed labels,
+alerts, dead letters, the reference switch, per-model settings and constant Redis work per batch.
+
+Input records are built here (topic, partition, offset as the consumer would hand them over); what the
+step publishes goes through the real producer to the real broker and is read back from there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from itertools import count
+
+import msgspec
+import numpy as np
+import pytest
+import redis
+from confluent_kafka import Consumer
+from prometheus_client import CollectorRegistry
+from scipy.stats import norm
+
+from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
+from driftwarden.config import Settings
+from driftwarden.events import DeadLetter, DriftAlert, DriftEvent, Label, Prediction, decode, encode
+from driftwarden.kafka_io import client_config, ensure_topics
+from stream.metrics import build_metrics
+from stream.processor import BatchProcessor, BatchReport
+from stream.publisher import KafkaPublisher
+from stream.records import RawRecord
+from stream.state import Keys, decode_state
+
+pytestmark = pytest.mark.services
+
+
+class Feed:
+    """A processor on the real services plus the offsets a consumer would see, per (topic, partition)."""
+
+    def __init__(self, settings: Settings) -> None:
+        ensure_topics(settings)
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.redis = redis.Redis.from_url(settings.redis.url)
+        self.publisher = KafkaPublisher(settings)
+        self.processor = BatchProcessor(settings, self.redis, self.publisher, build_metrics(self.registry))
+        self.keys = Keys(settings.redis.key_prefix)
+        self.offsets: dict[tuple[str, int], Iterator[int]] = {}
+
+    def record(self, topic: str, value: bytes | None, key: bytes | None = b"m", partition: int = 0) -> RawRecord:
+        offsets = self.offsets.setdefault((topic, partition), count())
+        return RawRecord(topic, partition, next(offsets), key, value)
+
+    def predictions(self, preds: Iterable[Prediction], per_message: int = 100) -> list[RawRecord]:
+        items = list(preds)
+        return [self.record(self.settings.kafka.topics.predictions, encode(items[i:i + per_message]))
+                for i in range(0, len(items), per_message)]
+
+    def labels(self, labels: Iterable[Label]) -> list[RawRecord]:
+        return [self.record(self.settings.kafka.topics.labels, encode(list(labels)))]
+
+    def process(self, records: list[RawRecord]) -> BatchReport:
+        return self.processor.process(records)
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def counters(self, model: str) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.counters(model)).items()}
+
+    def state(self, model: str):  # type: ignore[no-untyped-def]
+        return decode_state(self.redis.get(self.keys.state(model)))
+
+
+def tuned(settings: Settings, monitor: dict[str, object] | None = None, **stream: object) -> Settings:
+    return msgspec.structs.replace(
+        settings,
+        monitor=msgspec.structs.replace(settings.monitor, **(monitor or {})),
+        stream=msgspec.structs.replace(settings.stream, **stream),
+    )
+
+
+def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:
+    consumer = Consumer(client_config(settings, **{"group.id": f"read-{topic}-{time.monotonic_ns()}",
+                                                   "auto.offset.reset": "earliest"}))
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                values.append(msg.value())
+        tail = time.monotonic() + 1.0  # anything beyond the expected count would be a duplicate
+        while time.monotonic() < tail:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                values.append(msg.value())
+    finally:
+        consumer.close()
+    return values
+
+
+def pred(model: str, i: int, t: float, x: float | str = 0.0, version: str | None = "1",
+         prediction: float | str = 0) -> Prediction:
+    return Prediction(event_id=f"{model}-{i}", model=model, timestamp=t, features={"x": x},
+                      prediction=prediction, model_version=version)
+
+
+# -- delayed labels ------------------------------------------------------------------------------------
+
+def test_labels_before_and_after_predictions_join_expire_and_are_measured(settings: Settings) -> None:
+    feed = Feed(tuned(settings, label_ttl_s=100))
+    m = "late"
+    t0 = 1_000.0
+    preds = [pred(m, i, t0 + i, x=float(i), version="1" if i < 5 else "2", prediction=i % 2) for i in range(10)]
+    early = [Label(event_id=f"{m}-{i}", model=m, label=0, timestamp=t0 + i + 5) for i in range(3)]
+    late = [Label(event_id=f"{m}-{i}", model=m, label=1, timestamp=t0 + i + 30) for i in range(3, 6)]
+
+    feed.process(feed.labels(early))  # labels first: they wait for their predictions
+    assert feed.redis.hlen(feed.keys.pending_labels(m)) == 3
+    feed.process(feed.predictions(preds))
+    feed.process(feed.labels(late))
+    assert feed.redis.hlen(feed.keys.pending_predictions(m)) == 4  # 6..9 still wait
+    assert feed.counters(m).get("expired_predictions", 0) == 0
+
+    # Event time moves past the TTL of 6..9: they expire and are counted, once.
+    feed.process(feed.predictions([pred(m, 100, t0 + 500)]))
+    feed.process(feed.predictions([pred(m, 101, t0 + 501)]))
+    assert feed.counters(m) == {"predictions": 12, "labels": 6, "expired_predictions": 4}
+    assert set(feed.redis.hkeys(feed.keys.pending_predictions(m))) == {f"{m}-100".encode(), f"{m}-101".encode()}
+    assert feed.redis.hlen(feed.keys.pending_labels(m)) == 0
+
+    state = feed.state(m)
+    # Early labels are 0 on predictions 0, 1, 0 (2 right); late labels are 1 on 1, 0, 1 (2 right).
+    assert {v: (p.n, p.total) for v, p in state.performance.items()} == {"1": (5, 3.0), "2": (1, 1.0)}
+    assert state.outcomes == 6
+    assert feed.redis.llen(feed.keys.samples(m)) == 6
+    assert feed.metric("driftwarden_labels_joined_total", model=m) == 6
+    assert feed.metric("driftwarden_labels_expired_total", model=m) == 4
+    assert feed.metric("driftwarden_label_delay_seconds_count", model=m) == 6
+    assert feed.metric("driftwarden_label_delay_seconds_sum", model=m) == 3 * 5 + 3 * 30
+    assert feed.metric("driftwarden_label_delay_seconds_bucket", model=m, le="10.0") == 3
+    assert feed.metric("driftwarden_model_performance", model=m, version="1", metric="accuracy") == 0.6
+
+
+# -- alerts --------------------------------------------------------------------------------------------
+
+def quantiles(n: int, shift: float = 0.0) -> list[float]:
+    """n values spread exactly like a standard normal: windows of them never drift by chance."""
+    values = norm.ppf((np.arange(n) + 0.5) / n) + shift
+    np.random.default_rng(n).shuffle(values)
+    return [float(v) for v in values]
+
+
+def test_one_firing_alert_per_key_until_resolved_and_none_in_cooldown(settings: Settings) -> None:
+    s = tuned(settings, {"reference_size": 1000, "window_size": 500, "n_bins": 5},
+              alert_resolve_windows=2, alert_cooldown_s=1000.0)
+    feed = Feed(s)
+    m = "alerting"
+    clock = count()  # event time: one second per prediction
+
+    def window(shift: float, n: int = 500) -> BatchReport:
+        return feed.process(feed.predictions(
+            [pred(m, t, float(t), x=x, prediction=t % 2)
+             for x, t in zip(quantiles(n, shift), clock, strict=False)]))
+
+    window(0.0, 1000)  # the reference
+    drifted = [window(3.0) for _ in range(3)]
+    fired = [a for r in drifted for a in r.alerts]
+    assert {(a.status, a.labels.kind, a.labels.feature) for a in fired} == {
+        ("firing", "data_drift", "x"), ("firing", "data_quality", "x")}
+    assert len(fired) == 2, "one firing alert per (model, kind, feature), not one per window"
+    assert {(a.labels.kind, a.labels.severity) for a in fired} == {("data_drift", "critical"),  # both
+                                                                   ("data_quality", "warning")}
+    assert sum(len(r.drift_events) for r in drifted) > len(fired)
+    assert feed.metric("driftwarden_alerts_active", model=m, kind="data_drift", severity="critical") == 1
+
+    first_clean = window(0.0)
+    assert first_clean.alerts == [] and first_clean.drift_events == []
+    resolved = window(0.0).alerts
+    assert sorted((a.status, a.labels.kind) for a in resolved) == [("resolved", "data_drift"),
+                                                                  ("resolved", "data_quality")]
+    assert {a.fingerprint for a in resolved} == {a.fingerprint for a in fired}
+    assert feed.metric("driftwarden_alerts_active", model=m, kind="data_drift", severity="critical") == 0
+
+    in_cooldown = window(3.0)  # drift again 500 s (event time) after resolving; the cooldown is 1000 s
+    assert in_cooldown.drift_events and in_cooldown.alerts == []
+    window(0.0)
+    window(0.0)
+    after_cooldown = window(3.0)  # 2000 s after resolving
+    assert {(a.status, a.labels.kind) for a in after_cooldown.alerts} == {("firing", "data_drift"),
+                                                                         ("firing", "data_quality")}
+
+    published = [decode(DriftAlert, v) for v in read_topic(s, s.kafka.topics.drift_alerts, 6)]
+    assert [(a.status, a.labels.kind) for a in published] == [
+        (a.status, a.labels.kind) for a in [*fired, *resolved, *after_cooldown.alerts]]
+    assert feed.metric("driftwarden_alerts_total", model=m, kind="data_drift", severity="critical",
+                       status="firing") == 2
+    events = {decode(DriftEvent, v).drift_id for v in read_topic(s, s.kafka.topics.drift_events, 1)}
+    assert {e.drift_id for r in drifted for e in r.drift_events} <= events
+
+
+# -- dead letters --------------------------------------------------------------------------------------
+
+def test_every_kind_of_bad_input_is_a_dead_letter_and_the_batch_goes_on(settings: Settings) -> None:
+    s = tuned(settings, max_message_bytes=2_000, onboarding=False)
+    s = msgspec.structs.replace(s, models={"known": {}})
+    feed = Feed(s)
+    t = s.kafka.topics
+    good = [pred("known", i, 1_000.0 + i) for i in range(3)]
+    bad = {
+        "undecodable": b"\xff\xfe\x00garbage",
+        "invalid_json": b'{"event_id": "a", "model": ',
+        "missing_field": b'{"event_id": "a", "model": "known", "timestamp": 1.0, "prediction": 1}',
+        "invalid_field": b'{"event_id": "a", "model": "known", "timestamp": 1.0, "features": "x", '
+                         b'"prediction": 1}',
+        "oversize": encode([pred("known", 1000 + i, 1.0) for i in range(40)]),
+        "unknown_model": encode(pred("stranger", 0, 1.0)),
+        "empty_message": None,
+    }
+    batch = [feed.record(t.predictions, encode(good[:2]))]
+    where: dict[str, tuple[int, int]] = {}
+    for reason, value in bad.items():
+        r = feed.record(t.predictions, value, partition=1)
+        where[reason] = (r.partition, r.offset)
+        batch.append(r)
+    batch.append(feed.record(t.predictions, encode(good[2])))
+    batch.append(feed.record(t.labels, encode(Label(event_id="known-0", model="known", label=0, timestamp=5.0))))
+    report = feed.process(batch)
+
+    assert (report.processed, report.dead_letters) == (4, len(bad))
+    assert feed.counters("known") == {"predictions": 3, "labels": 1}
+    assert feed.state("known").outcomes == 1
+    letters = [decode(DeadLetter, v) for v in read_topic(s, t.dead_letters, len(bad))]
+    by_reason = {d.error.split(":")[0]: d for d in letters}
+    assert set(by_reason) == set(bad) and len(letters) == len(bad)
+    for reason, (partition, offset) in where.items():
+        letter = by_reason[reason]
+        assert (letter.source_topic, letter.partition, letter.offset) == (t.predictions, partition, offset)
+        assert feed.metric("driftwarden_dead_letters_total", topic=t.predictions, reason=reason) == 1
+    assert "stranger" in by_reason["unknown_model"].error
+
+    # The same batch again (a replay after a crash) changes nothing and publishes nothing new.
+    again = feed.process(batch)
+    assert (again.processed, again.dead_letters, again.duplicates) == (0, 0, len(batch))
+    assert feed.counters("known") == {"predictions": 3, "labels": 1}
+    assert len(read_topic(s, t.dead_letters, len(bad) + 1, timeout=3)) == len(bad)
+
+
+# -- reference switch, per-model settings, Redis work per batch -----------------------------------------
+
+def test_a_promoted_versions_reference_replaces_the_old_and_concept_detection_restarts(settings: Settings) -> None:
+    s = tuned(settings, {"reference_size": 1000, "window_size": 500, "n_bins": 5})
+    feed = Feed(s)
+    m = "switching"
+    feed.process(feed.predictions([pred(m, i, float(i), x=x, prediction=i % 2)
+                                   for i, x in enumerate(quantiles(1000))]))
+    feed.process(feed.labels([Label(event_id=f"{m}-{i}", model=m, label=0, timestamp=float(i)) for i in range(50)]))
+    assert ModelMonitor.from_bytes(feed.state(m).monitor).errors.n == 50
+
+    # The retrain worker stores the new version's reference (training data shifted by +3), then promotes.
+    config = MonitorConfig(reference_size=1000, window_size=500, n_bins=5)
+    feed.redis.set(feed.keys.reference(m, "2"),
+                   build_reference([{"x": x} for x in quantiles(1000, 3.0)], config,
+                                   predictions=[i % 2 for i in range(1000)]))
+    feed.redis.set(feed.keys.reference_switch(m), "2")
+    # Data like the OLD reference is now drift; data like the new one would not be.
+    report = feed.process(feed.predictions([pred(m, 5000 + i, 5000.0 + i, x=x, version="2", prediction=i % 2)
+                                            for i, x in enumerate(quantiles(500))]))
+    assert report.switched == [m]
+    assert {(e.kind, e.feature) for e in report.drift_events if e.kind == "data_drift"} == {("data_drift", "x")}
+    state = feed.state(m)
+    monitor = ModelMonitor.from_bytes(state.monitor)
+    assert (state.reference_version, monitor.reference_source, monitor.errors.n) == ("2", "supplied", 0)
+    assert feed.redis.get(feed.keys.reference_switch(m)) is None
+    later = feed.process(feed.predictions([pred(m, 6000 + i, 6000.0 + i, x=x, version="2", prediction=i % 2)
+                                           for i, x in enumerate(quantiles(500, 3.0))]))
+    assert later.switched == [] and later.drift_events == []
+
+
+def test_models_use_their_own_section_or_the_defaults(settings: Settings) -> None:
+    s = tuned(settings, {"reference_size": 100, "window_size": 100})
+    s = msgspec.structs.replace(s, models={"small": {"window_size": 25}})
+    feed = Feed(s)
+    batch = [*feed.predictions([pred("small", i, float(i), x=float(i % 7)) for i in range(300)]),
+             *feed.predictions([pred("default", i, float(i), x=float(i % 7)) for i in range(300)])]
+    feed.process(batch)
+    assert feed.state("small").windows_closed == 8
+    assert feed.state("default").windows_closed == 2
+
+
+def test_redis_commands_per_batch_do_not_grow_with_events(settings: Settings) -> None:
+    feed = Feed(tuned(settings, {"reference_size": 100, "window_size": 10_000}))
+    feed.process(feed.predictions([pred("rt", i, float(i)) for i in range(200)]))
+
+    def commands(n: int, start: int) -> int:
+        before = int(feed.redis.info("stats")["total_commands_processed"])
+        feed.process(feed.predictions([pred("rt", start + i, float(start + i)) for i in range(n)], per_message=100))
+        return int(feed.redis.info("stats")["total_commands_processed"]) - before - 1
+
+    assert commands(100, 1_000) == commands(2_000, 10_000)
