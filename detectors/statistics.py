@@ -8,8 +8,10 @@ NaN when a side is empty, so a caller never divides by zero. Accuracy against th
   ``D_binned <= D_exact <= D_binned + max bin share`` (of either side).
 * Wasserstein-1: histograms keep the sum of the values in each bin, which makes the area under each
   CDF over each bin exact; the result is a lower bound of the exact distance, short of it by at most
-  ``2 * sum_i width_i * min(p_i, q_i)`` (only bins where the CDFs cross contribute). In practice the gap
-  is below 1% of the reference standard deviation with 20 quantile bins (tested).
+  ``2 * sum_i width_i * min(p_i, q_i)`` (only bins where the CDFs cross contribute). That bound is loose
+  (wide tail bins); the stated tolerance, tested against ``scipy.stats.wasserstein_distance`` on six
+  distribution shapes and five shifts, is a gap of at most 0.03 reference standard deviations (0.01 for
+  normal data) with 20 quantile bins, a 2,000-value reference and 1,000-value windows.
 """
 
 from __future__ import annotations

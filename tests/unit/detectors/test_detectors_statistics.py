@@ -9,6 +9,8 @@ import pytest
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
+from detectors.config import MonitorConfig
+from detectors.drift import field_scores
 from detectors.histogram import CategoricalHistogram, NumericHistogram
 from detectors.psi import psi
 from detectors.statistics import (
@@ -130,3 +132,54 @@ def test_holm_is_step_down_and_bonferroni_is_flat() -> None:
     assert [d.rejected for d in multiple_testing(p_values, 0.05, "none")] == [True, True, True, True, False]
     with pytest.raises(ValueError):
         multiple_testing(p_values, 0.05, "sidak")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_categorical_psi_and_js_equal_scipy_on_the_same_buckets(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    reference = [str(k) for k in rng.choice(list("abcdefgh"), 3000, p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.1, 0.04, 0.01])]
+    ref = CategoricalHistogram.from_values(reference, top_k=5)  # f, g, h go to "other"
+    cur = ref.like()
+    cur.update([str(k) for k in rng.choice(list("abcdefgxyz"), 800)])  # x, y, z are unseen
+    p, q = ref.counts / ref.n, cur.counts / cur.n
+    assert q[-1] > 0 and p[-1] == 0  # an empty reference bucket: PSI needs the floor, JS does not
+    p_floor, q_floor = np.maximum(p, 1e-4), np.maximum(q, 1e-4)
+    expected_psi = float(np.sum(special.rel_entr(q_floor, p_floor) + special.rel_entr(p_floor, q_floor)))
+    assert psi(ref.counts, cur.counts) == pytest.approx(expected_psi, abs=1e-9)
+    assert js_distance(ref.counts, cur.counts) == pytest.approx(float(jensenshannon(p, q)), abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("distribution", ["normal", "exponential", "lognormal", "bimodal", "uniform", "integers"])
+@pytest.mark.parametrize("shift", [0.0, 0.05, 0.1, 0.3, 1.5])
+def test_normalised_wasserstein_within_the_stated_tolerance_of_scipy(distribution: str, shift: float,
+                                                                     seed: int) -> None:
+    """The stated tolerance: 0 <= W_scipy - W_binned <= 0.03 reference std (20 quantile bins, a 2,000-value
+    reference, 1,000-value windows), whatever the shape; the normal case is within 0.01 (test above)."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n: int) -> np.ndarray:
+        if distribution == "normal":
+            return rng.normal(size=n)
+        if distribution == "exponential":
+            return rng.exponential(size=n)
+        if distribution == "lognormal":
+            return rng.lognormal(0.0, 1.0, n)
+        if distribution == "bimodal":
+            return np.where(rng.random(n) < 0.3, rng.normal(-3, 0.5, n), rng.normal(2, 1, n))
+        if distribution == "uniform":
+            return rng.uniform(0, 1, n)
+        return rng.integers(0, 50, n).astype(float)
+
+    reference = draw(2000)
+    current = draw(1000) + shift * reference.std()
+    ref, cur = binned(reference, current)
+    scores = field_scores(ref, cur, MonitorConfig())
+    exact = stats.wasserstein_distance(reference, current)
+    assert scores["wasserstein_raw"] <= exact + 1e-6
+    assert exact / reference.std() - scores["wasserstein"] <= 0.03
+    assert scores["wasserstein"] == pytest.approx(scores["wasserstein_raw"] / ref.std, rel=1e-12)
+    # the KS bound holds for every shape too
+    exact_ks = stats.ks_2samp(reference, current).statistic
+    largest = max((ref.counts / ref.n).max(), (cur.counts / cur.n).max())
+    assert scores["ks"] <= exact_ks + 1e-12 and exact_ks - scores["ks"] <= largest
