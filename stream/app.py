@@ -129,6 +129,8 @@ def data_dir(settings: Settings) -> Path:
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, StreamService]:
     service = StreamService(settings, registry)
     topics = settings.kafka.topics
+    datadir = data_dir(settings)
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.stream.app_id,
         broker=_broker_urls(settings.kafka.bootstrap_servers),
@@ -144,7 +146,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_credentials=broker_credentials(settings.kafka.client_config),
         broker_session_timeout=settings.stream.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.stream.session_timeout_s / 10),
-        datadir=str(data_dir(settings)),
+        datadir=str(datadir),
     )
     inputs = app.topic(topics.predictions, topics.labels, value_type=bytes, key_type=bytes)
     updates = app.topic(topics.model_updates, value_type=bytes, key_type=bytes)
