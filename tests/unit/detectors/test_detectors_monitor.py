@@ -194,3 +194,56 @@ def test_snapshot_of_another_format_version_is_rejected_even_when_authentic() ->
         ModelMonitor.from_bytes(future, key=b"k")
     with pytest.raises(SnapshotError, match="magic"):
         ModelMonitor.from_bytes(seal(b"XXXX", 1, dict(state), b"k"), key=b"k")
+
+
+def classifier_stream(n: int, seed: int, p_yes: float, score_shape: tuple[float, float],
+                      start: int = 0) -> list[Observation]:
+    rng = np.random.default_rng(seed)
+    labels = np.where(rng.random(n) < p_yes, "yes", "no")
+    scores = rng.beta(*score_shape, n)
+    return [Observation(float(start + i), {"x": float(s)}, str(labels[i]), float(s)) for i, s in enumerate(scores)]
+
+
+def test_prediction_and_score_drift_use_the_same_statistics() -> None:
+    config = MonitorConfig(reference_size=1000, window_size=1000)
+    reference = classifier_stream(1000, seed=31, p_yes=0.3, score_shape=(2, 5))
+    current = classifier_stream(1000, seed=32, p_yes=0.7, score_shape=(5, 2), start=1000)
+    monitor = ModelMonitor(config)
+    signals = [s for s in monitor.update(reference + current) if s.kind == "prediction_drift"]
+    assert {(s.signal, s.feature) for s in signals} >= {("psi", "prediction"), ("js", "prediction"),
+                                                        ("psi", "score"), ("wasserstein", "score")}
+    scores = monitor.status()["scores"]["prediction"]
+    assert "chi2" in scores["prediction"] and "ks" in scores["score"]  # categorical vs numeric statistics
+    # categorical prediction PSI over [no, yes, other, unseen], computed independently
+    p = np.array([sum(o.prediction == k for o in reference) for k in ("no", "yes")] + [0, 0]) / 1000
+    q = np.array([sum(o.prediction == k for o in current) for k in ("no", "yes")] + [0, 0]) / 1000
+    p, q = np.maximum(p, 1e-4), np.maximum(q, 1e-4)
+    assert scores["prediction"]["psi"] == pytest.approx(float(np.sum((q - p) * np.log(q / p))), abs=1e-9)
+    quiet = ModelMonitor(config).update(reference + classifier_stream(1000, 33, 0.3, (2, 5), start=1000))
+    assert [s for s in quiet if s.kind == "prediction_drift"] == []
+
+
+def test_distances_decide_by_default_where_a_p_value_flags_a_trivial_shift() -> None:
+    n = 20_000  # large windows: a shift of 0.06 std is "significant" but too small to matter
+    stream = make_observations(n, seed=34) + make_observations(n, seed=35, shift=0.06, start=n)
+    by_default = ModelMonitor(MonitorConfig(reference_size=n, window_size=n))
+    signals = by_default.update(stream)
+    x = by_default.status()["scores"]["features"]["x"]
+    assert x["ks_pvalue"] < 0.05 / 3, "the test calls the shift significant, even after Holm"
+    assert x["psi"] < 0.1 and x["js"] < 0.1 and x["wasserstein"] < 0.1
+    assert [s for s in signals if s.kind == "data_drift"] == []
+    tested = ModelMonitor(MonitorConfig(reference_size=n, window_size=n, drift_signals=("psi", "ks")))
+    assert {(s.signal, s.feature) for s in tested.update(stream) if s.kind == "data_drift"} == {("ks", "x")}
+
+
+def test_count_and_time_bounds_hold_together() -> None:
+    config = MonitorConfig(reference_size=100, window_size=50, window_seconds=1000.0, min_window_n=10)
+    monitor = ModelMonitor(config)
+    monitor.update(make_observations(100, seed=36))
+    # 30 observations, a pause of 2000 s, then 120 more: time closes the first window, count the next two
+    burst = make_observations(30, seed=37, shift=3.0, start=100) + make_observations(120, seed=38, shift=3.0,
+                                                                                     start=2130)
+    signals = [s for s in monitor.update(burst) if s.kind == "data_drift" and s.feature == "x"]
+    windows = sorted({(s.window_index, s.window_start, s.window_n) for s in signals})
+    assert windows == [(0, 100.0, 30), (1, 2130.0, 50), (2, 2180.0, 50)]
+    assert monitor.windows_closed == 3 and monitor.status()["counts"]["current_window"] == 20

@@ -152,3 +152,23 @@ def test_p_value_tests_are_opt_in_and_holm_corrected() -> None:
     assert ks.score <= ks.threshold and ks.details["correction"] == "holm"
     assert ks.threshold in (pytest.approx(0.05 / 3), pytest.approx(0.05 / 2))
     assert ks.details["statistic"] == ks.details["scores"]["ks"]
+
+
+def test_bad_predictions_and_scores_are_counted_and_the_window_still_closes() -> None:
+    config = MonitorConfig(reference_size=100, window_size=50)
+    monitor = ModelMonitor(config)
+    monitor.update([o._replace(score=o.prediction) for o in make_observations(100, seed=17)])
+    bad: list[object] = [None, math.nan, math.inf, "text", -math.inf]
+    current = [o._replace(prediction=bad[i % 5] if i % 2 else o.prediction,
+                          score=bad[i % 5] if i % 3 == 0 else o.prediction)
+               for i, o in enumerate(make_observations(49, seed=18, start=100))]
+    monitor.update(current)
+    window = monitor.window
+    assert window is not None and window.prediction is not None and window.score is not None
+    assert (window.prediction.n, window.prediction.n_missing, window.prediction.n_invalid) == (25, 10, 14)
+    assert (window.score.n, window.score.n_missing, window.score.n_invalid) == (32, 7, 10)
+    monitor.update(make_observations(1, seed=19, start=149))
+    status = monitor.status()
+    json.dumps(status, allow_nan=False)
+    assert status["counts"]["windows_closed"] == 1
+    assert all(math.isfinite(v) for v in status["scores"]["prediction"]["score"].values())
