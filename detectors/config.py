@@ -3,7 +3,7 @@
 Default thresholds and where they come from:
 
 * PSI 0.1 warning / 0.2 critical: the credit-scoring rule of thumb (Siddiqi, "Credit Risk Scorecards",
-  2006); 0.25 is also common for critical (Yurdakul, 2018) - set ``psi_threshold=0.25``.
+  2006: 0.1 and 0.25), with the stricter 0.2 as critical; set ``psi_threshold=0.25`` for Siddiqi's.
 * Jensen-Shannon distance 0.1 (natural log) and Wasserstein-1 / reference std 0.1: Evidently's defaults
   for its ``jensenshannon`` and ``wasserstein`` drift methods.
 * p-value 0.05 (Evidently's default for KS and chi-square), corrected with Holm-Bonferroni across the
