@@ -94,6 +94,11 @@ def categorical_column(raw: Sequence[object]) -> CategoricalColumn:
 
 def infer_kind(raw: Sequence[object]) -> str:
     """``"numeric"`` when most present values are numbers, else ``"categorical"`` (ties go to numeric)."""
+    types = set(map(type, raw))
+    if types <= _FAST_NUMERIC:  # the common columns, without a Python call per value
+        return "numeric" if any(value == value for value in raw) else "categorical"  # NaN != NaN
+    if types == {str}:
+        return "categorical"
     numbers = categories = 0
     for value in raw:
         if is_missing(value):

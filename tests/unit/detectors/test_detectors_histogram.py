@@ -119,3 +119,6 @@ def test_raw_values_are_typed_and_counted() -> None:
     assert infer_kind([1, 2, "a"]) == "numeric"
     assert infer_kind([True, False, 1]) == "categorical"
     assert infer_kind([None, None]) == "categorical"
+    # the all-float / all-str fast paths agree with the per-value rule
+    assert infer_kind([math.nan, math.nan]) == "categorical" and infer_kind([math.nan, 2]) == "numeric"
+    assert infer_kind(["a", "b"]) == "categorical" and infer_kind([]) == "categorical"
