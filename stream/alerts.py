@@ -81,7 +81,8 @@ def on_window_closed(book: AlertBook, model: str, drifted_keys: set[str], window
     """A window closed: count it as clean for every active alert without a signal in it."""
     resolved: list[DriftAlert] = []
     for key, active in list(book.active.items()):
-        if key in drifted_keys:
+        if key in drifted_keys:  # consecutive clean windows: a drifting one starts the count over
+            active.clean_windows = 0
             continue
         active.clean_windows += 1
         if active.clean_windows >= policy.resolve_after:
