@@ -33,7 +33,7 @@ from detectors.window import fill
 from driftwarden.config import MonitorSettings
 from driftwarden.exceptions import DriftwardenError
 
-PREDICTION = "prediction"
+PREDICTION = "prediction"  # the monitor's name for the prediction column, whatever the file calls it
 _P_VALUES = {"ks": "ks_pvalue", "chi2": "chi2_pvalue"}
 _RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 
@@ -192,20 +192,23 @@ def compare(reference: Any, current: Any, config: MonitorConfig, *, prediction: 
                               for i, (row, p) in enumerate(zip(cur_rows, cur_pred, strict=True))])
     status = monitor.status()
     ref = Reference.from_bytes(ref_bytes)
-    fields: list[tuple[str, str, Histogram, list[Any], Mapping[str, Any]]] = [
-        (name, "feature", h, [row.get(name) for row in cur_rows], status["scores"]["features"].get(name, {}))
+    # (shown name, the engine's name for it, role, reference histogram, current values, engine scores)
+    fields: list[tuple[str, str, str, Histogram, list[Any], Mapping[str, Any]]] = [
+        (name, name, "feature", h, [row.get(name) for row in cur_rows],
+         status["scores"]["features"].get(name, {}))
         for name, h in ref.features.items()
     ]
     if prediction and ref.prediction is not None:
-        fields.append((PREDICTION, "prediction", ref.prediction, cur_pred,
+        fields.append((prediction, PREDICTION, "prediction", ref.prediction, cur_pred,
                        status["scores"]["prediction"].get(PREDICTION, {})))
     results = []
-    for name, role, ref_hist, raw, scores in fields:
+    for name, engine_name, role, ref_hist, raw, scores in fields:
         current_hist = ref_hist.like()
         fill(current_hist, raw)
         drift_kind = PREDICTION_DRIFT if role == "prediction" else DATA_DRIFT
-        drift = [s for s in signals if s.feature == name and s.kind == drift_kind]
-        quality = tuple(s for s in signals if s.feature == name and s.kind == DATA_QUALITY and role == "feature")
+        drift = [s for s in signals if s.feature == engine_name and s.kind == drift_kind]
+        quality = tuple(s for s in signals if s.feature == engine_name and s.kind == DATA_QUALITY
+                        and role == "feature")
         severity = max((s.severity for s in drift), key=_RANK.__getitem__, default=None)
         kind = kind_of(ref_hist)
         results.append(FeatureResult(

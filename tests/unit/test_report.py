@@ -84,7 +84,13 @@ def test_prediction_column_gets_its_own_prediction_drift_row() -> None:
     current["score"] = current["income"] / 100
     report = compare(reference, current, MonitorConfig(window_size=len(current)), prediction="score")
     prediction = next(f for f in report.features if f.role == "prediction")
+    assert prediction.name == "score"  # shown under the file's column name
     assert prediction.drifted and math.isfinite(prediction.scores["psi"])
+    config = MonitorConfig(window_size=len(current))
+    ref_hist = column_histogram(reference["score"].tolist(), "numeric", config)
+    cur_hist = ref_hist.like()
+    fill(cur_hist, current["score"].tolist())
+    assert prediction.scores["psi"] == field_scores(ref_hist, cur_hist, config)["psi"]
 
 
 def test_cli_writes_the_page_and_prints_the_drifted_feature(tmp_path: Path) -> None:
