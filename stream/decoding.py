@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from driftwarden.config import Settings
-from driftwarden.events import ContractError, DeadLetter, Label, Prediction, decode_batch, encode, iso
+from driftwarden.events import (
+    ContractError,
+    DeadLetter,
+    Label,
+    Prediction,
+    Timestamp,
+    decode_batch,
+    encode,
+    iso,
+    to_epoch,
+)
 from stream.outbox import Outgoing
 from stream.records import RawRecord
 
@@ -49,6 +59,11 @@ def _undecodable(value: bytes | None) -> ContractError | None:
     except UnicodeDecodeError as exc:
         return ContractError("undecodable", f"not UTF-8: {exc}")
     return None
+
+
+def epoch(ts: Timestamp) -> float:
+    """``to_epoch`` with a fast path for the common case, epoch seconds already (decoding checked it)."""
+    return ts if type(ts) is float else to_epoch(ts)
 
 
 def dead_letter(item: Decoded, topic: str, now: float) -> Outgoing:

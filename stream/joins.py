@@ -1,8 +1,13 @@
 """Delayed labels: predictions wait for their label, and early labels for their prediction.
 
-Pending items live in one Redis hash per model (event id -> packed item) with a sorted set of expiry
-times beside it. Expiry is swept in event time (the newest timestamp in the batch), not wall time, so
-that replaying a topic gives the same joins and the same count of expired predictions.
+Pending items live in one Redis hash per model (event id -> packed item). Expiry is indexed per batch,
+not per event: one sorted-set member per model and batch (the packed list of the ids it left pending)
+scored by the batch's newest timestamp plus the TTL, so an item may outlive its TTL by the span of its
+batch. Expiry is swept in event time (the newest timestamp in the batch), not wall time, so replaying
+a topic gives the same joins and the same count of expired predictions.
+
+Redis work per batch is a constant number of round trips and about two arguments per prediction (its
+hash field and value); a prediction's id is looked up among waiting labels only when labels wait.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import msgspec
 import redis
 
 from detectors.monitor import Outcome
-from driftwarden.events import Label, Prediction, to_epoch
+from driftwarden.events import Label, Prediction
+from stream.decoding import epoch
 from stream.state import (
     Keys,
     PendingLabel,
@@ -26,6 +32,8 @@ from stream.state import (
 )
 
 _json = msgspec.json.Encoder()
+_ids_encoder = msgspec.msgpack.Encoder()
+_ids_decoder = msgspec.msgpack.Decoder(list[str])
 
 
 @dataclass
@@ -35,10 +43,9 @@ class JoinPlan:
     delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     versions: dict[str, list[str | None]] = field(default_factory=lambda: defaultdict(list))
     expired: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    watermark: dict[str, float] = field(default_factory=dict)
     add_preds: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
-    add_pred_expiry: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     add_labels: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
-    add_label_expiry: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     drop_preds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     drop_labels: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
@@ -51,24 +58,27 @@ class JoinPlan:
             "prediction": pred.prediction, "label": label.label, "model_version": pred.version,
         }))
 
-    def write(self, tx: Any, keys: Keys, samples_max: int) -> None:
+    def write(self, tx: Any, keys: Keys, samples_max: int, ttl_s: float) -> None:
         """Queue this plan's writes on an open MULTI."""
+        for m, watermark in self.watermark.items():
+            # Entries at or below the watermark were swept by plan_joins: their ids are in drop_*.
+            tx.zremrangebyscore(keys.pending_prediction_expiry(m), "-inf", watermark)
+            tx.zremrangebyscore(keys.pending_label_expiry(m), "-inf", watermark)
         for m, items in self.add_preds.items():
             if items:
                 tx.hset(keys.pending_predictions(m), mapping=items)
-                tx.zadd(keys.pending_prediction_expiry(m), self.add_pred_expiry[m])
+                tx.zadd(keys.pending_prediction_expiry(m),
+                        {_ids_encoder.encode(list(items)): self.watermark[m] + ttl_s})
         for m, items in self.add_labels.items():
             if items:
                 tx.hset(keys.pending_labels(m), mapping=items)
-                tx.zadd(keys.pending_label_expiry(m), self.add_label_expiry[m])
+                tx.zadd(keys.pending_label_expiry(m), {_ids_encoder.encode(list(items)): self.watermark[m] + ttl_s})
         for m, ids in self.drop_preds.items():
             if ids:
                 tx.hdel(keys.pending_predictions(m), *ids)
-                tx.zrem(keys.pending_prediction_expiry(m), *ids)
         for m, ids in self.drop_labels.items():
             if ids:
                 tx.hdel(keys.pending_labels(m), *ids)
-                tx.zrem(keys.pending_label_expiry(m), *ids)
         for m, samples in self.samples.items():
             if samples:
                 tx.rpush(keys.samples(m), *samples)
@@ -79,31 +89,43 @@ class JoinPlan:
 
 
 def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction]],
-               labels: dict[str, list[Label]], ttl_s: float) -> JoinPlan:
-    """Read what is pending for this batch's event ids (one round trip) and plan every join."""
+               labels: dict[str, list[Label]], labels_waiting: dict[str, int]) -> JoinPlan:
+    """Read what is pending for this batch's event ids and plan every join and expiry.
+
+    One round trip, plus one more in a batch where pending predictions expire (to count those that
+    never got their label). ``labels_waiting`` is the size of each model's early-label hash.
+    """
     plan = JoinPlan()
     models = sorted(set(preds) | set(labels))
-    watermark = {m: max([to_epoch(e.timestamp) for e in (*preds.get(m, []), *labels.get(m, []))])
-                 for m in models}
+    pred_times = {m: [epoch(p.timestamp) for p in preds.get(m, ())] for m in models}
+    label_times = {m: [epoch(lab.timestamp) for lab in labels.get(m, ())] for m in models}
     reads = client.pipeline(transaction=False)
     for m in models:
-        reads.hmget(keys.pending_labels(m), [p.event_id for p in preds.get(m, [])] or ["-"])
+        plan.watermark[m] = max(pred_times[m] + label_times[m])
+        if labels_waiting.get(m) and preds.get(m):
+            reads.hmget(keys.pending_labels(m), [p.event_id for p in preds[m]])
+        else:
+            reads.echo(b"")  # keeps four replies per model; no ids sent when no label waits
         reads.hmget(keys.pending_predictions(m), [lab.event_id for lab in labels.get(m, [])] or ["-"])
-        reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", watermark[m])
-        reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", watermark[m])
+        reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", plan.watermark[m])
+        reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", plan.watermark[m])
     raw = reads.execute()
+    expiring: dict[str, list[str]] = {}
     for i, m in enumerate(models):
         waiting_labels, waiting_preds, expired_preds, expired_labels = raw[4 * i: 4 * i + 4]
+        if not isinstance(waiting_labels, list):
+            waiting_labels = []
         batch_preds: dict[str, PendingPrediction] = {}
-        for p, stored_label in zip(preds.get(m, []), waiting_labels, strict=False):
-            pending = PendingPrediction(to_epoch(p.timestamp), p.features, p.prediction, p.model_version)
+        for j, p in enumerate(preds.get(m, ())):
+            pending = PendingPrediction(pred_times[m][j], p.features, p.prediction, p.model_version)
+            stored_label = waiting_labels[j] if waiting_labels else None
             if stored_label is not None:
                 plan.join(m, p.event_id, pending, decode_pending_label(stored_label))
                 plan.drop_labels[m].add(p.event_id)
             else:
                 batch_preds[p.event_id] = pending
-        for lab, stored_pred in zip(labels.get(m, []), waiting_preds, strict=False):
-            label = PendingLabel(to_epoch(lab.timestamp), lab.label)
+        for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), waiting_preds, strict=False)):
+            label = PendingLabel(label_times[m][j], lab.label)
             if lab.event_id in batch_preds:
                 plan.join(m, lab.event_id, batch_preds.pop(lab.event_id), label)
             elif stored_pred is not None and lab.event_id not in plan.drop_preds[m]:
@@ -111,12 +133,25 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
                 plan.drop_preds[m].add(lab.event_id)
             else:
                 plan.add_labels[m][lab.event_id] = encode_state(label)
-                plan.add_label_expiry[m][lab.event_id] = label.timestamp + ttl_s
-        for event_id, pending in batch_preds.items():
-            plan.add_preds[m][event_id] = encode_state(pending)
-            plan.add_pred_expiry[m][event_id] = pending.timestamp + ttl_s
-        expired = {e.decode() for e in expired_preds} - plan.drop_preds[m]
-        plan.expired[m] = len(expired)
-        plan.drop_preds[m] |= expired
-        plan.drop_labels[m] |= {e.decode() for e in expired_labels}
+        plan.add_preds[m] = {event_id: encode_state(p) for event_id, p in batch_preds.items()}
+        candidates = [i for blob in expired_preds for i in _ids_decoder.decode(blob)]
+        if candidates:
+            expiring[m] = [i for i in candidates if i not in plan.drop_preds[m]]
+        plan.drop_labels[m] |= {i for blob in expired_labels for i in _ids_decoder.decode(blob)}
+        plan.drop_labels[m] -= set(plan.add_labels[m])
+    _count_expired(client, keys, plan, expiring)
     return plan
+
+
+def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: dict[str, list[str]]) -> None:
+    """Of the predictions whose expiry passed, those still pending never got a label: drop and count."""
+    expiring = {m: ids for m, ids in expiring.items() if ids}
+    if not expiring:
+        return
+    pipe = client.pipeline(transaction=False)
+    for m, ids in expiring.items():
+        pipe.hmget(keys.pending_predictions(m), ids)
+    for (m, ids), stored in zip(expiring.items(), pipe.execute(), strict=True):
+        still = [i for i, value in zip(ids, stored, strict=True) if value is not None]
+        plan.expired[m] = len(still)
+        plan.drop_preds[m] |= set(still)

@@ -7,8 +7,9 @@ from collections import defaultdict
 
 from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome, Signal
 from driftwarden.config import MonitorSettings, Settings
-from driftwarden.events import DriftAlert, DriftEvent, Prediction, Window, drift_id, to_epoch
+from driftwarden.events import DriftAlert, DriftEvent, Prediction, Window, drift_id
 from stream.alerts import AlertPolicy, alert_key, on_drift, on_window_closed
+from stream.decoding import epoch
 from stream.state import ModelState, VersionPerformance
 
 
@@ -53,7 +54,7 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor, cfg:
         for p in preds:
             if p.model_version is not None:
                 state.version = p.model_version
-        observations = [Observation(to_epoch(p.timestamp), p.features, p.prediction, p.score) for p in preds]
+        observations = [Observation(epoch(p.timestamp), p.features, p.prediction, p.score) for p in preds]
         signals = monitor.update(observations)
         state.observations += len(preds)
         by_window: dict[int, list[Signal]] = defaultdict(list)

@@ -61,6 +61,7 @@ class _Read:
     known: set[str]
     blobs: dict[str, bytes | None]
     switches: dict[str, str]  # model -> promoted version whose reference is still to be adopted
+    labels_waiting: dict[str, int]  # model -> labels that arrived before their prediction
     references: dict[str, bytes | None]
 
 
@@ -112,9 +113,12 @@ class BatchProcessor:
             reads.get(keys.state(m))
         for m in models:
             reads.get(keys.reference_switch(m))
+        for m in models:
+            reads.hlen(keys.pending_labels(m))
         raw = reads.execute()
         n, k = len(topics), len(models)
-        switches = {m: v.decode() for m, v in zip(models, raw[n + 1 + k:], strict=True) if v is not None}
+        switches = {m: v.decode() for m, v in zip(models, raw[n + 1 + k: n + 1 + 2 * k], strict=True)
+                    if v is not None}
         references: dict[str, bytes | None] = {}
         if switches:  # rare: only in the first batch of a model after a promotion
             pipe = self.redis.pipeline(transaction=False)
@@ -126,6 +130,7 @@ class BatchProcessor:
             known={m.decode() for m in raw[n]},
             blobs=dict(zip(models, raw[n + 1: n + 1 + k], strict=True)),
             switches=switches, references=references,
+            labels_waiting=dict(zip(models, raw[n + 1 + 2 * k:], strict=True)),
         )
 
     def _apply(self, decoded: list[Decoded], report: BatchReport) -> list[Outgoing]:
@@ -164,7 +169,7 @@ class BatchProcessor:
             active = sorted(set(preds) | set(labels))
             states = {m: decode_state(b) if (b := read.blobs.get(m)) else new_state(self.settings.monitor_for(m))
                       for m in active}
-            plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, stream.label_ttl_s)
+            plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting)
             monitors: dict[str, ModelMonitor] = {}
             results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
             for m, state in states.items():
@@ -192,7 +197,7 @@ class BatchProcessor:
                 tx.sadd(keys.models(), *states)
             if read.switches:
                 tx.delete(*[keys.reference_switch(m) for m in read.switches])
-            plan.write(tx, keys, stream.samples_max)
+            plan.write(tx, keys, stream.samples_max, stream.label_ttl_s)
             latest: dict[str, dict[int, int]] = defaultdict(dict)
             for d in fresh:
                 r = d.record
