@@ -3,6 +3,10 @@ shifted feature only, a model retrained, registered and promoted to ``champion``
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -100,3 +104,35 @@ def test_drifting_traffic_is_detected_retrained_and_promoted(
     promoted_update = next(u for u in updates if u.promoted)
     assert champion.version == promoted_update.version
     assert champion.tags.get("drift_id") == promoted_update.drift_id
+
+
+def _session_stack_home(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the stack the session fixture started (the demo reuses a stack by its folder)."""
+    configured = os.environ.get("DRIFTWARDEN_TEST_STACK")
+    candidates = [Path(configured)] if configured else sorted(tmp_path_factory.getbasetemp().glob("devstack*"))
+    redis_port = int(stack_env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    for home in candidates:
+        state = home / "stack.json"
+        if state.exists() and json.loads(state.read_text())["ports"].get("redis") == redis_port:
+            return home
+    raise AssertionError(f"no stack folder among {candidates} runs Redis on port {redis_port}")
+
+
+def test_demo_without_a_terminal_logs_plain_lines_and_ends_with_its_summary(
+    stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``driftwarden demo`` as CI runs it: stdout is a pipe, so no live view, one plain line per fact."""
+    home = _session_stack_home(stack_env, tmp_path_factory)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWARDEN__")}
+    proc = subprocess.run([sys.executable, "-m", "driftwarden.cli", "demo", "--home", str(home)], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 0, (out[-3000:], proc.stderr[-3000:])
+    assert "\x1b[" not in out  # no colour or cursor codes in a log
+    assert "open alerts (" not in out  # the live view's panels are for terminals only
+    live_lines = [line for line in out.splitlines() if line.startswith("[live] ")]
+    assert live_lines and any("income psi" in line for line in live_lines)
+    assert any(line.startswith("drift  data_drift") and "feature=income" in line for line in out.splitlines())
+    assert any(line.startswith("model  ") and "promoted=True" in line for line in out.splitlines())
+    summary = out[out.index("summary"):]
+    assert "worker exit codes" in summary and "is now the champion" in summary
