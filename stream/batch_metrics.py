@@ -25,8 +25,9 @@ def record_window_scores(metrics: StreamMetrics, model: str, scores: Mapping[str
 
 
 def record_model(metrics: StreamMetrics, model: str, state: ModelState, alerts: Iterable[DriftAlert],
-                 events: Iterable[DriftEvent]) -> None:
-    """Drift events, alerts and performance of one model after a batch."""
+                 events: Iterable[DriftEvent], refresh: bool = True) -> None:
+    """Drift events, alerts and performance of one model after a batch; the active-alert gauges only
+    when ``refresh`` (they change only with an alert, and setting them costs per batch)."""
     for e in events:
         metrics.drift_events.labels(model=model, kind=e.kind, severity=e.severity).inc()
         if e.kind == "concept_drift":
@@ -34,12 +35,17 @@ def record_model(metrics: StreamMetrics, model: str, state: ModelState, alerts: 
     for a in alerts:
         metrics.alerts.labels(model=model, kind=a.labels.kind, severity=a.labels.severity,
                               status=a.status).inc()
+    if refresh:
+        record_active(metrics, model, state)
+    for version, perf in state.performance.items():
+        if perf.n:
+            metrics.model_performance.labels(model=model, version=version,
+                                             metric=perf.metric or "accuracy").set(perf.total / perf.n)
+
+
+def record_active(metrics: StreamMetrics, model: str, state: ModelState) -> None:
     active = {(k, s): 0 for k in KINDS for s in SEVERITIES}
     for alert in state.alerts.active.values():
         active[(alert.kind, alert.severity)] = active.get((alert.kind, alert.severity), 0) + 1
     for (kind, severity), n in active.items():
         metrics.alerts_active.labels(model=model, kind=kind, severity=severity).set(n)
-    for version, perf in state.performance.items():
-        if perf.n:
-            metrics.model_performance.labels(model=model, version=version,
-                                             metric=perf.metric or "accuracy").set(perf.total / perf.n)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from detectors.monitor import ModelMonitor
+from detectors.monitor import ModelMonitor, MonitorConfig
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
 from stream.batch_metrics import record_model, record_window_scores
@@ -75,6 +75,8 @@ class BatchProcessor:
         self.clock = clock
         self.keys = Keys(settings.redis.key_prefix)
         self.topics = settings.kafka.topics
+        self._seen: set[str] = set()  # models whose gauges this process has set at least once
+        self._configs: dict[str, MonitorConfig] = {}  # settings are frozen: built once per model
 
     def process(self, records: Sequence[RawRecord]) -> BatchReport:
         if not records:
@@ -170,17 +172,22 @@ class BatchProcessor:
             states = {m: decode_state(b) if (b := read.blobs.get(m)) else new_state(self.settings.monitor_for(m))
                       for m in active}
             plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting)
-            monitors: dict[str, ModelMonitor] = {}
+            closed: set[str] = set()  # models that closed a window in this batch
             results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
             for m, state in states.items():
-                monitor = monitors[m] = ModelMonitor.from_bytes(state.monitor)
+                monitor = ModelMonitor.from_bytes(state.monitor)
+                windows_before = monitor.windows_closed
                 if m in read.switches and switch_reference(state, monitor, read.switches[m],
                                                            read.references.get(m)):
                     report.switched.append(m)
-                cfg = monitor_config(self.settings.monitor_for(m))
+                cfg = self._configs.get(m) or self._configs.setdefault(
+                    m, monitor_config(self.settings.monitor_for(m)))
                 events, alerts = apply_predictions(m, state, monitor, cfg, preds.get(m, []),
                                                    plan.outcomes.get(m, []), self.settings, now)
                 state.monitor = monitor.to_bytes()
+                if monitor.windows_closed != windows_before:
+                    closed.add(m)
+                    record_window_scores(self.metrics, m, monitor.last_scores)
                 record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []))
                 results[m] = (events, alerts)
                 key = m.encode()
@@ -215,14 +222,13 @@ class BatchProcessor:
                 raise
             self.metrics.state_write_seconds.observe(time.perf_counter() - t0)
 
-        self._record(fresh, preds, labels, plan, states, monitors, results, report)
+        self._record(fresh, preds, labels, plan, states, results, report)
         return [message for _source, message in outgoing]
 
     # -- metrics -----------------------------------------------------------------------------------
 
     def _record(self, fresh: list[Decoded], preds: dict[str, list[Prediction]],
                 labels: dict[str, list[Label]], plan: JoinPlan, states: dict[str, ModelState],
-                monitors: dict[str, ModelMonitor],
                 results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]], report: BatchReport) -> None:
         """Metrics of an applied batch: per batch and model, never per event."""
         m = self.metrics
@@ -249,9 +255,8 @@ class BatchProcessor:
                 m.labels_expired.labels(model=model).inc(n)
         for model, state in states.items():
             events, alerts = results[model]
-            if preds.get(model):
-                record_window_scores(m, model, monitors[model].last_scores)
-            record_model(m, model, state, alerts, events)
+            record_model(m, model, state, alerts, events, refresh=bool(alerts) or model not in self._seen)
+            self._seen.add(model)
             report.drift_events.extend(events)
             report.alerts.extend(alerts)
         report.processed = sum(map(len, preds.values())) + sum(map(len, labels.values()))
