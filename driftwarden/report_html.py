@@ -18,6 +18,7 @@ REFERENCE_COLOUR = "#4e79a7"
 CURRENT_COLOUR = "#f28e2b"
 FIRED_COLOUR = "#d62728"
 QUIET_COLOUR = "#59a14f"
+SHOWN_COLOUR = "#b0b0b0"
 MAX_CATEGORIES = 25  # bars per categorical plot; the rest are summed into "(more)"
 
 _CSS = """
@@ -56,7 +57,7 @@ def render(report: Report) -> str:
         _notes(report),
         f'<div class="legend muted">histograms:<span style="background:{REFERENCE_COLOUR}"></span>reference'
         f'<span style="background:{CURRENT_COLOUR}"></span>current &middot; score bars: the dashed line is '
-        "the threshold</div>",
+        "the threshold; grey bars are shown, not used to decide (see drift_signals)</div>",
         '<div class="grid">', *(_card(f) for f in report.features), "</div>",
         "</body></html>",
     ]
@@ -163,7 +164,7 @@ def histogram_svg(reference: Histogram, current: Histogram, width: int = 536, he
             out.append(f'<rect x="{x + offset:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" '
                        f'height="{h:.1f}" fill="{colour}"><title>{_e(label)} {name}: '
                        f"{100 * share:.1f}%</title></rect>")
-        if i % every == 0:
+        if i % every == 0 or label.startswith("("):  # the (more)/(other)/(unseen) buckets always
             cx, cy = left + (i + 0.5) * slot, top + plot_h + 10
             out.append(f'<text x="{cx:.1f}" y="{cy:.1f}" font-size="9" fill="#444" text-anchor="end" '
                        f'transform="rotate(-35 {cx:.1f} {cy:.1f})">{_e(label[:14])}</text>')
@@ -186,8 +187,9 @@ def scores_svg(statistics: Sequence[Statistic], width: int = 536) -> str:
     for i, s in enumerate(statistics):
         y = 3 + i * row
         score_pos, threshold_pos = _positions(s)
-        colour = FIRED_COLOUR if s.fired else QUIET_COLOUR
-        opacity = "1" if s.decides else "0.45"
+        # a statistic outside drift_signals decides nothing: grey, whatever its value
+        colour = FIRED_COLOUR if s.fired else QUIET_COLOUR if s.decides else SHOWN_COLOUR
+        opacity = "1"
         verb = "&le;" if s.lower_fires else "&ge;"
         out.append(f'<text x="0" y="{y + 14}" font-size="12">{_e(s.label)}{"" if s.decides else " (shown)"}</text>')
         out.append(f'<rect x="{left}" y="{y + 3}" width="{plot_w}" height="14" fill="#f0f0f0"/>')
