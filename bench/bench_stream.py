@@ -107,6 +107,9 @@ def produce(settings: Settings, scenario: Scenario) -> int:
                         producer.poll(0.1)
                 messages += 1
                 chunk = []
+        if chunk:
+            producer.produce(topic, key=key, value=_json.encode(chunk))
+            messages += 1
         producer.poll(0)
     if producer.flush(120):
         raise RuntimeError("the producer could not deliver every message")
@@ -186,22 +189,21 @@ def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_e
         offsets = {int(p): int(o) for p, o in client.hgetall(f"{prefix}:offsets:{topic}").items()}
         return all(offsets.get(p, -1) >= o for p, o in target.items())
 
-    first_t, first_n, hwm = 0.0, 0, 0
+    samples: list[tuple[float, int]] = []
+    hwm = 0
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"the stream worker exited with {proc.returncode}; see {folder}/stream.log")
             n = applied()
+            samples.append((time.perf_counter(), n))
             hwm = max(hwm, vm_hwm_kib(proc.pid))
-            if n and not first_t:
-                first_t, first_n = time.perf_counter(), n
             if n >= expected_events and done():
                 break
             time.sleep(0.02)
         else:
             raise RuntimeError(f"the worker applied {applied()} of {expected_events} events in time")
-        finished = time.perf_counter()
         hwm = max(hwm, vm_hwm_kib(proc.pid))
     finally:
         if proc.poll() is None:
@@ -216,10 +218,22 @@ def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_e
     if total != expected_events:
         raise RuntimeError(f"the worker counted {total} events, {expected_events} were produced")
     mem_after = int(client.info("memory")["used_memory"])
-    measured = expected_events - first_n
-    return {"events_per_s": measured / (finished - first_t) if measured else float("nan"),
-            "events_measured": measured, "peak_rss_mib": hwm / 1024, "exit_code": code,
-            "redis_mib": (mem_after - mem_before) / 2**20}
+    rate, measured = steady_rate(samples, expected_events)
+    return {"events_per_s": rate, "events_measured": measured, "peak_rss_mib": hwm / 1024,
+            "exit_code": code, "redis_mib": (mem_after - mem_before) / 2**20}
+
+
+def steady_rate(samples: list[tuple[float, int]], total: int) -> tuple[float, int]:
+    """Events/s between the samples where 10% and 90% of the events were applied.
+
+    Start-up, the first rebalance and the last partial batch fall outside, so the figure is the
+    worker's steady speed; it is NaN when a topic fits in too few batches to tell (--quick).
+    """
+    low = next((s for s in samples if s[1] >= 0.1 * total), None)
+    high = next((s for s in samples if s[1] >= 0.9 * total), None)
+    if low is None or high is None or high[1] <= low[1] or high[0] <= low[0]:
+        return float("nan"), 0
+    return (high[1] - low[1]) / (high[0] - low[0]), high[1] - low[1]
 
 
 class RoundTrips:
@@ -244,7 +258,7 @@ class RoundTrips:
         redis.connection.AbstractConnection.send_packed_command = self._original  # type: ignore[method-assign]
 
 
-def round_trips(settings: Settings, expected_events: int) -> dict[str, float]:
+def round_trips(settings: Settings, expected_events: int, expected_messages: int) -> dict[str, float]:
     """Apply the topic in this process with the stream's batch code; Redis requests per event and batch."""
     from prometheus_client import CollectorRegistry
 
@@ -259,10 +273,10 @@ def round_trips(settings: Settings, expected_events: int) -> dict[str, float]:
         "auto.offset.reset": "earliest"}))
     topic = settings.kafka.topics.predictions
     consumer.assign(partitions_of(settings, topic))
-    batches, events, busy = 0, 0, 0.0
+    batches, messages, busy = 0, 0, 0.0
     deadline = time.monotonic() + 600
     with RoundTrips() as counter:
-        while events < expected_events and time.monotonic() < deadline:
+        while messages < expected_messages and time.monotonic() < deadline:
             msgs = [m for m in consumer.consume(settings.stream.batch_size, timeout=1.0) if not m.error()]
             if not msgs:
                 continue
@@ -272,8 +286,11 @@ def round_trips(settings: Settings, expected_events: int) -> dict[str, float]:
             service.processor.process(records)
             busy += time.perf_counter() - t0
             batches += 1
-            events += sum(len(v) if v.startswith(b"[") else 1 for v in (m.value() for m in msgs))
+            messages += len(msgs)
     consumer.close()
+    if messages != expected_messages:
+        raise RuntimeError(f"read {messages} of {expected_messages} messages")
+    events = expected_events
     if service.publisher is not None and hasattr(service.publisher, "close"):
         service.publisher.close()
     return {"round_trips_per_event": counter.count / events, "round_trips_per_batch": counter.count / batches,
@@ -304,7 +321,7 @@ def run_scenario(base_env: dict[str, str], scenario: Scenario, folder: Path) -> 
     if scenario.models == 1:
         # Round trips on a fresh Redis prefix, so the in-process run starts from no state as the worker did.
         rt_env = {**env, "DRIFTWARDEN__REDIS__KEY_PREFIX": f"dw-rt-{run_id}"}
-        rt = round_trips(load_settings(env={**os.environ, **rt_env}), scenario.events)
+        rt = round_trips(load_settings(env={**os.environ, **rt_env}), scenario.events, messages)
         print(f"[{scenario.name}] Redis round trips: {rt['round_trips_per_event']:.4f}/event, "
               f"{rt['round_trips_per_batch']:.1f}/batch; batch code alone "
               f"{rt['in_process_events_per_s']:,.0f} events/s", flush=True)
@@ -315,6 +332,9 @@ def run_scenario(base_env: dict[str, str], scenario: Scenario, folder: Path) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small topics: a smoke run, not a measurement")
+    parser.add_argument("--only", action="append", default=[], metavar="SCENARIO",
+                        help="run only this scenario (single_events, arrays_of_100, 100_models); repeatable")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and the stack folder")
     args = parser.parse_args()
     scale = 0.05 if args.quick else 1.0
     scenarios = [
@@ -322,6 +342,7 @@ def main() -> int:
         Scenario("arrays_of_100", int(1_000_000 * scale), 100, 1),
         Scenario("100_models", int(500_000 * scale), 100, 100),
     ]
+    scenarios = [s for s in scenarios if not args.only or s.name in args.only]
     home = Path(tempfile.mkdtemp(prefix="dw-bench-stream-"))
     stack = Stack(home)
     started = time.perf_counter()
@@ -350,7 +371,10 @@ def main() -> int:
         print(f"{r['scenario']['name']:16} {r['baseline_events_per_s']:>14,.0f} {w['events_per_s']:>12,.0f} "  # type: ignore[index]
               f"{r['ratio_to_baseline']:>7.3f} {w['peak_rss_mib']:>6.0f}MiB {w['redis_mib']:>5.0f}MiB {rt_text:>9}")
     print(f"written to {RESULTS.relative_to(ROOT)}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
-    shutil.rmtree(home, ignore_errors=True)
+    if args.keep_logs:
+        print(f"worker logs in {home / 'workers'}")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
