@@ -7,7 +7,7 @@ transaction. Only after that are the messages published; Kafka's offsets are com
 after ``process`` returns. A crash anywhere replays the batch, and the stored offsets make the replay a
 no-op for state while the outbox makes publishing at-least-once (drift ids are deterministic).
 
-WATCH on the offset hashes, state keys and pending reference switches fences a worker that lost its
+WATCH on a fence key per partition, the state keys and pending reference switches fences a worker that lost its
 partitions in a rebalance but has not noticed yet: its transaction fails and it re-reads. Redis round
 trips per batch are constant: outbox flush, WATCH, one read pipeline, one join read, MULTI/EXEC.
 """
@@ -58,7 +58,7 @@ class _Read:
     """What the batch read from Redis under WATCH."""
 
     applied: dict[str, dict[int, int]]
-    known: set[str]
+    known: set[str]  # the batch's models already onboarded (read only when onboarding is off)
     blobs: dict[str, bytes | None]
     switches: dict[str, str]  # model -> promoted version whose reference is still to be adopted
     labels_waiting: dict[str, int]  # model -> labels that arrived before their prediction
@@ -103,44 +103,51 @@ class BatchProcessor:
 
     # -- one attempt -------------------------------------------------------------------------------
 
-    def _read(self, tx: redis.client.Pipeline, topics: list[str], models: list[str]) -> _Read:
+    def _read(self, tx: redis.client.Pipeline, partitions: list[Source], models: list[str]) -> _Read:
         keys = self.keys
-        tx.watch(*[keys.offsets(t) for t in topics], *[keys.state(m) for m in models],
+        # Fences are per partition: two workers conflict only over the same partition or model, not
+        # over the shared offsets hash (watching that would make every worker retry every batch).
+        tx.watch(*[keys.fence(t, p) for t, p in partitions], *[keys.state(m) for m in models],
                  *[keys.reference_switch(m) for m in models])
+        by_topic: dict[str, list[int]] = defaultdict(list)
+        for t, p in partitions:
+            by_topic[t].append(p)
+        check_known = bool(models) and not self.settings.stream.onboarding
         reads = self.redis.pipeline(transaction=False)
-        for t in topics:
-            reads.hgetall(keys.offsets(t))
-        reads.smembers(keys.models())
+        for t, ps in by_topic.items():
+            reads.hmget(keys.offsets(t), ps)
+        if check_known:
+            reads.smismember(keys.models(), models)
         for m in models:
             reads.get(keys.state(m))
-        for m in models:
             reads.get(keys.reference_switch(m))
-        for m in models:
             reads.hlen(keys.pending_labels(m))
-        raw = reads.execute()
-        n, k = len(topics), len(models)
-        switches = {m: v.decode() for m, v in zip(models, raw[n + 1 + k: n + 1 + 2 * k], strict=True)
-                    if v is not None}
+        raw = iter(reads.execute())
+        applied = {t: {p: int(o) for p, o in zip(ps, next(raw), strict=True) if o is not None}
+                   for t, ps in by_topic.items()}
+        known = {m for m, member in zip(models, next(raw), strict=True) if member} if check_known else set()
+        blobs: dict[str, bytes | None] = {}
+        switches: dict[str, str] = {}
+        waiting: dict[str, int] = {}
+        for m in models:
+            blobs[m], switch, waiting[m] = next(raw), next(raw), next(raw)
+            if switch is not None:
+                switches[m] = switch.decode()
         references: dict[str, bytes | None] = {}
         if switches:  # rare: only in the first batch of a model after a promotion
             pipe = self.redis.pipeline(transaction=False)
             for m, version in switches.items():
                 pipe.get(keys.reference(m, version))
             references = dict(zip(switches, pipe.execute(), strict=True))
-        return _Read(
-            applied={t: {int(p): int(o) for p, o in raw[i].items()} for i, t in enumerate(topics)},
-            known={m.decode() for m in raw[n]},
-            blobs=dict(zip(models, raw[n + 1: n + 1 + k], strict=True)),
-            switches=switches, references=references,
-            labels_waiting=dict(zip(models, raw[n + 1 + 2 * k:], strict=True)),
-        )
+        return _Read(applied=applied, known=known, blobs=blobs, switches=switches, references=references,
+                     labels_waiting=waiting)
 
     def _apply(self, decoded: list[Decoded], report: BatchReport) -> list[Outgoing]:
         keys, stream = self.keys, self.settings.stream
-        topics = sorted({d.record.topic for d in decoded})
+        partitions = sorted({(d.record.topic, d.record.partition) for d in decoded})
         models = sorted({e.model for d in decoded for e in (*d.predictions, *d.labels)})
         with self.redis.pipeline(transaction=True) as tx:
-            read = self._read(tx, topics, models)
+            read = self._read(tx, partitions, models)
             now = self.clock()
             outgoing: list[tuple[Source, Outgoing]] = []
             fresh: list[Decoded] = []
@@ -211,6 +218,8 @@ class BatchProcessor:
                 latest[r.topic][r.partition] = max(r.offset, latest[r.topic].get(r.partition, -1))
             for t, offsets in latest.items():
                 tx.hset(keys.offsets(t), mapping=offsets)
+            for t, p in partitions:
+                tx.incr(keys.fence(t, p))
             queue_outbox(tx, keys, outgoing)
             t0 = time.perf_counter()
             try:

@@ -72,6 +72,9 @@ class Keys:
     def offsets(self, topic: str) -> str:
         return f"{self.prefix}:offsets:{topic}"
 
+    def fence(self, topic: str, partition: int) -> str:
+        return f"{self.prefix}:fence:{topic}:{partition}"
+
     def pending_predictions(self, model: str) -> str:
         return f"{self.prefix}:pending:pred:{model}"
 

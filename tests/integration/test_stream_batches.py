@@ -298,3 +298,34 @@ def test_redis_commands_per_batch_do_not_grow_with_events(settings: Settings) ->
         return int(feed.redis.info("stats")["total_commands_processed"]) - before - 1
 
     assert commands(100, 1_000) == commands(2_000, 10_000)
+
+
+def test_a_worker_that_lost_its_partition_cannot_apply_a_stale_batch(settings: Settings) -> None:
+    """Worker A has read its batch; worker B (the partition's new owner) applies the same records
+    before A's transaction executes. A's EXEC fails on the fence, and its retry finds them applied."""
+    a, b = Feed(settings), Feed(settings)
+    batch = a.predictions([pred("fenced", i, float(i)) for i in range(300)])
+    calls = count()
+
+    def clock_that_lets_b_in_first() -> float:
+        if next(calls) == 0:  # called by A between its reads and its MULTI
+            assert b.process(batch).processed == 300
+        return time.time()
+
+    a.processor.clock = clock_that_lets_b_in_first
+    report = a.process(batch)
+    assert (report.attempts, report.processed, report.duplicates) == (2, 0, len(batch))
+    assert a.counters("fenced") == {"predictions": 300, "labels": 0}
+    assert a.state("fenced").observations == 300
+    # Other partitions of the same topic do not conflict: B's write there leaves A's batch alone.
+    other = [b.record(settings.kafka.topics.predictions, encode(pred("elsewhere", 0, 1.0)), partition=1)]
+    calls = count()
+
+    def clock_with_b_elsewhere() -> float:
+        if next(calls) == 0:
+            b.process(other)
+        return time.time()
+
+    a.processor.clock = clock_with_b_elsewhere
+    more = a.predictions([pred("fenced", 1000 + i, 1000.0 + i) for i in range(10)])
+    assert a.process(more).attempts == 1
