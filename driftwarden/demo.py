@@ -24,7 +24,7 @@ from rich.live import Live
 
 from driftwarden.config import Settings, load_settings
 from driftwarden.devstack import DEFAULT_HOME, Stack, free_port
-from driftwarden.events import DriftAlert, DriftEvent, ModelUpdate, decode, encode
+from driftwarden.events import ContractError, DriftAlert, DriftEvent, ModelUpdate, decode, encode
 from driftwarden.kafka_io import client_config, ensure_topics
 from driftwarden.live import LiveView
 from driftwarden.report import monitor_config
@@ -182,24 +182,28 @@ def run_demo(config_path: str | None = None, home: Path | None = None, timeout: 
             msg = consumer.poll(0.25)
             if msg is None or msg.error():
                 continue
-            if msg.topic() == t.drift_events:
-                e = decode(DriftEvent, msg.value())
-                first_drift_at = first_drift_at or time.monotonic()
-                drift[(e.kind, e.signal, e.feature or "-")] += 1
-                say(f"drift  {e.kind:16} {e.signal:18} feature={e.feature or '-':12} score={e.score:.3f} "
-                    f"(threshold {e.threshold:.3f}) {e.severity} window {e.window.index}", "yellow")
-            elif msg.topic() == t.drift_alerts:
-                a = decode(DriftAlert, msg.value())
-                say(f"alert  {a.status:8} {a.annotations.summary}", "red")
-            else:
-                u = decode(ModelUpdate, msg.value())
-                metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(u.metrics.items()))
-                say(f"model  {u.model} version {u.version} promoted={u.promoted} alias={u.alias} "
-                    f"{metrics} ({u.reason})", "green" if u.promoted else "magenta")
-                if u.promoted:
-                    promoted = u
-                    view.champion = u.version
-                    next_status = time.monotonic() + 1.0
+            value = msg.value() or b""
+            try:
+                if msg.topic() == t.drift_events:
+                    e = decode(DriftEvent, value)
+                    first_drift_at = first_drift_at or time.monotonic()
+                    drift[(e.kind, e.signal, e.feature or "-")] += 1
+                    say(f"drift  {e.kind:16} {e.signal:18} feature={e.feature or '-':12} score={e.score:.3f} "
+                        f"(threshold {e.threshold:.3f}) {e.severity} window {e.window.index}", "yellow")
+                elif msg.topic() == t.drift_alerts:
+                    a = decode(DriftAlert, value)
+                    say(f"alert  {a.status:8} {a.annotations.summary}", "red")
+                else:
+                    u = decode(ModelUpdate, value)
+                    metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(u.metrics.items()))
+                    say(f"model  {u.model} version {u.version} promoted={u.promoted} alias={u.alias} "
+                        f"{metrics} ({u.reason})", "green" if u.promoted else "magenta")
+                    if u.promoted:
+                        promoted = u
+                        view.champion = u.version
+                        next_status = time.monotonic() + 1.0
+            except ContractError as exc:  # someone else's message on our topics: say so, keep watching
+                say(f"skipped a message on {msg.topic()} that breaks the contract: {exc}", "dim")
     finally:
         if live:
             live.stop()
