@@ -26,7 +26,9 @@ from driftwarden.config import Settings
 from driftwarden.events import ContractError, ModelUpdate, decode
 from driftwarden.kafka_io import ensure_topics
 from stream.credentials import broker_credentials
+from stream.exceptions import StreamError
 from stream.metrics import build_metrics
+from stream.outbox import flush_outbox
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
@@ -87,6 +89,17 @@ class StreamService:
         except Exception:  # noqa: BLE001
             log.critical("batch failed permanently; exiting without commit")
             os._exit(EXIT_UNAPPLIED)
+
+    def flush_outboxes(self, partitions: list[tuple[str, int]]) -> int:
+        """Publish what a crash left in the outboxes of newly assigned partitions, without waiting for
+        their next record (a quiet partition would otherwise hold its drift events back)."""
+        if self.redis is None or self.publisher is None or not partitions:
+            return 0
+        try:
+            return flush_outbox(self.redis, Keys(self.settings.redis.key_prefix), self.publisher, partitions)
+        except (redis.RedisError, StreamError) as exc:  # the partition's next batch flushes it again
+            log.warning("could not flush outboxes on assignment: %s", exc)
+            return 0
 
     def record_lag(self, consumer: Any, records: list[RawRecord]) -> None:
         """Messages behind the high watermark, per partition of the batch just applied."""
@@ -154,6 +167,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     @app.task
     async def on_start() -> None:
         await asyncio.get_running_loop().run_in_executor(None, service.setup)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set[faust.types.TP], **_: Any) -> None:
+        mine = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in (topics.predictions, topics.labels))
+        await asyncio.get_running_loop().run_in_executor(service.executor, service.flush_outboxes, mine)
 
     @app.agent(inputs, concurrency=1)
     async def consume(stream: faust.StreamT) -> None:

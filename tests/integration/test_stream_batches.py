@@ -23,7 +23,9 @@ from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
 from driftwarden.config import Settings
 from driftwarden.events import DeadLetter, DriftAlert, DriftEvent, Label, Prediction, decode, encode
 from driftwarden.kafka_io import client_config, ensure_topics
+from stream.app import StreamService
 from stream.metrics import build_metrics
+from stream.outbox import Outgoing, queue_outbox
 from stream.processor import BatchProcessor, BatchReport
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
@@ -329,3 +331,18 @@ def test_a_worker_that_lost_its_partition_cannot_apply_a_stale_batch(settings: S
     a.processor.clock = clock_with_b_elsewhere
     more = a.predictions([pred("fenced", 1000 + i, 1000.0 + i) for i in range(10)])
     assert a.process(more).attempts == 1
+
+
+def test_an_outbox_left_by_a_crash_is_published_when_its_partition_is_assigned(settings: Settings) -> None:
+    service = StreamService(settings, CollectorRegistry())
+    ensure_topics(settings)
+    service.setup()
+    keys = Keys(settings.redis.key_prefix)
+    letter = Outgoing(settings.kafka.topics.dead_letters, b"k", b'{"left": "by a crash"}')
+    with service.redis.pipeline(transaction=True) as tx:  # committed with state, never published
+        queue_outbox(tx, keys, [((settings.kafka.topics.predictions, 1), letter)])
+        tx.execute()
+    assert service.flush_outboxes([(settings.kafka.topics.predictions, 0)]) == 0
+    assert service.flush_outboxes([(settings.kafka.topics.predictions, 1)]) == 1
+    assert service.redis.exists(keys.outbox(settings.kafka.topics.predictions, 1)) == 0
+    assert read_topic(settings, settings.kafka.topics.dead_letters, 1) == [letter.value]
