@@ -43,7 +43,7 @@ def to_event(model: str, version: str | None, s: Signal, now: float) -> DriftEve
     )
 
 
-def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor, cfg: MonitorConfig,
+def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
                       preds: list[Prediction], outcomes: list[Outcome], settings: Settings,
                       now: float) -> tuple[list[DriftEvent], list[DriftAlert]]:
     """Feed one model's predictions and joined outcomes of a batch; return its events and alerts."""

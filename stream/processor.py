@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from detectors.monitor import ModelMonitor, MonitorConfig
+from detectors.monitor import ModelMonitor
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
 from stream.batch_metrics import record_model, record_window_scores
@@ -30,7 +30,7 @@ from stream.decoding import Decoded, dead_letter, decode_record
 from stream.exceptions import StateConflict
 from stream.joins import JoinPlan, plan_joins
 from stream.metrics import StreamMetrics
-from stream.monitoring import apply_predictions, monitor_config, new_state, record_performance
+from stream.monitoring import apply_predictions, new_state, record_performance
 from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
 from stream.records import RawRecord
 from stream.state import Keys, ModelState, decode_state, encode_state
@@ -76,7 +76,6 @@ class BatchProcessor:
         self.keys = Keys(settings.redis.key_prefix)
         self.topics = settings.kafka.topics
         self._seen: set[str] = set()  # models whose gauges this process has set at least once
-        self._configs: dict[str, MonitorConfig] = {}  # settings are frozen: built once per model
 
     def process(self, records: Sequence[RawRecord]) -> BatchReport:
         if not records:
@@ -179,7 +178,6 @@ class BatchProcessor:
             states = {m: decode_state(b) if (b := read.blobs.get(m)) else new_state(self.settings.monitor_for(m))
                       for m in active}
             plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting)
-            closed: set[str] = set()  # models that closed a window in this batch
             results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
             for m, state in states.items():
                 monitor = ModelMonitor.from_bytes(state.monitor)
@@ -187,13 +185,10 @@ class BatchProcessor:
                 if m in read.switches and switch_reference(state, monitor, read.switches[m],
                                                            read.references.get(m)):
                     report.switched.append(m)
-                cfg = self._configs.get(m) or self._configs.setdefault(
-                    m, monitor_config(self.settings.monitor_for(m)))
-                events, alerts = apply_predictions(m, state, monitor, cfg, preds.get(m, []),
+                events, alerts = apply_predictions(m, state, monitor, preds.get(m, []),
                                                    plan.outcomes.get(m, []), self.settings, now)
                 state.monitor = monitor.to_bytes()
-                if monitor.windows_closed != windows_before:
-                    closed.add(m)
+                if monitor.windows_closed != windows_before:  # every feature's score, drifted or not
                     record_window_scores(self.metrics, m, monitor.last_scores)
                 record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []))
                 results[m] = (events, alerts)
@@ -204,9 +199,8 @@ class BatchProcessor:
             tx.multi()
             for m, state in states.items():
                 tx.set(keys.state(m), encode_state(state))
-                counts = {"predictions": len(preds.get(m, ())), "labels": len(labels.get(m, ()))}
-                tx.hincrby(keys.counters(m), "predictions", counts["predictions"])
-                tx.hincrby(keys.counters(m), "labels", counts["labels"])
+                tx.hincrby(keys.counters(m), "predictions", len(preds.get(m, ())))
+                tx.hincrby(keys.counters(m), "labels", len(labels.get(m, ())))
             if states:
                 tx.sadd(keys.models(), *states)
             if read.switches:
