@@ -13,12 +13,12 @@ from click.testing import CliRunner
 
 from detectors.config import MonitorConfig
 from detectors.drift import field_scores
-from detectors.reference import column_histogram
+from detectors.reference import build_reference, column_histogram
 from detectors.values import infer_kind
 from detectors.window import fill
 from driftwarden.cli import main
 from driftwarden.config import MonitorSettings
-from driftwarden.report import compare, monitor_config, write_report
+from driftwarden.report import compare, monitor_config, reference_of, write_report
 
 
 def frames(n_ref: int = 3000, n_cur: int = 1500, shift: float = 2.0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -122,3 +122,15 @@ def test_cli_errors_are_clear_and_non_zero(tmp_path: Path, case: str) -> None:
     assert result.exit_code == 1
     assert message in result.output
     assert not (tmp_path / "out.html").exists()
+
+
+def test_reference_from_columns_is_build_reference_from_rows() -> None:
+    reference, _ = frames(500, 10)
+    reference = reference.drop(columns=["seen_at"])
+    reference.loc[::7, "income"] = None
+    reference.loc[::11, "region"] = None
+    columns = {name: reference[name].tolist() for name in reference.columns}
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    config = MonitorConfig()
+    predictions = (reference["income"] > 50).tolist()
+    assert reference_of(columns, config, predictions).to_bytes() == build_reference(rows, config, predictions)
