@@ -19,8 +19,6 @@ from driftwarden.devstack import free_port
 from driftwarden.status_view import StatusUnavailable, fetch_status
 from driftwarden.traffic import SHIFTED_FEATURE, TrafficSpec
 
-pytestmark = pytest.mark.services
-
 
 def test_status_is_a_clear_error_when_no_stream_listens() -> None:
     url = f"http://127.0.0.1:{free_port()}"
@@ -29,6 +27,7 @@ def test_status_is_a_clear_error_when_no_stream_listens() -> None:
     assert "cannot reach the stream" in result.output and url in result.output
 
 
+@pytest.mark.services
 def test_status_shows_drift_alerts_champion_and_performance(
     stack_env: dict[str, str], unique: str, tmp_path: Path
 ) -> None:
