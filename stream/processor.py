@@ -7,9 +7,11 @@ transaction. Only after that are the messages published; Kafka's offsets are com
 after ``process`` returns. A crash anywhere replays the batch, and the stored offsets make the replay a
 no-op for state while the outbox makes publishing at-least-once (drift ids are deterministic).
 
-WATCH on a fence key per partition, the state keys and pending reference switches fences a worker that lost its
+WATCH on a fence key per partition, the state versions and pending reference switches fences a worker that lost its
 partitions in a rebalance but has not noticed yet: its transaction fails and it re-reads. Redis round
-trips per batch are constant: outbox flush, WATCH, one read pipeline, one join read, MULTI/EXEC.
+trips per batch are constant: outbox flush, WATCH, one read pipeline, one join read, MULTI/EXEC,
+plus one read of the state blobs this process does not hold in memory (a state it wrote last is
+reused as long as the model's version counter says nobody wrote after it).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class _Read:
 
     applied: dict[str, dict[int, int]]
     known: set[str]  # the batch's models already onboarded (read only when onboarding is off)
-    blobs: dict[str, bytes | None]
+    versions: dict[str, int]  # model -> how many times its state was written (WATCHed)
+    blobs: dict[str, bytes | None]  # states not cached in this process
     switches: dict[str, str]  # model -> promoted version whose reference is still to be adopted
     labels_waiting: dict[str, int]  # model -> labels that arrived before their prediction
     references: dict[str, bytes | None]
@@ -76,6 +79,7 @@ class BatchProcessor:
         self.keys = Keys(settings.redis.key_prefix)
         self.topics = settings.kafka.topics
         self._seen: set[str] = set()  # models whose gauges this process has set at least once
+        self._cache: dict[str, tuple[int, ModelState, ModelMonitor]] = {}  # model -> (version, state)
 
     def process(self, records: Sequence[RawRecord]) -> BatchReport:
         if not records:
@@ -106,7 +110,7 @@ class BatchProcessor:
         keys = self.keys
         # Fences are per partition: two workers conflict only over the same partition or model, not
         # over the shared offsets hash (watching that would make every worker retry every batch).
-        tx.watch(*[keys.fence(t, p) for t, p in partitions], *[keys.state(m) for m in models],
+        tx.watch(*[keys.fence(t, p) for t, p in partitions], *[keys.state_version(m) for m in models],
                  *[keys.reference_switch(m) for m in models])
         by_topic: dict[str, list[int]] = defaultdict(list)
         for t, p in partitions:
@@ -118,28 +122,37 @@ class BatchProcessor:
         if check_known:
             reads.smismember(keys.models(), models)
         for m in models:
-            reads.get(keys.state(m))
+            reads.get(keys.state_version(m))
             reads.get(keys.reference_switch(m))
             reads.hlen(keys.pending_labels(m))
         raw = iter(reads.execute())
         applied = {t: {p: int(o) for p, o in zip(ps, next(raw), strict=True) if o is not None}
                    for t, ps in by_topic.items()}
         known = {m for m, member in zip(models, next(raw), strict=True) if member} if check_known else set()
-        blobs: dict[str, bytes | None] = {}
+        versions: dict[str, int] = {}
         switches: dict[str, str] = {}
         waiting: dict[str, int] = {}
         for m in models:
-            blobs[m], switch, waiting[m] = next(raw), next(raw), next(raw)
+            version, switch, waiting[m] = next(raw), next(raw), next(raw)
+            versions[m] = int(version or 0)
             if switch is not None:
                 switches[m] = switch.decode()
+        # A state this process wrote last is still in memory: fetch (and unpickle) only the others.
+        missing = [m for m in models if m not in self._cache or self._cache[m][0] != versions[m]]
+        blobs: dict[str, bytes | None] = {}
+        if missing:
+            pipe = self.redis.pipeline(transaction=False)
+            for m in missing:
+                pipe.get(keys.state(m))
+            blobs = dict(zip(missing, pipe.execute(), strict=True))
         references: dict[str, bytes | None] = {}
         if switches:  # rare: only in the first batch of a model after a promotion
             pipe = self.redis.pipeline(transaction=False)
             for m, version in switches.items():
                 pipe.get(keys.reference(m, version))
             references = dict(zip(switches, pipe.execute(), strict=True))
-        return _Read(applied=applied, known=known, blobs=blobs, switches=switches, references=references,
-                     labels_waiting=waiting)
+        return _Read(applied=applied, known=known, versions=versions, blobs=blobs, switches=switches,
+                     references=references, labels_waiting=waiting)
 
     def _apply(self, decoded: list[Decoded], report: BatchReport) -> list[Outgoing]:
         keys, stream = self.keys, self.settings.stream
@@ -175,12 +188,21 @@ class BatchProcessor:
                     sources.setdefault(lab.model, (r.topic, r.partition))
 
             active = sorted(set(preds) | set(labels))
-            states = {m: decode_state(b) if (b := read.blobs.get(m)) else new_state(self.settings.monitor_for(m))
-                      for m in active}
+            states: dict[str, ModelState] = {}
+            monitors: dict[str, ModelMonitor] = {}
+            for m in active:
+                # Taken out of the cache: a failed attempt must not leave half-applied objects there.
+                cached = self._cache.pop(m, None)
+                if cached is not None and m not in read.blobs:
+                    _version, states[m], monitors[m] = cached
+                    continue
+                blob = read.blobs.get(m)
+                states[m] = decode_state(blob) if blob else new_state(self.settings.monitor_for(m))
+                monitors[m] = ModelMonitor.from_bytes(states[m].monitor)
             plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting)
             results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
             for m, state in states.items():
-                monitor = ModelMonitor.from_bytes(state.monitor)
+                monitor = monitors[m]
                 windows_before = monitor.windows_closed
                 if m in read.switches and switch_reference(state, monitor, read.switches[m],
                                                            read.references.get(m)):
@@ -199,6 +221,7 @@ class BatchProcessor:
             tx.multi()
             for m, state in states.items():
                 tx.set(keys.state(m), encode_state(state))
+                tx.set(keys.state_version(m), read.versions[m] + 1)
                 tx.hincrby(keys.counters(m), "predictions", len(preds.get(m, ())))
                 tx.hincrby(keys.counters(m), "labels", len(labels.get(m, ())))
             if states:
@@ -224,6 +247,8 @@ class BatchProcessor:
                 self.metrics.state_write_errors.inc()
                 raise
             self.metrics.state_write_seconds.observe(time.perf_counter() - t0)
+        for m, state in states.items():
+            self._cache[m] = (read.versions[m] + 1, state, monitors[m])
 
         self._record(fresh, preds, labels, plan, states, results, report)
         return [message for _source, message in outgoing]

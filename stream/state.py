@@ -72,6 +72,9 @@ class Keys:
     def offsets(self, topic: str) -> str:
         return f"{self.prefix}:offsets:{topic}"
 
+    def state_version(self, model: str) -> str:
+        return f"{self.prefix}:monitor-version:{model}"
+
     def fence(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:fence:{topic}:{partition}"
 

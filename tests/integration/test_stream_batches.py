@@ -346,3 +346,15 @@ def test_an_outbox_left_by_a_crash_is_published_when_its_partition_is_assigned(s
     assert service.flush_outboxes([(settings.kafka.topics.predictions, 1)]) == 1
     assert service.redis.exists(keys.outbox(settings.kafka.topics.predictions, 1)) == 0
     assert read_topic(settings, settings.kafka.topics.dead_letters, 1) == [letter.value]
+
+
+def test_a_state_written_by_another_worker_is_reloaded_not_taken_from_memory(settings: Settings) -> None:
+    """The partition moves A -> B -> A: A's in-memory copy is stale and must not be used."""
+    a, b = Feed(settings), Feed(settings)
+    b.offsets = a.offsets  # one partition, consumed by whoever owns it
+    a.process(a.predictions([pred("moving", i, float(i)) for i in range(100)]))
+    b.process(b.predictions([pred("moving", 100 + i, 100.0 + i) for i in range(50)]))
+    a.process(a.predictions([pred("moving", 150 + i, 150.0 + i) for i in range(10)]))
+    state = a.state("moving")
+    assert state.observations == 160
+    assert ModelMonitor.from_bytes(state.monitor).status()["counts"]["observations"] == 160
