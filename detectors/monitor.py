@@ -99,6 +99,19 @@ class ModelMonitor:
         self.buffer = []
         self.window = Window.open(self.reference, self.n_windows, self.config.max_unexpected_features)
 
+    def start_version(self, reference: bytes | Reference | None = None) -> None:
+        """A new model version: compare against ``reference`` (its training histograms) or, without one,
+        against its own first ``reference_size`` predictions. Its errors are a new stream, so the concept
+        detectors start over; the window index carries on, so window numbers stay unique per model."""
+        self.errors = ErrorStream(self.config)
+        if reference is not None:
+            self.set_reference(reference)
+            return
+        self.reference = None
+        self.reference_source = "observations"
+        self.buffer = []
+        self.window = None
+
     # -- predictions -----------------------------------------------------------------------------
     def update(self, observations: Sequence[Observation]) -> list[Signal]:
         """Count a batch of predictions; returns the signals of every window the batch closed."""
@@ -112,7 +125,7 @@ class ModelMonitor:
             if len(self.buffer) >= self.config.reference_size:
                 self.reference = Reference.from_observations(self.buffer, self.config)
                 self.buffer = []
-                self.window = Window.open(self.reference, 0, self.config.max_unexpected_features)
+                self.window = Window.open(self.reference, self.n_windows, self.config.max_unexpected_features)
         timestamps = [float(o.timestamp) for o in observations]
         while start < len(observations):
             assert self.window is not None

@@ -247,3 +247,32 @@ def test_count_and_time_bounds_hold_together() -> None:
     windows = sorted({(s.window_index, s.window_start, s.window_n) for s in signals})
     assert windows == [(0, 100.0, 30), (1, 2130.0, 50), (2, 2180.0, 50)]
     assert monitor.windows_closed == 3 and monitor.status()["counts"]["current_window"] == 20
+
+
+def test_a_new_version_gets_its_own_first_n_reference_or_its_training_histograms() -> None:
+    config = MonitorConfig(reference_size=1000, window_size=1000, concept_cooldown=0)
+    first = make_observations(3000, seed=41)
+    new = make_observations(3000, seed=43, shift=2.0, start=3000)  # the new version sees other inputs
+    old_version = ModelMonitor(config)
+    old_version.update(first)
+    assert {s.feature for s in old_version.update(new) if s.kind == "data_drift"} >= {"x"}
+
+    monitor = ModelMonitor(config)
+    monitor.update(first)
+    monitor.update_outcomes(make_outcomes(300, 300, 0.1, 0.5, seed=42))
+    assert (monitor.windows_closed, monitor.status()["concept"]["outcomes"]) == (2, 600)
+    monitor.start_version()
+    assert monitor.phase == "reference" and monitor.status()["concept"]["outcomes"] == 0
+    monitor = ModelMonitor.from_bytes(monitor.to_bytes(key=b"k"), key=b"k")  # restarts survive a snapshot
+    signals = monitor.update(new[:2000])
+    assert monitor.phase == "monitoring" and monitor.windows_closed == 3
+    assert (monitor.status()["last_window"]["index"], monitor.status()["last_window"]["start"]) == (2, 4000.0)
+    signals += monitor.update(new[2000:])
+    assert monitor.windows_closed == 4 and monitor.status()["last_window"]["index"] == 3
+    assert [s for s in signals if s.kind in ("data_drift", "prediction_drift")] == []  # its own reference
+
+    training = build_reference([o.features for o in first[:1000]], config)
+    monitor.start_version(training)
+    assert monitor.phase == "monitoring" and monitor.status()["reference_source"] == "supplied"
+    assert {s.feature for s in monitor.update(new[:1000]) if s.kind == "data_drift"} >= {"x"}
+    assert monitor.windows_closed == 5
