@@ -166,16 +166,20 @@ def vm_hwm_kib(pid: int) -> int:
 
 
 def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_events: int,
-               models: list[str]) -> dict[str, float]:
-    """Run one ``driftwarden stream`` worker until every message is applied; its events/s and memory."""
+               models: list[str], ceiling: bool = False) -> dict[str, float]:
+    """Run one ``driftwarden stream`` worker until every message is applied; its events/s and memory.
+
+    With ``ceiling``, run ``faust_ceiling.py`` instead: the same Faust settings, an agent that only counts.
+    """
     client = redis.Redis.from_url(settings.redis.url)
     prefix = settings.redis.key_prefix
     topic = settings.kafka.topics.predictions
     target = {p: hw - 1 for p, hw in high_watermarks(settings, topic).items() if hw > 0}
     mem_before = int(client.info("memory")["used_memory"])
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "stream.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "driftwarden.cli", "stream"], env={**os.environ, **env},
+    log = open(folder / ("ceiling.log" if ceiling else "stream.log"), "wb")  # noqa: SIM115 - closed below
+    command = [str(Path(__file__).with_name("faust_ceiling.py"))] if ceiling else ["-m", "driftwarden.cli", "stream"]
+    proc = subprocess.Popen([sys.executable, *command], env={**os.environ, **env},
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
 
@@ -186,6 +190,8 @@ def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_e
         return sum(int(v or 0) for v in pipe.execute())
 
     def done() -> bool:
+        if ceiling:
+            return True
         offsets = {int(p): int(o) for p, o in client.hgetall(f"{prefix}:offsets:{topic}").items()}
         return all(offsets.get(p, -1) >= o for p, o in target.items())
 
@@ -215,7 +221,7 @@ def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_e
             code = proc.wait()
         log.close()
     total = applied()
-    if total != expected_events:
+    if total != expected_events and not ceiling:
         raise RuntimeError(f"the worker counted {total} events, {expected_events} were produced")
     mem_after = int(client.info("memory")["used_memory"])
     rate, measured = steady_rate(samples, expected_events)
@@ -312,12 +318,18 @@ def run_scenario(base_env: dict[str, str], scenario: Scenario, folder: Path) -> 
     base = max(baseline(settings, topic, scenario.events) for _ in range(2))
     print(f"[{scenario.name}] baseline (confluent-kafka + json.loads): {base:,.0f} events/s", flush=True)
     models = [f"bench-{m:03d}" for m in range(scenario.models)]
+    ceiling_env = {**env, "DRIFTWARDEN__REDIS__KEY_PREFIX": f"dw-ceiling-{run_id}"}
+    ceiling = run_worker(load_settings(env={**os.environ, **ceiling_env}), ceiling_env, folder / scenario.name,
+                         scenario.events, models, ceiling=True)
+    print(f"[{scenario.name}] Faust alone (an agent that only counts): {ceiling['events_per_s']:,.0f} events/s",
+          flush=True)
     worker = run_worker(settings, env, folder / scenario.name, scenario.events, models)
     print(f"[{scenario.name}] driftwarden stream: {worker['events_per_s']:,.0f} events/s, peak RSS "
           f"{worker['peak_rss_mib']:.0f} MiB, Redis +{worker['redis_mib']:.0f} MiB", flush=True)
     result: dict[str, object] = {"scenario": scenario.__dict__, "messages": messages,
-                                 "baseline_events_per_s": base, "worker": worker,
-                                 "ratio_to_baseline": worker["events_per_s"] / base}
+                                 "baseline_events_per_s": base, "faust_ceiling": ceiling, "worker": worker,
+                                 "ratio_to_baseline": worker["events_per_s"] / base,
+                                 "ratio_to_faust_ceiling": worker["events_per_s"] / ceiling["events_per_s"]}
     if scenario.models == 1:
         # Round trips on a fresh Redis prefix, so the in-process run starts from no state as the worker did.
         rt_env = {**env, "DRIFTWARDEN__REDIS__KEY_PREFIX": f"dw-rt-{run_id}"}
@@ -361,14 +373,17 @@ def main() -> int:
                "cpus": os.cpu_count(), "load_average": os.getloadavg(), "scenarios": results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(summary, indent=1))
-    print(f"\n{'scenario':16} {'baseline ev/s':>14} {'stream ev/s':>12} {'ratio':>7} {'peak RSS':>9} "
-          f"{'Redis':>8} {'RT/event':>9}")
+    print(f"\n{'scenario':16} {'baseline ev/s':>14} {'Faust ev/s':>11} {'stream ev/s':>12} {'ratio':>7} "
+          f"{'peak RSS':>9} {'Redis':>8} {'RT/event':>9}")
     for r in results:
         w = r["worker"]
         assert isinstance(w, dict)
         rt = r.get("redis")
         rt_text = f"{rt['round_trips_per_event']:.4f}" if isinstance(rt, dict) else "-"
-        print(f"{r['scenario']['name']:16} {r['baseline_events_per_s']:>14,.0f} {w['events_per_s']:>12,.0f} "  # type: ignore[index]
+        c = r["faust_ceiling"]
+        assert isinstance(c, dict)
+        print(f"{r['scenario']['name']:16} {r['baseline_events_per_s']:>14,.0f} {c['events_per_s']:>11,.0f} "  # type: ignore[index]
+              f"{w['events_per_s']:>12,.0f} "
               f"{r['ratio_to_baseline']:>7.3f} {w['peak_rss_mib']:>6.0f}MiB {w['redis_mib']:>5.0f}MiB {rt_text:>9}")
     print(f"written to {RESULTS.relative_to(ROOT)}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
     if args.keep_logs:
