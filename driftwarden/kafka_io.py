@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported, not listed in __all__
 
 from driftwarden.config import Settings
 from driftwarden.exceptions import ServiceError
