@@ -157,7 +157,8 @@ class BatchProcessor:
     def _apply(self, decoded: list[Decoded], report: BatchReport) -> list[Outgoing]:
         keys, stream = self.keys, self.settings.stream
         partitions = sorted({(d.record.topic, d.record.partition) for d in decoded})
-        models = sorted({e.model for d in decoded for e in (*d.predictions, *d.labels)})
+        models = sorted({p.model for d in decoded for p in d.predictions}
+                        | {lab.model for d in decoded for lab in d.labels})
         with self.redis.pipeline(transaction=True) as tx:
             read = self._read(tx, partitions, models)
             now = self.clock()
@@ -174,7 +175,8 @@ class BatchProcessor:
                     continue
                 fresh.append(d)
                 if d.error is None and not stream.onboarding:
-                    unknown = {e.model for e in (*d.predictions, *d.labels)} - read.known - configured
+                    named = {p.model for p in d.predictions} | {lab.model for lab in d.labels}
+                    unknown = named - read.known - configured
                     if unknown:
                         d.error = ContractError("unknown_model", f"onboarding is disabled: {sorted(unknown)}")
                 if d.error is not None:
@@ -234,9 +236,9 @@ class BatchProcessor:
                 r = d.record
                 latest[r.topic][r.partition] = max(r.offset, latest[r.topic].get(r.partition, -1))
             for t, offsets in latest.items():
-                tx.hset(keys.offsets(t), mapping=offsets)
-            for t, p in partitions:
-                tx.incr(keys.fence(t, p))
+                tx.hset(keys.offsets(t), mapping=offsets)  # type: ignore[arg-type]
+            for topic, partition in partitions:
+                tx.incr(keys.fence(topic, partition))
             queue_outbox(tx, keys, outgoing)
             t0 = time.perf_counter()
             try:
@@ -268,10 +270,10 @@ class BatchProcessor:
             m.events.labels(topic=d.record.topic, model="", outcome="dead_letter").inc()
         if report.duplicates:
             m.events.labels(topic="", model="", outcome="duplicate").inc(report.duplicates)
-        for model, items in preds.items():
-            m.events.labels(topic=t.predictions, model=model, outcome="processed").inc(len(items))
-        for model, items in labels.items():
-            m.events.labels(topic=t.labels, model=model, outcome="processed").inc(len(items))
+        for model, model_preds in preds.items():
+            m.events.labels(topic=t.predictions, model=model, outcome="processed").inc(len(model_preds))
+        for model, model_labels in labels.items():
+            m.events.labels(topic=t.labels, model=model, outcome="processed").inc(len(model_labels))
         for model, delays in plan.delays.items():
             if delays:
                 m.labels_joined.labels(model=model).inc(len(delays))
