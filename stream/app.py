@@ -215,7 +215,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 def run_worker(settings: Settings) -> None:
     """``driftwarden stream``: create missing topics, then run the Faust worker until SIGTERM."""
     ensure_topics(settings)
-    data_dir(settings).mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app, _service = create_app(settings)
     worker = faust.Worker(app, loglevel=os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info").upper(),
                           override_logging=False)
