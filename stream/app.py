@@ -28,6 +28,7 @@ from driftwarden.kafka_io import ensure_topics
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
 from stream.metrics import build_metrics
+from stream.monitoring import snapshot_key
 from stream.outbox import flush_outbox
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher
@@ -125,7 +126,9 @@ class StreamService:
         assert self.redis is not None
         keys = Keys(self.settings.redis.key_prefix)
         models = sorted(m.decode() for m in self.redis.smembers(keys.models()))
-        return {"models": {m: model_status(self.redis, keys, m) for m in models}, "generated_at": time.time()}
+        key = snapshot_key(self.settings)
+        return {"models": {m: model_status(self.redis, keys, m, key) for m in models},
+                "generated_at": time.time()}
 
 
 def _broker_urls(bootstrap: str) -> list[str]:

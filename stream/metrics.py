@@ -26,6 +26,7 @@ class StreamMetrics:
     batch_seconds: Histogram
     state_write_seconds: Histogram
     state_write_errors: Counter
+    state_rejected: Counter
     consumer_lag: Gauge
 
 
@@ -59,6 +60,9 @@ def build_metrics(registry: CollectorRegistry | None = None) -> StreamMetrics:
                                       buckets=LATENCY_BUCKETS, registry=r),
         state_write_errors=Counter("driftwarden_state_write_errors_total", "Failed state transactions",
                                    registry=r),
+        state_rejected=Counter("driftwarden_state_rejected_total",
+                               "Monitor snapshots refused (HMAC or format) and started over", ["model"],
+                               registry=r),
         consumer_lag=Gauge("driftwarden_consumer_lag", "Messages behind the high watermark",
                            ["topic", "partition"], registry=r),
     )

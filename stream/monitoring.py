@@ -23,8 +23,13 @@ def monitor_config(ms: MonitorSettings) -> MonitorConfig:
     return MonitorConfig(**values)
 
 
-def new_state(ms: MonitorSettings) -> ModelState:
-    return ModelState(monitor=ModelMonitor(monitor_config(ms)).to_bytes())
+def snapshot_key(settings: Settings) -> bytes:
+    """The HMAC key of every monitor snapshot the stream writes and reads (``monitor.snapshot_key``)."""
+    return settings.monitor.snapshot_key.encode()
+
+
+def new_state(ms: MonitorSettings, key: bytes = b"") -> ModelState:
+    return ModelState(monitor=ModelMonitor(monitor_config(ms)).to_bytes(key))
 
 
 def alert_policy(settings: Settings) -> AlertPolicy:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
@@ -32,7 +33,7 @@ from stream.decoding import Decoded, dead_letter, decode_record
 from stream.exceptions import StateConflict
 from stream.joins import JoinPlan, plan_joins
 from stream.metrics import StreamMetrics
-from stream.monitoring import apply_predictions, new_state, record_performance
+from stream.monitoring import apply_predictions, monitor_config, new_state, record_performance, snapshot_key
 from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
 from stream.records import RawRecord
 from stream.state import Keys, ModelState, decode_state, encode_state
@@ -78,6 +79,7 @@ class BatchProcessor:
         self.clock = clock
         self.keys = Keys(settings.redis.key_prefix)
         self.topics = settings.kafka.topics
+        self.snapshot_key = snapshot_key(settings)
         self._seen: set[str] = set()  # models whose gauges this process has set at least once
         self._cache: dict[str, tuple[int, ModelState, ModelMonitor]] = {}  # model -> (version, state)
 
@@ -154,6 +156,20 @@ class BatchProcessor:
         return _Read(applied=applied, known=known, versions=versions, blobs=blobs, switches=switches,
                      references=references, labels_waiting=waiting)
 
+    def _restore(self, model: str, state: ModelState) -> ModelMonitor:
+        """The model's monitor, or a fresh one when its snapshot fails authentication or cannot be read.
+
+        A refused snapshot would fail every retry of the batch and stall the partition, so the model
+        starts over (a new reference from its next predictions) and the refusal is logged and counted.
+        """
+        try:
+            return ModelMonitor.from_bytes(state.monitor, self.snapshot_key)
+        except SnapshotError as exc:
+            log.critical("monitor snapshot of model %s refused (%s): starting it over; check who writes "
+                         "to Redis and that every worker has the same monitor.snapshot_key", model, exc)
+            self.metrics.state_rejected.labels(model=model).inc()
+            return ModelMonitor(monitor_config(self.settings.monitor_for(model)))
+
     def _apply(self, decoded: list[Decoded], report: BatchReport) -> list[Outgoing]:
         keys, stream = self.keys, self.settings.stream
         partitions = sorted({(d.record.topic, d.record.partition) for d in decoded})
@@ -199,8 +215,8 @@ class BatchProcessor:
                     _version, states[m], monitors[m] = cached
                     continue
                 blob = read.blobs.get(m)
-                states[m] = decode_state(blob) if blob else new_state(self.settings.monitor_for(m))
-                monitors[m] = ModelMonitor.from_bytes(states[m].monitor)
+                states[m] = decode_state(blob) if blob else new_state(self.settings.monitor_for(m), self.snapshot_key)
+                monitors[m] = self._restore(m, states[m])
             plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting)
             results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
             for m, state in states.items():
@@ -211,7 +227,7 @@ class BatchProcessor:
                     report.switched.append(m)
                 events, alerts = apply_predictions(m, state, monitor, preds.get(m, []),
                                                    plan.outcomes.get(m, []), self.settings, now)
-                state.monitor = monitor.to_bytes()
+                state.monitor = monitor.to_bytes(self.snapshot_key)
                 if monitor.windows_closed != windows_before:  # every feature's score, drifted or not
                     record_window_scores(self.metrics, m, monitor.last_scores)
                 record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []))

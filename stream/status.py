@@ -6,11 +6,12 @@ from typing import Any
 
 import redis
 
+from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from stream.state import Keys, decode_state
 
 
-def model_status(client: redis.Redis, keys: Keys, model: str) -> dict[str, Any]:
+def model_status(client: redis.Redis, keys: Keys, model: str, snapshot_key: bytes = b"") -> dict[str, Any]:
     pipe = client.pipeline(transaction=False)
     pipe.get(keys.state(model))
     pipe.hgetall(keys.counters(model))
@@ -38,6 +39,9 @@ def model_status(client: redis.Redis, keys: Keys, model: str) -> dict[str, Any]:
         ],
         "performance": {v: {"n": p.n, "value": p.total / p.n if p.n else None}
                         for v, p in state.performance.items()},
-        "monitor": ModelMonitor.from_bytes(state.monitor).status(),
     })
+    try:
+        out["monitor"] = ModelMonitor.from_bytes(state.monitor, snapshot_key).status()
+    except SnapshotError as exc:  # the next batch of the model starts it over; say so meanwhile
+        out["monitor"] = {"error": f"snapshot refused: {exc}"}
     return out

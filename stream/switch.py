@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 
-from detectors.error_stream import ErrorStream
 from detectors.monitor import ModelMonitor, build_reference
 from stream.state import ModelState
 
@@ -40,13 +39,12 @@ def switch_reference(state: ModelState, monitor: ModelMonitor, version: str, dat
         log.error("model-updates promoted a version without a stored reference (version %s)", version)
         return False
     try:
-        monitor.set_reference(reference_bytes(data, monitor))
+        # A new version: its training histograms become the reference and, its errors being a new
+        # stream, the concept detectors start over.
+        monitor.start_version(reference_bytes(data, monitor))
     except (ValueError, KeyError, TypeError) as exc:
         log.error("reference of version %s is unreadable (%s); keeping the current one", version, exc)
         return False
-    # The detectors API keeps the concept detectors across set_reference; a new version's errors are
-    # a new stream, so they start from scratch (built from the monitor's own config).
-    monitor.errors = ErrorStream(monitor.config)
     state.reference_version = version
     state.version = version
     return True

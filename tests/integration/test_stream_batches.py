@@ -358,3 +358,32 @@ def test_a_state_written_by_another_worker_is_reloaded_not_taken_from_memory(set
     state = a.state("moving")
     assert state.observations == 160
     assert ModelMonitor.from_bytes(state.monitor).status()["counts"]["observations"] == 160
+
+
+# -- authenticated snapshots ---------------------------------------------------------------------------
+
+def test_snapshots_are_signed_with_the_configured_key_and_a_forged_one_starts_the_model_over(
+        settings: Settings) -> None:
+    s = tuned(settings, {"reference_size": 100, "window_size": 50, "snapshot_key": "s3cret"})
+    feed = Feed(s)
+    m = "signed"
+    feed.process(feed.predictions([pred(m, i, float(i), x=float(i % 7)) for i in range(150)]))
+    blob = feed.state(m).monitor
+    assert ModelMonitor.from_bytes(blob, b"s3cret").windows_closed == 1
+    with pytest.raises(ValueError):
+        ModelMonitor.from_bytes(blob)  # the stream never writes an unsigned snapshot once a key is set
+
+    # Someone with Redis access but not the key replaces the snapshot (e.g. to silence a drifting model).
+    forged = ModelMonitor(MonitorConfig(reference_size=100, window_size=50)).to_bytes(b"guess")
+    state = feed.state(m)
+    state.monitor = forged
+    feed.redis.set(feed.keys.state(m), msgspec.msgpack.encode(state))
+    fresh = Feed(s)  # a worker that has no copy of the state in memory reads the forged blob
+    report = fresh.process([fresh.record(s.kafka.topics.predictions,
+                                         encode([pred(m, 1000 + i, 1000.0 + i, x=1.0) for i in range(10)]),
+                                         partition=1)])
+    assert report.processed == 10  # the batch is applied, not retried forever
+    assert fresh.metric("driftwarden_state_rejected_total", model=m) == 1
+    restarted = ModelMonitor.from_bytes(fresh.state(m).monitor, b"s3cret")
+    assert (restarted.phase, restarted.n_observations) == ("reference", 10)
+    assert fresh.counters(m)["predictions"] == 160  # the model's counters survive the restart
