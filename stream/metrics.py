@@ -61,7 +61,7 @@ def build_metrics(registry: CollectorRegistry | None = None) -> StreamMetrics:
         state_write_errors=Counter("driftwarden_state_write_errors_total", "Failed state transactions",
                                    registry=r),
         state_rejected=Counter("driftwarden_state_rejected_total",
-                               "Monitor snapshots refused (HMAC or format) and started over", ["model"],
+                               "Model states refused (HMAC, format or undecodable) and started over", ["model"],
                                registry=r),
         consumer_lag=Gauge("driftwarden_consumer_lag", "Messages behind the high watermark",
                            ["topic", "partition"], registry=r),

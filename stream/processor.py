@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 import redis
 
 from detectors.exceptions import SnapshotError
@@ -156,6 +157,20 @@ class BatchProcessor:
         return _Read(applied=applied, known=known, versions=versions, blobs=blobs, switches=switches,
                      references=references, labels_waiting=waiting)
 
+    def _load_state(self, model: str, blob: bytes | None) -> ModelState:
+        """The model's stored state, or a new one for a new model or a state that cannot be decoded.
+
+        Like a refused snapshot, an undecodable state would fail every retry of the batch; the model
+        starts over (its counters, kept apart, survive) and the refusal is logged and counted.
+        """
+        if blob:
+            try:
+                return decode_state(blob)
+            except msgspec.DecodeError as exc:
+                log.critical("state of model %s cannot be decoded (%s): starting it over", model, exc)
+                self.metrics.state_rejected.labels(model=model).inc()
+        return new_state(self.settings.monitor_for(model), self.snapshot_key)
+
     def _restore(self, model: str, state: ModelState) -> ModelMonitor:
         """The model's monitor, or a fresh one when its snapshot fails authentication or cannot be read.
 
@@ -215,7 +230,7 @@ class BatchProcessor:
                     _version, states[m], monitors[m] = cached
                     continue
                 blob = read.blobs.get(m)
-                states[m] = decode_state(blob) if blob else new_state(self.settings.monitor_for(m), self.snapshot_key)
+                states[m] = self._load_state(m, blob)
                 monitors[m] = self._restore(m, states[m])
             plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting)
             results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}

@@ -387,3 +387,18 @@ def test_snapshots_are_signed_with_the_configured_key_and_a_forged_one_starts_th
     restarted = ModelMonitor.from_bytes(fresh.state(m).monitor, b"s3cret")
     assert (restarted.phase, restarted.n_observations) == ("reference", 10)
     assert fresh.counters(m)["predictions"] == 160  # the model's counters survive the restart
+
+
+def test_an_undecodable_state_starts_the_model_over_instead_of_stalling_the_partition(settings: Settings) -> None:
+    s = tuned(settings, {"reference_size": 100, "window_size": 50})
+    feed = Feed(s)
+    m = "garbled"
+    feed.process(feed.predictions([pred(m, i, float(i), x=float(i % 7)) for i in range(120)]))
+    feed.redis.set(feed.keys.state(m), b"\xc1 not msgpack")
+    fresh = Feed(s)
+    report = fresh.process([fresh.record(s.kafka.topics.predictions,
+                                         encode([pred(m, 500 + i, 500.0 + i) for i in range(5)]), partition=1)])
+    assert report.processed == 5
+    assert fresh.metric("driftwarden_state_rejected_total", model=m) == 1
+    assert ModelMonitor.from_bytes(fresh.state(m).monitor).n_observations == 5
+    assert fresh.counters(m)["predictions"] == 125
