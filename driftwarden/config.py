@@ -101,6 +101,9 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     onboarding: bool = True
     max_message_bytes: int = 1_000_000
     label_ttl_s: int = 7 * 24 * 3600
+    # Predictions waiting for a label, per model; beyond it the oldest are evicted (and counted), so a
+    # model whose labels never come cannot fill Redis. ~330 bytes each with 20 features; 0 = no cap.
+    pending_max: int = 500_000
     samples_max: int = 20_000
     alert_resolve_windows: int = 3
     alert_cooldown_s: float = 600.0

@@ -6,6 +6,9 @@ scored by the batch's newest timestamp plus the TTL, so an item may outlive its 
 batch. Expiry is swept in event time (the newest timestamp in the batch), not wall time, so replaying
 a topic gives the same joins and the same count of expired predictions.
 
+At most ``stream.pending_max`` predictions wait per model: beyond it the oldest batches' entries are
+evicted (counted apart from expiry), so a model whose labels never come cannot fill Redis.
+
 Redis work per batch is a constant number of round trips and about two arguments per prediction (its
 hash field and value); a prediction's id is looked up among waiting labels only when labels wait.
 """
@@ -43,6 +46,8 @@ class JoinPlan:
     delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     versions: dict[str, list[str | None]] = field(default_factory=lambda: defaultdict(list))
     expired: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    evicted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    evicted_batches: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     watermark: dict[str, float] = field(default_factory=dict)
     add_preds: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
     add_labels: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
@@ -64,6 +69,9 @@ class JoinPlan:
             # Entries at or below the watermark were swept by plan_joins: their ids are in drop_*.
             tx.zremrangebyscore(keys.pending_prediction_expiry(m), "-inf", watermark)
             tx.zremrangebyscore(keys.pending_label_expiry(m), "-inf", watermark)
+        for m, members in self.evicted_batches.items():
+            if members:
+                tx.zrem(keys.pending_prediction_expiry(m), *members)
         for m, items in self.add_preds.items():
             if items:
                 tx.hset(keys.pending_predictions(m), mapping=items)
@@ -86,14 +94,18 @@ class JoinPlan:
         for m, n in self.expired.items():
             if n:
                 tx.hincrby(keys.counters(m), "expired_predictions", n)
+        for m, n in self.evicted.items():
+            if n:
+                tx.hincrby(keys.counters(m), "evicted_predictions", n)
 
 
 def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction]],
-               labels: dict[str, list[Label]], labels_waiting: dict[str, int]) -> JoinPlan:
-    """Read what is pending for this batch's event ids and plan every join and expiry.
+               labels: dict[str, list[Label]], labels_waiting: dict[str, int], pending_max: int = 0) -> JoinPlan:
+    """Read what is pending for this batch's event ids and plan every join, expiry and eviction.
 
-    One round trip, plus one more in a batch where pending predictions expire (to count those that
-    never got their label). ``labels_waiting`` is the size of each model's early-label hash.
+    One round trip, plus one more in a batch where pending predictions expire or are evicted (to count
+    those that never got their label), plus one when a model is over ``pending_max`` (to find its
+    oldest batches). ``labels_waiting`` is the size of each model's early-label hash.
     """
     plan = JoinPlan()
     models = sorted(set(preds) | set(labels))
@@ -109,10 +121,12 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
         reads.hmget(keys.pending_predictions(m), [lab.event_id for lab in labels.get(m, [])] or ["-"])
         reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", plan.watermark[m])
         reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", plan.watermark[m])
+        reads.hlen(keys.pending_predictions(m))
     raw = reads.execute()
     expiring: dict[str, list[str]] = {}
+    over: dict[str, int] = {}
     for i, m in enumerate(models):
-        waiting_labels, waiting_preds, expired_preds, expired_labels = raw[4 * i: 4 * i + 4]
+        waiting_labels, waiting_preds, expired_preds, expired_labels, n_pending = raw[5 * i: 5 * i + 5]
         if not isinstance(waiting_labels, list):
             waiting_labels = []
         batch_preds: dict[str, PendingPrediction] = {}
@@ -139,19 +153,49 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
             expiring[m] = [i for i in candidates if i not in plan.drop_preds[m]]
         plan.drop_labels[m] |= {i for blob in expired_labels for i in _ids_decoder.decode(blob)}
         plan.drop_labels[m] -= set(plan.add_labels[m])
-    _count_expired(client, keys, plan, expiring)
+        # An upper bound: some expiring ids may have been joined already, which only makes us evict early.
+        projected = int(n_pending) + len(plan.add_preds[m]) - len(plan.drop_preds[m])
+        if pending_max and projected > pending_max:
+            over[m] = projected - pending_max
+    evicting = _oldest_batches(client, keys, plan, over, {m: len(raw[5 * i + 2]) for i, m in enumerate(models)})
+    _count_expired(client, keys, plan, expiring, evicting)
     return plan
 
 
-def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: dict[str, list[str]]) -> None:
-    """Of the predictions whose expiry passed, those still pending never got a label: drop and count."""
-    expiring = {m: ids for m, ids in expiring.items() if ids}
-    if not expiring:
+def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan, over: dict[str, int],
+                    expiring_batches: dict[str, int]) -> dict[str, list[str]]:
+    """For each model over the cap, the ids of its oldest pending batches that make up the excess."""
+    if not over:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for m in over:
+        # Batches already expiring this time sort first; skip them, they are dropped anyway.
+        start = expiring_batches.get(m, 0)
+        pipe.zrange(keys.pending_prediction_expiry(m), start, start + 1023)
+    evicting: dict[str, list[str]] = {}
+    for (m, excess), members in zip(over.items(), pipe.execute(), strict=True):
+        ids: list[str] = []
+        for member in members:
+            if len(ids) >= excess:
+                break
+            plan.evicted_batches[m].append(member)
+            ids.extend(i for i in _ids_decoder.decode(member) if i not in plan.drop_preds[m])
+        evicting[m] = ids
+    return evicting
+
+
+def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: dict[str, list[str]],
+                   evicting: dict[str, list[str]]) -> None:
+    """Of the predictions whose expiry passed or that are evicted, those still pending never got a
+    label: drop them and count them (expired and evicted apart)."""
+    lookups = [(m, ids, plan.expired) for m, ids in expiring.items() if ids]
+    lookups += [(m, ids, plan.evicted) for m, ids in evicting.items() if ids]
+    if not lookups:
         return
     pipe = client.pipeline(transaction=False)
-    for m, ids in expiring.items():
+    for m, ids, _counts in lookups:
         pipe.hmget(keys.pending_predictions(m), ids)
-    for (m, ids), stored in zip(expiring.items(), pipe.execute(), strict=True):
-        still = [i for i, value in zip(ids, stored, strict=True) if value is not None]
-        plan.expired[m] = len(still)
-        plan.drop_preds[m] |= set(still)
+    for (m, ids, counts), stored in zip(lookups, pipe.execute(), strict=True):
+        still = {i for i, value in zip(ids, stored, strict=True) if value is not None} - plan.drop_preds[m]
+        counts[m] += len(still)
+        plan.drop_preds[m] |= still

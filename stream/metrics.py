@@ -21,6 +21,7 @@ class StreamMetrics:
     alerts_active: Gauge
     labels_joined: Counter
     labels_expired: Counter
+    predictions_evicted: Counter
     label_delay: Histogram
     model_performance: Gauge
     batch_seconds: Histogram
@@ -50,6 +51,9 @@ def build_metrics(registry: CollectorRegistry | None = None) -> StreamMetrics:
                               ["model"], registry=r),
         labels_expired=Counter("driftwarden_labels_expired_total",
                                "Predictions that expired without a label", ["model"], registry=r),
+        predictions_evicted=Counter("driftwarden_predictions_evicted_total",
+                                    "Waiting predictions evicted unjoined by stream.pending_max", ["model"],
+                                    registry=r),
         label_delay=Histogram("driftwarden_label_delay_seconds", "Label time minus prediction time",
                               ["model"], buckets=LABEL_DELAY_BUCKETS, registry=r),
         model_performance=Gauge("driftwarden_model_performance", "Performance on joined labels",

@@ -232,7 +232,8 @@ class BatchProcessor:
                 blob = read.blobs.get(m)
                 states[m] = self._load_state(m, blob)
                 monitors[m] = self._restore(m, states[m])
-            plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting)
+            plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting,
+                                        self.settings.stream.pending_max)
             results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
             for m, state in states.items():
                 monitor = monitors[m]
@@ -314,6 +315,9 @@ class BatchProcessor:
         for model, n in plan.expired.items():
             if n:
                 m.labels_expired.labels(model=model).inc(n)
+        for model, n in plan.evicted.items():
+            if n:
+                m.predictions_evicted.labels(model=model).inc(n)
         for model, state in states.items():
             events, alerts = results[model]
             record_model(m, model, state, alerts, events, refresh=bool(alerts) or model not in self._seen)

@@ -144,6 +144,27 @@ def test_labels_before_and_after_predictions_join_expire_and_are_measured(settin
     assert feed.metric("driftwarden_model_performance", model=m, version="1", metric="accuracy") == 0.6
 
 
+def test_waiting_predictions_are_capped_per_model_oldest_evicted_and_counted(settings: Settings) -> None:
+    feed = Feed(tuned(settings, pending_max=100))
+    m = "unlabelled"
+    for b in range(4):  # four batches of 60 predictions that get no label (yet)
+        feed.process(feed.predictions([pred(m, 60 * b + i, 60.0 * b + i) for i in range(60)], per_message=60))
+        assert feed.redis.hlen(feed.keys.pending_predictions(m)) <= 100
+    # Each batch over the cap evicts the oldest whole batch: 60, then 120, then 180 were evicted.
+    pending = {k.decode() for k in feed.redis.hkeys(feed.keys.pending_predictions(m))}
+    assert pending == {f"{m}-{i}" for i in range(180, 240)}
+    assert feed.counters(m)["evicted_predictions"] == 180
+    assert feed.metric("driftwarden_predictions_evicted_total", model=m) == 180
+    assert feed.redis.zcard(feed.keys.pending_prediction_expiry(m)) == 1  # evicted batches left the index
+
+    # A label for a kept prediction joins; one for an evicted prediction waits like an early label.
+    feed.process(feed.labels([Label(event_id=f"{m}-200", model=m, label=0, timestamp=300.0),
+                              Label(event_id=f"{m}-10", model=m, label=0, timestamp=300.0)]))
+    assert feed.metric("driftwarden_labels_joined_total", model=m) == 1
+    assert feed.redis.hkeys(feed.keys.pending_labels(m)) == [f"{m}-10".encode()]
+    assert feed.counters(m).get("expired_predictions", 0) == 0  # eviction is not expiry
+
+
 # -- alerts --------------------------------------------------------------------------------------------
 
 def quantiles(n: int, shift: float = 0.0) -> list[float]:
