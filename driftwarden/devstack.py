@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -59,10 +60,35 @@ def ensure_kafka_jars() -> Path:
     return target
 
 
+_random = random.SystemRandom()  # independent of any seed a test or a caller sets
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return low, high
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port outside the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) is also one it may give an outgoing connection: Kafka
+    connecting to itself took a port chosen for Redis between choosing and binding, and Redis failed
+    to start. Ports below the ephemeral range are never handed out that way.
+    """
+    low, high = _ephemeral_range()
+    candidates = range(max(1024, low - 12_000), low) if low > 2048 else range(high + 1, 65_536)
+    for _ in range(200):
+        port = _random.choice(candidates)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServiceError(f"no free loopback port found in {candidates.start}-{candidates.stop - 1}")
 
 
 def port_open(port: int) -> bool:
