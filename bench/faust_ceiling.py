@@ -9,7 +9,9 @@ batch (the number of events, arrays included, found without decoding the JSON).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -33,6 +35,7 @@ def main() -> None:
     settings = load_settings()
     topics = settings.kafka.topics
     datadir = Path(tempfile.mkdtemp(prefix="dw-faust-ceiling-"))
+    atexit.register(shutil.rmtree, datadir, True)
     app = faust.App(
         f"{settings.stream.app_id}-ceiling",
         broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap_servers.split(",")],
