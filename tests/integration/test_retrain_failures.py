@@ -4,12 +4,11 @@ bad messages go to the dead letters; an outage of MLflow or Redis loses no drift
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import msgspec
 import pytest
 from mlflow import MlflowClient
-from prometheus_client import CollectorRegistry
 from test_retrain_support import (
     TopicReader,
     committed,
@@ -26,21 +25,6 @@ from driftwarden.events import DeadLetter, decode
 from retrain_worker.worker import RetrainWorker
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def start_worker() -> Iterator[Callable[[Settings], RetrainWorker]]:
-    started: list[RetrainWorker] = []
-
-    def start(settings: Settings) -> RetrainWorker:
-        worker = RetrainWorker(settings, CollectorRegistry())
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.close()
 
 
 def poll_until(worker: RetrainWorker, done: Callable[[], bool], timeout: float = 60.0) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
@@ -13,7 +12,6 @@ import pytest
 import redis
 from click.testing import CliRunner
 from mlflow import MlflowClient
-from prometheus_client import CollectorRegistry
 from test_retrain_support import (
     START,
     FakeClock,
@@ -33,21 +31,6 @@ from retrain_worker.rollback import rollback
 from retrain_worker.worker import RetrainWorker
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def start_worker() -> Iterator[Callable[..., RetrainWorker]]:
-    started: list[RetrainWorker] = []
-
-    def start(settings: Settings, clock: FakeClock | None = None) -> RetrainWorker:
-        worker = RetrainWorker(settings, CollectorRegistry(), **({"clock": clock} if clock else {}))
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.close()
 
 
 @pytest.fixture
