@@ -124,7 +124,7 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
         reads.hlen(keys.pending_predictions(m))
     raw = reads.execute()
     expiring: dict[str, list[str]] = {}
-    over: dict[str, int] = {}
+    over: dict[str, tuple[int, int]] = {}  # model -> (excess, batches already expiring)
     for i, m in enumerate(models):
         waiting_labels, waiting_preds, expired_preds, expired_labels, n_pending = raw[5 * i: 5 * i + 5]
         if not isinstance(waiting_labels, list):
@@ -153,27 +153,27 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
             expiring[m] = [i for i in candidates if i not in plan.drop_preds[m]]
         plan.drop_labels[m] |= {i for blob in expired_labels for i in _ids_decoder.decode(blob)}
         plan.drop_labels[m] -= set(plan.add_labels[m])
-        # An upper bound: some expiring ids may have been joined already, which only makes us evict early.
+        # Predictions expiring in this batch are not subtracted (they are found below): a model over the
+        # cap while some of its predictions expire may evict more than it needs to.
         projected = int(n_pending) + len(plan.add_preds[m]) - len(plan.drop_preds[m])
         if pending_max and projected > pending_max:
-            over[m] = projected - pending_max
-    evicting = _oldest_batches(client, keys, plan, over, {m: len(raw[5 * i + 2]) for i, m in enumerate(models)})
+            over[m] = (projected - pending_max, len(expired_preds))
+    evicting = _oldest_batches(client, keys, plan, over)
     _count_expired(client, keys, plan, expiring, evicting)
     return plan
 
 
-def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan, over: dict[str, int],
-                    expiring_batches: dict[str, int]) -> dict[str, list[str]]:
+def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
+                    over: dict[str, tuple[int, int]]) -> dict[str, list[str]]:
     """For each model over the cap, the ids of its oldest pending batches that make up the excess."""
     if not over:
         return {}
     pipe = client.pipeline(transaction=False)
-    for m in over:
+    for m, (_excess, expiring) in over.items():
         # Batches already expiring this time sort first; skip them, they are dropped anyway.
-        start = expiring_batches.get(m, 0)
-        pipe.zrange(keys.pending_prediction_expiry(m), start, start + 1023)
+        pipe.zrange(keys.pending_prediction_expiry(m), expiring, expiring + 1023)
     evicting: dict[str, list[str]] = {}
-    for (m, excess), members in zip(over.items(), pipe.execute(), strict=True):
+    for (m, (excess, _expiring)), members in zip(over.items(), pipe.execute(), strict=True):
         ids: list[str] = []
         for member in members:
             if len(ids) >= excess:
