@@ -116,11 +116,15 @@ def produce(settings: Settings, scenario: Scenario) -> int:
     return messages
 
 
+def _partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
+    meta = consumer.list_topics(topic, timeout=10)
+    return [TopicPartition(topic, p, 0) for p in sorted(meta.topics[topic].partitions)]
+
+
 def partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:
     consumer = Consumer(client_config(settings, **{"group.id": "bench-meta"}))
     try:
-        meta = consumer.list_topics(topic, timeout=10)
-        return [TopicPartition(topic, p, 0) for p in sorted(meta.topics[topic].partitions)]
+        return _partitions(consumer, topic)
     finally:
         consumer.close()
 
@@ -129,7 +133,7 @@ def high_watermarks(settings: Settings, topic: str) -> dict[int, int]:
     consumer = Consumer(client_config(settings, **{"group.id": "bench-meta"}))
     try:
         return {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1]
-                for tp in partitions_of(settings, topic)}
+                for tp in _partitions(consumer, topic)}
     finally:
         consumer.close()
 
