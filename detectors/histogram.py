@@ -36,6 +36,27 @@ _NUMERIC_MAGIC: Final = b"DWHN"
 _CATEGORICAL_MAGIC: Final = b"DWHC"
 
 
+def discrete_values(values: npt.ArrayLike, n_bins: int) -> FloatArray | None:
+    """The distinct finite values when a column is discrete: at most ``n_bins`` of them, each seen twice on average.
+
+    Quantile bins of such a column can only merge values (a 0/1 prediction falls into one bin, so PSI, JS and
+    KS are 0 whatever the mix), never split them: a bin per value keeps every change visible with no more bins
+    than configured. The "twice on average" keeps a tiny sample of a continuous variable on quantile bins.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    distinct = np.unique(finite)
+    if 2 <= distinct.size <= n_bins and finite.size >= 2 * distinct.size:
+        return distinct
+    return None
+
+
+def value_edges(distinct: FloatArray) -> FloatArray:
+    """Edges that give each of the sorted ``distinct`` values a bin of its own: the midpoints between them, and the
+    extremes themselves (so a value beyond them is out of range)."""
+    return np.concatenate([distinct[:1], (distinct[:-1] + distinct[1:]) / 2.0, distinct[-1:]])
+
+
 def quantile_edges(values: npt.ArrayLike, n_bins: int) -> FloatArray:
     """Edges of up to ``n_bins`` equal-mass bins of the finite ``values`` (ties merge bins).
 
@@ -68,7 +89,7 @@ class NumericHistogram:
     ([1, 1, 2, 1], 1)
     """
 
-    def __init__(self, edges: Sequence[float] | FloatArray) -> None:
+    def __init__(self, edges: Sequence[float] | FloatArray, discrete: bool = False) -> None:
         array = np.asarray(edges, dtype=np.float64)
         if array.ndim != 1 or array.size == 0:
             raise ValueError("edges must be a non-empty 1-D sequence")
@@ -80,6 +101,7 @@ class NumericHistogram:
         if not degenerate and not (np.diff(array) > 0).all():
             raise ValueError("edges must be strictly increasing")
         self.edges: FloatArray = array
+        self.discrete = bool(discrete)  # a bin per distinct reference value (``discrete_values``)
         self._counts: IntArray = np.zeros(array.size + 1, dtype=np.int64)
         self.n_missing = 0
         self.n_invalid = 0
@@ -97,9 +119,14 @@ class NumericHistogram:
 
     @classmethod
     def from_values(cls, values: npt.ArrayLike, n_bins: int) -> NumericHistogram:
-        """A reference histogram: quantile edges from ``values``, then ``values`` counted in them."""
+        """A reference histogram: a bin per value of a discrete column, else quantile edges; then ``values``
+        counted in them."""
         array = np.asarray(values, dtype=np.float64)
-        histogram = cls(quantile_edges(array, n_bins))
+        distinct = discrete_values(array, n_bins)
+        if distinct is not None:
+            histogram = cls(value_edges(distinct), discrete=True)
+        else:
+            histogram = cls(quantile_edges(array, n_bins))
         histogram.update(array)
         return histogram
 
@@ -211,6 +238,7 @@ class NumericHistogram:
     def to_dict(self) -> dict[str, Any]:
         return {
             "edges": self.edges.tolist(),
+            "discrete": self.discrete,
             "counts": self._counts.tolist(),
             "n_missing": self.n_missing,
             "n_invalid": self.n_invalid,
@@ -223,7 +251,7 @@ class NumericHistogram:
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> NumericHistogram:
         try:
-            histogram = cls(payload["edges"])
+            histogram = cls(payload["edges"], bool(payload.get("discrete", False)))
             counts = np.asarray(payload["counts"], dtype=np.int64)
             if counts.shape != histogram._counts.shape or (counts < 0).any():
                 raise ValueError("counts do not match the edges")
@@ -279,6 +307,7 @@ class CategoricalHistogram:
         self._counts: IntArray = np.zeros(len(self.categories) + 2, dtype=np.int64)
         self.n_missing = 0
         self.n_invalid = 0
+        self.n_singletons = 0  # reference categories seen exactly once (set by ``from_values``)
         self.unseen_examples: dict[str, int] = {}
 
     @classmethod
@@ -292,6 +321,9 @@ class CategoricalHistogram:
             [name for name, _ in ranked[:top_k]], known=tail[:max_known], tail_truncated=len(tail) > max_known
         )
         histogram.update(keys)
+        # Good-Turing: the share of later values in categories the reference never saw is about the share of
+        # reference values in categories it saw once (what a quality rule and the calibration expect unseen)
+        histogram.n_singletons = sum(1 for _, count in ranked if count == 1)
         histogram._counts[-2] += histogram._counts[-1]  # in the reference itself nothing is unseen
         histogram._counts[-1] = 0
         histogram.unseen_examples.clear()
@@ -351,6 +383,12 @@ class CategoricalHistogram:
     def n_unseen(self) -> int:
         return int(self._counts[-1])
 
+    @property
+    def unseen_share_expected(self) -> float:
+        """The Good-Turing estimate of how much of a later sample falls in categories this reference lacks."""
+        n = self.n
+        return self.n_singletons / n if n and not self.tail_truncated else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "categories": list(self.categories),
@@ -359,6 +397,7 @@ class CategoricalHistogram:
             "counts": self._counts.tolist(),
             "n_missing": self.n_missing,
             "n_invalid": self.n_invalid,
+            "n_singletons": self.n_singletons,
             "unseen_examples": dict(self.unseen_examples),
         }
 
@@ -372,6 +411,7 @@ class CategoricalHistogram:
             histogram._counts = counts
             histogram.n_missing = int(payload["n_missing"])
             histogram.n_invalid = int(payload["n_invalid"])
+            histogram.n_singletons = int(payload.get("n_singletons", 0))
             histogram.unseen_examples = {str(k): int(v) for k, v in payload["unseen_examples"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"corrupt categorical histogram: {exc}") from exc
