@@ -1,15 +1,14 @@
 """The monitor's configuration: every field has a default, so ``MonitorConfig(**settings_fields)`` works.
 
-Default thresholds and where they come from:
+Drift decisions (``docs/detectors.md`` has the measured false-alarm rates and power of these defaults):
 
-* PSI 0.1 warning / 0.2 critical: the credit-scoring rule of thumb (Siddiqi, "Credit Risk Scorecards",
-  2006: 0.1 and 0.25), with the stricter 0.2 as critical; set ``psi_threshold=0.25`` for Siddiqi's.
-* Jensen-Shannon distance 0.1 (natural log) and Wasserstein-1 / reference std 0.1: Evidently's defaults
-  for its ``jensenshannon`` and ``wasserstein`` drift methods.
-* p-value 0.05 (Evidently's default for KS and chi-square), corrected with Holm-Bonferroni across the
-  features of one window (FWER control like Bonferroni, never less powerful).
-* Decisions are distance-based by default (``drift_signals``): with 1000-row windows a test's p-value
-  flags shifts too small to matter. ``ks`` and ``chi2`` can be added; every score is reported anyway.
+* ``false_alarm_rate`` 0.001: the expected share of windows of a model that does not drift that raise any critical
+  data or prediction drift signal. It is split evenly (Bonferroni) over the window's family of (field, statistic)
+  tests; each test's cut-off comes from that statistic's own noise for this reference, field and window size
+  (``detectors/calibration.py``). ``warning_rate`` 0.01 is the same for warnings.
+* Effect floors: a signal also needs its statistic at or above a floor, so that a large window does not alarm on a
+  shift too small to matter. The defaults keep a 0.25 sd mean shift (Wasserstein/sd about 0.25, PSI about 0.06)
+  and a 10-point change of a category's share (PSI 0.04 or more) above them.
 * ADWIN (delta 0.002) and DDM (2 / 3 sigma) with River's defaults, as in their papers.
 """
 
@@ -23,7 +22,6 @@ from typing import Any
 from detectors.concept import normalise_spec
 
 DRIFT_SIGNALS = frozenset({"psi", "js", "wasserstein", "ks", "chi2"})
-CORRECTIONS = frozenset({"holm", "bonferroni", "none"})
 TASKS = frozenset({"auto", "classification", "regression"})
 
 
@@ -40,18 +38,23 @@ class MonitorConfig:
     min_window_n: int = 30  # a smaller (time-closed) window is reported but not tested
     # -- histograms ------------------------------------------------------------------------------
     n_bins: int = 20
-    top_k: int = 100
+    # a bin of its own for each of the reference's K most frequent categories, the rest as "other": K is large by
+    # default because choosing bins by their reference counts biases them (the most frequent categories of a
+    # sample are over-counted), which a stationary high-cardinality feature would show as drift in every window
+    top_k: int = 10_000
     max_known_categories: int = 10_000  # reference categories remembered beyond the top K
     max_unexpected_features: int = 100  # distinct unexpected feature names tracked per window
     # -- drift decisions -------------------------------------------------------------------------
-    psi_threshold: float = 0.2  # critical
-    psi_warning: float = 0.1
+    false_alarm_rate: float = 0.001  # share of stationary windows with a critical data/prediction drift signal
+    warning_rate: float = 0.01  # the same for warnings
+    psi_floor: float = 0.03  # effect floors: a signal needs its statistic at or above these too
+    js_floor: float = 0.04  # Jensen-Shannon distance, natural log
+    wasserstein_floor: float = 0.1  # Wasserstein-1 / reference standard deviation
+    ks_floor: float = 0.05
+    chi2_floor: float = 0.05  # as Cramer's V, sqrt(chi2 / (reference n + window n))
     psi_epsilon: float = 1e-4
-    js_threshold: float = 0.1
-    wasserstein_threshold: float = 0.1
-    p_value: float = 0.05
-    p_value_correction: str = "holm"  # holm | bonferroni | none
     drift_signals: tuple[str, ...] = ("psi", "js", "wasserstein")
+    alert_after_windows: tuple[int, int] = (1, 1)  # (k, n): critical only in k of the last n windows
     # -- data quality (a share of the window's observations at or above it fires) -----------------
     missing_share_threshold: float = 0.05
     out_of_range_share_threshold: float = 0.05
@@ -63,6 +66,10 @@ class MonitorConfig:
     concept_confirmation: int = 1  # detections needed (within the window below) to open an incident
     concept_confirmation_window: int = 1000  # outcomes
     concept_cooldown: int = 1000  # outcomes after the last detection that still belong to the incident
+
+    def effect_floor(self, signal: str) -> float:
+        """The effect floor of a statistic (for chi2 in Cramer's V)."""
+        return float(getattr(self, f"{signal}_floor"))
 
     def __post_init__(self) -> None:
         def positive_int(name: str) -> None:
@@ -85,18 +92,26 @@ class MonitorConfig:
         for name in ("max_known_categories", "max_unexpected_features", "concept_confirmation_window",
                      "concept_cooldown"):
             non_negative_int(name)
-        for name in ("psi_threshold", "psi_warning", "psi_epsilon", "js_threshold", "wasserstein_threshold"):
+        for name in ("psi_floor", "js_floor", "wasserstein_floor", "ks_floor", "chi2_floor", "psi_epsilon"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.psi_warning > self.psi_threshold:
-            raise ValueError(f"psi_warning ({self.psi_warning}) must be <= psi_threshold ({self.psi_threshold})")
-        share("p_value", allow_zero=False)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.psi_epsilon <= 0:
+            raise ValueError(f"psi_epsilon must be > 0, got {self.psi_epsilon!r}")
+        for name in ("false_alarm_rate", "warning_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < 1):
+                raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+        if self.warning_rate < self.false_alarm_rate:
+            raise ValueError(f"warning_rate ({self.warning_rate}) must be >= false_alarm_rate ({self.false_alarm_rate})")
+        persistence = tuple(self.alert_after_windows)
+        if (len(persistence) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in persistence)
+                or not 1 <= persistence[0] <= persistence[1]):
+            raise ValueError(f"alert_after_windows must be (k, n) with 1 <= k <= n, got {self.alert_after_windows!r}")
+        object.__setattr__(self, "alert_after_windows", persistence)
         for name in ("missing_share_threshold", "out_of_range_share_threshold",
                      "unseen_category_share_threshold", "schema_mismatch_threshold"):
             share(name, allow_zero=False)
-        if self.p_value_correction not in CORRECTIONS:
-            raise ValueError(f"p_value_correction must be one of {sorted(CORRECTIONS)}")
         if self.window_seconds is not None and (
             not isinstance(self.window_seconds, int | float) or not (0 < self.window_seconds < math.inf)
         ):

@@ -1,12 +1,18 @@
-"""Per-window drift scores of each field and the signals they raise."""
+"""Per-window drift scores of each field and the signals they raise.
+
+A statistic raises a signal when it is beyond its calibrated noise cut-off (the window's false-alarm budget split
+over the window's tests, see ``detectors/calibration.py``) and at or above its effect floor: the change is both
+real and large enough to matter.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import NamedTuple
 
 from detectors.config import MonitorConfig
+from detectors.calibration import NullFit
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.psi import psi
 from detectors.records import CRITICAL, WARNING, Signal
@@ -15,13 +21,10 @@ from detectors.statistics import (
     js_distance,
     ks_p_values,
     ks_statistic,
-    multiple_testing,
     reference_scale,
     wasserstein_binned,
 )
 from detectors.window import WindowInfo
-
-_TESTS = {"ks": "ks_pvalue", "chi2": "chi2_pvalue"}
 
 
 def field_scores(reference: Histogram, current: Histogram, config: MonitorConfig) -> dict[str, float]:
@@ -47,6 +50,8 @@ def window_scores(
             field["ks_pvalue"] = math.nan
         else:
             field["chi2"], field["chi2_pvalue"] = chi2_homogeneity(ref_counts, cur_counts)
+            total = reference.n + current.n
+            field["cramers_v"] = math.sqrt(field["chi2"] / total) if total and math.isfinite(field["chi2"]) else math.nan
         scores[name] = field
     if ks:
         for name, p_value in zip(ks, ks_p_values([scores[n]["ks"] for n in ks], list(ks.values())), strict=True):
@@ -59,34 +64,76 @@ def json_safe(scores: Mapping[str, float]) -> dict[str, float | None]:
     return {name: (value if math.isfinite(value) else None) for name, value in scores.items()}
 
 
+def tests_in(scores: Mapping[str, Mapping[str, float]], config: MonitorConfig) -> int:
+    """How many (field, statistic) tests decide in these fields: part of the window's Bonferroni divisor."""
+    return sum(1 for field in scores.values() for signal in config.drift_signals
+               if math.isfinite(field.get(signal, math.nan)))
+
+
+class CutOff(NamedTuple):
+    """Where one test of one window fires: beyond the noise at the budget's rate and at or above the floor."""
+
+    noise: float  # the statistic's value noise alone exceeds with probability ``rate / family``
+    floor: float  # the effect floor in the statistic's own units (chi2's is set on Cramer's V)
+
+    @property
+    def threshold(self) -> float:
+        return max(self.noise, self.floor)
+
+
+def cut_off(signal: str, fit: NullFit, field: Mapping[str, float], config: MonitorConfig, rate: float,
+            family: int) -> CutOff:
+    floor = config.effect_floor(signal)
+    if signal == "chi2":  # chi2 = V**2 * (n_reference + n_window)
+        v, chi2 = field.get("cramers_v", math.nan), field.get("chi2", math.nan)
+        floor = floor * floor * chi2 / (v * v) if v > 0 else math.inf
+    return CutOff(fit.cutoff(rate / family), floor)
+
+
+def thresholds(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
+               config: MonitorConfig, family: int) -> dict[str, dict[str, float]]:
+    """The critical threshold of every deciding statistic of every field, as ``<statistic>_threshold``."""
+    return {name: {f"{signal}_threshold": cut_off(signal, fits[name][signal], field, config,
+                                                  config.false_alarm_rate, family).threshold
+                   for signal in config.drift_signals if math.isfinite(field.get(signal, math.nan))}
+            for name, field in scores.items()}
+
+
 def drift_signals(
-    kind: str, scores: Mapping[str, Mapping[str, float]], config: MonitorConfig, window: WindowInfo
+    kind: str,
+    scores: Mapping[str, Mapping[str, float]],
+    fits: Mapping[str, Mapping[str, NullFit]],
+    config: MonitorConfig,
+    window: WindowInfo,
+    family: int,
 ) -> list[Signal]:
-    """The signals one window raises for the fields in ``scores`` (one family for p-value tests)."""
-    tests = [(name, test) for name in scores for test in _TESTS if test in config.drift_signals
-             and _TESTS[test] in scores[name]]
-    decisions = multiple_testing([scores[name][_TESTS[test]] for name, test in tests], config.p_value,
-                                 config.p_value_correction)
-    tested = dict(zip(tests, decisions, strict=True))
+    """The signals one window raises for the fields in ``scores``, ``family`` being the number of tests the whole
+    window holds (every field of every kind, times the deciding statistics): Bonferroni over it keeps the share
+    of stationary windows with any critical signal at most ``config.false_alarm_rate``. For the question "does
+    this window alarm", Holm's step-down gives the same answer (both reject first at ``rate / family``), so the
+    simpler rule with a fixed cut-off per test, which dashboards and events can show, is the one used."""
     signals: list[Signal] = []
-
-    def emit(name: str, signal: str, score: float, threshold: float, severity: str, **extra: Any) -> None:
-        details: dict[str, Any] = {"scores": json_safe(scores[name]), **extra}
-        signals.append(Signal(kind, signal, name, score, threshold, severity, window.index, window.start,
-                              window.end, window.n, details))
-
+    levels = ((CRITICAL, config.false_alarm_rate), (WARNING, config.warning_rate))
     for name, field in scores.items():
         for signal in config.drift_signals:
-            if signal == "psi" and field["psi"] >= config.psi_warning:
-                critical = field["psi"] >= config.psi_threshold
-                emit(name, "psi", field["psi"], config.psi_threshold if critical else config.psi_warning,
-                     CRITICAL if critical else WARNING)
-            elif signal == "js" and field["js"] >= config.js_threshold:
-                emit(name, "js", field["js"], config.js_threshold, CRITICAL)
-            elif signal == "wasserstein" and field.get("wasserstein", math.nan) >= config.wasserstein_threshold:
-                emit(name, "wasserstein", field["wasserstein"], config.wasserstein_threshold, CRITICAL)
-            elif (name, signal) in tested and tested[name, signal].rejected:
-                decision = tested[name, signal]
-                emit(name, signal, field[_TESTS[signal]], decision.level, CRITICAL,
-                     statistic=field[signal], alpha=config.p_value, correction=config.p_value_correction)
+            score = field.get(signal, math.nan)
+            if not math.isfinite(score):
+                continue
+            fit = fits[name][signal]
+            for severity, rate in levels:
+                cut = cut_off(signal, fit, field, config, rate, family)
+                if score >= cut.threshold:
+                    signals.append(Signal(
+                        kind, signal, name, score, cut.threshold, severity, window.index, window.start, window.end,
+                        window.n, {
+                            "scores": json_safe(field),
+                            "noise_threshold": cut.noise,
+                            "effect_floor": config.effect_floor(signal),
+                            "decided_by": "noise" if cut.noise >= cut.floor else "effect_floor",
+                            "false_alarm_rate": rate,
+                            "test_alpha": rate / family,
+                            "family_size": family,
+                            "p_value": fit.p_value(score),
+                        }))
+                    break
     return signals

@@ -13,12 +13,12 @@ A monitor restored with ``from_bytes`` continues exactly like one that never sto
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Final
 
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
-from detectors.drift import drift_signals, json_safe, window_scores
+from detectors.drift import drift_signals, json_safe, tests_in, thresholds, window_scores
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.quality import quality_signals, window_quality
@@ -33,7 +33,7 @@ from detectors.records import (
     Outcome,
     Signal,
 )
-from detectors.reference import Reference, build_reference
+from detectors.reference import PREDICTION, SCORE, Reference, build_reference, field_key
 from detectors.window import Window, take
 
 __all__ = [
@@ -54,7 +54,9 @@ __all__ = [
 FORMAT_VERSION: Final = 1
 _MAGIC: Final = b"DWMN"
 _STATE_FIELDS: Final = ("config", "reference", "reference_source", "buffer", "window", "errors",
-                        "n_observations", "n_windows", "last_window", "last_scores")
+                        "n_observations", "n_windows", "last_window", "last_scores", "recent_critical")
+# fields a snapshot from before they existed lacks, and what they start as
+_ADDED_FIELDS: Final = {"recent_critical": list}
 
 
 class ModelMonitor:
@@ -69,6 +71,8 @@ class ModelMonitor:
         self.n_windows = 0  # closed windows
         self.last_window: dict[str, Any] | None = None
         self.last_scores: dict[str, Any] = {}
+        # the (kind, signal, field) keys that were critical in each of the last n windows (alert_after_windows)
+        self.recent_critical: list[list[tuple[str, str, str | None]]] = []
 
     @property
     def phase(self) -> str:
@@ -160,8 +164,17 @@ class ModelMonitor:
         quality = window_quality(reference, window)
         signals: list[Signal] = []
         if info.n >= min(config.min_window_n, config.window_size):
-            signals += drift_signals(DATA_DRIFT, features, config, info)
-            signals += drift_signals(PREDICTION_DRIFT, predictions, config, info)
+            family = tests_in(features, config) + tests_in(predictions, config)
+            histograms = {name: (field_key(name), h) for name, h in window.features.items()}
+            histograms.update({PREDICTION: (PREDICTION, window.prediction), SCORE: (SCORE, window.score)})
+            fits = {name: reference.fits(histograms[name][0], histograms[name][1].n, config)  # type: ignore[union-attr]
+                    for name in (*features, *predictions)}
+            drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family)
+            drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family)
+            signals += self._persistent(drifted)
+            for scores in (features, predictions):  # reported beside the scores (status, report)
+                for name, cut_offs in thresholds(scores, fits, config, family).items():
+                    scores[name].update(cut_offs)
         signals += quality_signals(reference, window, quality, config)
         self.last_window = json_safe(asdict(info)) | {"tested": info.n >= min(config.min_window_n,
                                                                                  config.window_size)}
@@ -172,6 +185,23 @@ class ModelMonitor:
         self.n_windows += 1
         self.window = Window.open(reference, self.n_windows, config.max_unexpected_features)
         return signals
+
+    def _persistent(self, signals: list[Signal]) -> list[Signal]:
+        """Critical only when the same (kind, signal, field) was critical in k of the last n windows, this one
+        included (``alert_after_windows``); otherwise reported as a warning that says so."""
+        k, n = self.config.alert_after_windows
+        keys = [(s.kind, s.signal, s.feature) for s in signals if s.severity == CRITICAL]
+        self.recent_critical = [*self.recent_critical, keys][-n:]
+        if k == 1:
+            return signals
+        out: list[Signal] = []
+        for s in signals:
+            key = (s.kind, s.signal, s.feature)
+            seen = sum(key in window for window in self.recent_critical)
+            if s.severity == CRITICAL and seen < k:
+                s = replace(s, severity=WARNING, details={**s.details, "persistence": f"{seen} of {k} windows"})
+            out.append(s)
+        return out
 
     # -- outcomes --------------------------------------------------------------------------------
     def update_outcomes(self, outcomes: Sequence[Outcome]) -> list[Signal]:
@@ -207,6 +237,9 @@ class ModelMonitor:
     def from_bytes(cls, data: bytes, key: bytes = b"") -> ModelMonitor:
         """Restore a monitor; a tampered blob or a wrong key raises ``SnapshotError`` (a ValueError)."""
         state = unseal(_MAGIC, FORMAT_VERSION, data, key, "monitor snapshot")
+        if isinstance(state, dict):
+            for name, make in _ADDED_FIELDS.items():
+                state.setdefault(name, make())
         if not isinstance(state, dict) or set(state) != set(_STATE_FIELDS):
             raise SnapshotError("corrupt monitor snapshot: unexpected state fields")
         monitor = cls.__new__(cls)

@@ -1,7 +1,8 @@
 """Data-quality rules checked at each window close, each with its own threshold.
 
 Shares are of the window's observations. A share fires when it reaches the reference's own share plus
-the threshold, so a feature that was often missing in training data does not fire on every window.
+the threshold, so a feature that was often missing in training data does not fire on every window (for unseen
+categories the reference's "own share" is the Good-Turing estimate: its share of categories seen once).
 ``missing_share``, ``out_of_range_share`` and ``unseen_category_share`` are warnings (the model still
 gets inputs); ``schema_mismatch`` (a feature missing, unexpected, or of another type) is critical.
 """
@@ -32,8 +33,9 @@ def feature_quality(reference: Histogram, current: Histogram, window_n: int, abs
     }
     if isinstance(current, NumericHistogram):
         scores["out_of_range_share"] = _share(current.n_out_of_range, window_n)
-    elif isinstance(current, CategoricalHistogram):
+    elif isinstance(current, CategoricalHistogram) and isinstance(reference, CategoricalHistogram):
         scores["unseen_category_share"] = _share(current.n_unseen, window_n)
+        scores["unseen_category_share_reference"] = reference.unseen_share_expected
     return scores
 
 
@@ -56,7 +58,7 @@ def quality_signals(
     rules = (
         ("missing_share", "missing_share_reference", config.missing_share_threshold),
         ("out_of_range_share", None, config.out_of_range_share_threshold),
-        ("unseen_category_share", None, config.unseen_category_share_threshold),
+        ("unseen_category_share", "unseen_category_share_reference", config.unseen_category_share_threshold),
     )
     for name, feature in scores.items():
         for signal, baseline, threshold in rules:

@@ -1,19 +1,23 @@
 """The reference a monitor compares windows against: one histogram per feature, prediction and score.
 
 It is built either from the first N predictions or, by the retrain worker, from a model's training
-data with ``build_reference(rows, config)``; the bytes are JSON (no code), so they need no key.
+data with ``build_reference(rows, config)``; the bytes are JSON (no code), so they need no key. The reference
+carries the noise calibration of every field (``detectors/calibration.py``) for the window sizes it has met, so it
+is computed once per reference and window size, never per window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
+from detectors.calibration import NullFit, calibrate, size_class
 from detectors.codec import pack_json, unpack_json
 from detectors.config import MonitorConfig
 from detectors.exceptions import SnapshotError
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
+from detectors.statistics import reference_scale
 from detectors.records import Observation
 from detectors.values import categorical_column, infer_kind, numeric_column
 
@@ -39,12 +43,48 @@ def kind_of(histogram: Histogram) -> str:
     return "numeric" if isinstance(histogram, NumericHistogram) else "categorical"
 
 
+PREDICTION: Final = "prediction"
+SCORE: Final = "score"
+FieldFits = dict[str, NullFit]  # statistic -> its null fit
+
+
+def field_key(feature: str) -> str:
+    """Where a feature's calibration is kept (apart from ``prediction`` and ``score``, whatever it is called)."""
+    return f"feature:{feature}"
+
+
 @dataclass
 class Reference:
     features: dict[str, Histogram]
     prediction: Histogram | None
     score: Histogram | None
     n: int
+    # (window size class, PSI epsilon) -> field key -> statistic -> null fit
+    calibrations: dict[tuple[int, float], dict[str, FieldFits]] = field(default_factory=dict)
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Every field's histogram by its calibration key."""
+        fields: dict[str, Histogram] = {field_key(name): h for name, h in self.features.items()}
+        for key, histogram in ((PREDICTION, self.prediction), (SCORE, self.score)):
+            if histogram is not None and histogram.n > 0:
+                fields[key] = histogram
+        return fields
+
+    def fits(self, key: str, m: int, config: MonitorConfig) -> FieldFits:
+        """The null fits of one field for windows of ``m`` counted values, computed on first use and kept."""
+        size = size_class(m, config.window_size)
+        table = self.calibrations.setdefault((size, config.psi_epsilon), {})
+        if key not in table:
+            histogram = self.histograms()[key]
+            scale = reference_scale(histogram) if isinstance(histogram, NumericHistogram) else 1.0
+            table[key] = calibrate(histogram, size, config.psi_epsilon, scale)
+        return table[key]
+
+    def calibrate(self, config: MonitorConfig) -> Reference:
+        """Compute every field's calibration for full windows now (building a reference, not closing a window)."""
+        for key, histogram in self.histograms().items():
+            self.fits(key, config.window_size, config)
+        return self
 
     @classmethod
     def from_columns(
@@ -70,7 +110,7 @@ class Reference:
             if len(scores) != len(rows):
                 raise ValueError(f"{len(scores)} scores for {len(rows)} rows")
             score = column_histogram(scores, "numeric", config)
-        return cls(features, prediction, score, len(rows))
+        return cls(features, prediction, score, len(rows)).calibrate(config)
 
     @classmethod
     def from_observations(cls, observations: Sequence[Observation], config: MonitorConfig) -> Reference:
@@ -95,6 +135,11 @@ class Reference:
             "features": {name: entry(h) for name, h in self.features.items()},
             "prediction": entry(self.prediction),
             "score": entry(self.score),
+            "calibrations": [
+                {"m": size, "epsilon": epsilon,
+                 "fields": {key: {stat: fit.to_list() for stat, fit in fits.items()} for key, fits in table.items()}}
+                for (size, epsilon), table in self.calibrations.items()
+            ],
         })
 
     @classmethod
@@ -112,8 +157,16 @@ class Reference:
 
         try:
             features = {str(name): histogram(e) for name, e in payload["features"].items()}
+            calibrations = {
+                (int(entry["m"]), float(entry["epsilon"])): {
+                    str(key): {str(stat): NullFit.from_list(values) for stat, values in fits.items()}
+                    for key, fits in entry["fields"].items()
+                }
+                for entry in payload.get("calibrations", [])
+            }
             reference = cls({k: v for k, v in features.items() if v is not None},
-                            histogram(payload["prediction"]), histogram(payload["score"]), int(payload["n"]))
+                            histogram(payload["prediction"]), histogram(payload["score"]), int(payload["n"]),
+                            calibrations)
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise SnapshotError(f"corrupt reference: {exc}") from exc
         return reference

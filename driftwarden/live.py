@@ -107,18 +107,18 @@ class LiveView:
         c = self.config
         table = Table(title="drift scores of the last closed window", title_justify="left", expand=False)
         table.add_column("feature")
-        table.add_column(f"PSI (critical {c.psi_threshold})", justify="right")
+        table.add_column("PSI (critical at)", justify="right")
         table.add_column("", no_wrap=True)
-        table.add_column(f"JS ({c.js_threshold})", justify="right")
-        table.add_column(f"Wasserstein/sd ({c.wasserstein_threshold})", justify="right")
+        table.add_column("JS", justify="right")
+        table.add_column("Wasserstein/sd", justify="right")
         table.add_column("missing", justify="right")
         for name, s in self.feature_scores.items():
-            psi = s.get("psi")
-            style = "bold red" if _at_least(psi, c.psi_threshold) else "yellow" if _at_least(psi, c.psi_warning) else ""
-            table.add_row(Text(name, style=style), _fmt(psi), _bar(psi, c.psi_threshold, style),
-                          Text(_fmt(s.get("js")), style="red" if _at_least(s.get("js"), c.js_threshold) else ""),
+            psi, cut = s.get("psi"), s.get("psi_threshold")  # the calibrated critical cut-off of this window
+            style = "bold red" if _at_least(psi, cut) else ""
+            table.add_row(Text(name, style=style), f"{_fmt(psi)} ({_fmt(cut)})", _bar(psi, cut or c.psi_floor, style),
+                          Text(_fmt(s.get("js")), style="red" if _at_least(s.get("js"), s.get("js_threshold")) else ""),
                           Text(_fmt(s.get("wasserstein")),
-                               style="red" if _at_least(s.get("wasserstein"), c.wasserstein_threshold) else ""),
+                               style="red" if _at_least(s.get("wasserstein"), s.get("wasserstein_threshold")) else ""),
                           _percent(s.get("missing_share")))
         if not self.feature_scores:
             table.add_row(Text("(no window closed yet)", style="dim"), "", "", "", "", "")
@@ -136,8 +136,9 @@ class LiveView:
                      title="latest drift events and model updates", title_align="left")
 
 
-def _at_least(value: Any, threshold: float) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value) and value >= threshold
+def _at_least(value: Any, threshold: Any) -> bool:
+    numbers = isinstance(value, int | float) and isinstance(threshold, int | float)
+    return numbers and math.isfinite(value) and value >= threshold
 
 
 def _fmt(value: Any) -> str:

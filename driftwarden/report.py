@@ -35,7 +35,6 @@ from driftwarden.config import MonitorSettings
 from driftwarden.exceptions import DriftwardenError
 
 PREDICTION = "prediction"  # the monitor's name for the prediction column, whatever the file calls it
-_P_VALUES = {"ks": "ks_pvalue", "chi2": "chi2_pvalue"}
 _RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 
 
@@ -147,25 +146,21 @@ def reference_of(columns: Mapping[str, Sequence[object]], config: MonitorConfig,
     n = len(next(iter(columns.values()))) if columns else 0
     features = {name: column_histogram(raw, infer_kind(raw), config) for name, raw in columns.items()}
     prediction = None if predictions is None else column_histogram(predictions, infer_kind(predictions), config)
-    return Reference(features, prediction, None, n)
+    return Reference(features, prediction, None, n).calibrate(config)
 
 
 def _statistics(scores: Mapping[str, Any], kind: str, config: MonitorConfig,
                 fired: Mapping[str, Signal]) -> tuple[Statistic, ...]:
-    thresholds = {"psi": config.psi_threshold, "js": config.js_threshold,
-                  "wasserstein": config.wasserstein_threshold}
+    """Each statistic with the threshold it is held to: the calibrated critical one (noise and effect floor)
+    where it decides, else none (NaN)."""
     names = ["psi", "js"] + (["wasserstein", "ks"] if kind == "numeric" else ["chi2"])
     out = []
     for name in names:
         signal = fired.get(name)
-        if name in _P_VALUES:
-            score = scores.get(_P_VALUES[name])
-            threshold = signal.threshold if signal else config.p_value
-            out.append(Statistic(name, score, threshold, name in config.drift_signals, signal is not None, True))
-        else:
-            threshold = signal.threshold if signal else thresholds[name]
-            out.append(Statistic(name, scores.get(name), threshold, name in config.drift_signals,
-                                 signal is not None))
+        threshold = signal.threshold if signal else scores.get(f"{name}_threshold", math.nan)
+        score = scores.get(name)
+        out.append(Statistic(name, score if score is None else float(score), math.nan if threshold is None
+                             else float(threshold), name in config.drift_signals, signal is not None))
     return tuple(out)
 
 

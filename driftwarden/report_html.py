@@ -49,10 +49,10 @@ def render(report: Report) -> str:
         f"<h1>Drift report {verdict}</h1>",
         f'<div class="muted">reference <b>{_e(report.reference_path)}</b> ({report.reference_rows} rows) vs '
         f"current <b>{_e(report.current_path)}</b> ({report.current_rows} rows) &middot; decided by "
-        f"{_e(', '.join(config.drift_signals))} &middot; PSI warning {fmt(config.psi_warning)} / critical "
-        f"{fmt(config.psi_threshold)}, JS {fmt(config.js_threshold)}, Wasserstein/sd "
-        f"{fmt(config.wasserstein_threshold)}, p-value {fmt(config.p_value)} ({_e(config.p_value_correction)}) "
-        f"&middot; {config.n_bins} quantile bins &middot; generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')}</div>",
+        f"{_e(', '.join(config.drift_signals))} against cut-offs calibrated to each statistic's noise "
+        f"(false-alarm rate {fmt(config.false_alarm_rate)} per window) and effect floors PSI "
+        f"{fmt(config.psi_floor)}, JS {fmt(config.js_floor)}, Wasserstein/sd {fmt(config.wasserstein_floor)} "
+        f"&middot; {config.n_bins} quantile bins (a bin per value for discrete columns) &middot; generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')}</div>",
         _summary_table(report),
         _notes(report),
         f'<div class="legend muted">histograms:<span style="background:{REFERENCE_COLOUR}"></span>reference'

@@ -14,7 +14,9 @@ from driftwarden.live import LiveView
 def snapshot(predictions: int, labels: int, *, drifted: bool, version: str = "1") -> dict[str, Any]:
     """A model's entry of the stream's /status page, shaped as ``stream/status.py`` writes it."""
     income = {"psi": 0.912 if drifted else 0.013, "js": 0.41 if drifted else 0.02,
-              "wasserstein": 1.9 if drifted else 0.03, "missing_share": 0.0}
+              "wasserstein": 1.9 if drifted else 0.03, "missing_share": 0.0,
+              # the calibrated critical cut-offs the monitor reports beside each score
+              "psi_threshold": 0.2, "js_threshold": 0.15, "wasserstein_threshold": 0.18}
     alerts = [{"kind": "data_drift", "feature": "income", "severity": "critical", "signal": "psi",
                "score": 0.912, "threshold": 0.2, "since": 1.0, "drift_id": "d1"}] if drifted else []
     return {
@@ -38,7 +40,7 @@ def test_before_any_snapshot_the_view_says_it_is_waiting() -> None:
 
 
 def test_rates_scores_alerts_and_versions_follow_the_snapshots() -> None:
-    view = LiveView("credit-risk", MonitorConfig(psi_threshold=0.2))
+    view = LiveView("credit-risk", MonitorConfig())
     view.sent = 10_000
     view.observe(snapshot(3000, 2900, drifted=False), now=100.0)
     view.observe(snapshot(5000, 4400, drifted=False), now=102.0)
@@ -54,7 +56,7 @@ def test_rates_scores_alerts_and_versions_follow_the_snapshots() -> None:
     drifting = render(view)
     assert "predictions/s: 1,000" in drifting and "labels/s: 1,200" in drifting
     income_row = next(line for line in drifting.splitlines() if line.strip("│ ").startswith("income"))
-    assert "0.912" in income_row and "1.900" in income_row and "██████████" in income_row
+    assert "0.912 (0.200)" in income_row and "1.900" in income_row and "██████████" in income_row
     assert "critical: data_drift income psi 0.912 >= 0.200" in drifting and "open alerts (1)" in drifting
     assert "champion: 2" in drifting and "promoted=True" in drifting
     assert drifting != calm

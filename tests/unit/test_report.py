@@ -74,8 +74,8 @@ def test_scores_on_the_page_are_the_engines_and_only_the_shifted_feature_drifts(
 
 
 def test_the_window_is_the_whole_current_file() -> None:
-    config = monitor_config(MonitorSettings(psi_threshold=0.3), window_size=1234)
-    assert (config.window_size, config.psi_threshold, config.window_seconds) == (1234, 0.3, None)
+    config = monitor_config(MonitorSettings(psi_floor=0.3), window_size=1234)
+    assert (config.window_size, config.psi_floor, config.window_seconds) == (1234, 0.3, None)
 
 
 def test_prediction_column_gets_its_own_prediction_drift_row() -> None:

@@ -24,11 +24,11 @@ def test_built_from_the_settings_fields() -> None:
     assert set(values) == names, "every MonitorConfig field can be set in config/*.yaml"
     config = MonitorConfig(**values)
     assert config == MonitorConfig(), "the settings' defaults are the config's"
-    assert (config.reference_size, config.window_size, config.n_bins, config.top_k) == (2000, 1000, 20, 100)
-    # the documented defaults (docs/detectors.md gives their sources)
-    assert (config.psi_warning, config.psi_threshold, config.js_threshold, config.wasserstein_threshold) == (
-        0.1, 0.2, 0.1, 0.1)
-    assert (config.p_value, config.p_value_correction) == (0.05, "holm")
+    assert (config.reference_size, config.window_size, config.n_bins, config.top_k) == (2000, 1000, 20, 10_000)
+    # the documented defaults (docs/detectors.md gives their measured false-alarm rates and power)
+    assert (config.false_alarm_rate, config.warning_rate) == (0.001, 0.01)
+    assert (config.psi_floor, config.js_floor, config.wasserstein_floor) == (0.03, 0.04, 0.1)
+    assert config.alert_after_windows == (1, 1)
     assert config.drift_signals == ("psi", "js", "wasserstein"), "distance-based decisions by default"
     assert [spec["kind"] for spec in config.concept_detectors] == ["ADWIN", "DDM"]
 
@@ -39,7 +39,7 @@ def test_detectors_and_thresholds_are_selectable_in_the_yaml(tmp_path: Path) -> 
     path = tmp_path / "driftwarden.yaml"
     path.write_text(
         "monitor:\n"
-        "  psi_threshold: 0.25\n"
+        "  psi_floor: 0.25\n"
         "  window_seconds: 300\n"
         "  drift_signals: [psi, ks, chi2]\n"
         "  concept_detectors:\n"
@@ -53,7 +53,7 @@ def test_detectors_and_thresholds_are_selectable_in_the_yaml(tmp_path: Path) -> 
     monitor = settings.monitor
     accepted = {f.name for f in fields(MonitorConfig)}
     config = MonitorConfig(**{k: getattr(monitor, k) for k in monitor.__struct_fields__ if k in accepted})
-    assert (config.psi_threshold, config.window_seconds, config.drift_signals) == (0.25, 300, ("psi", "ks", "chi2"))
+    assert (config.psi_floor, config.window_seconds, config.drift_signals) == (0.25, 300, ("psi", "ks", "chi2"))
     assert [(s["kind"], s["params"].get("alpha")) for s in config.concept_detectors] == [
         ("EDDM", 0.9), ("HDDM_W", None), ("KSWIN", 0.01)]
     fraud = settings.monitor_for("fraud")
@@ -64,8 +64,9 @@ def test_detectors_and_thresholds_are_selectable_in_the_yaml(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("bad", [
     {"window_size": 0}, {"reference_size": -1}, {"n_bins": 1.5}, {"top_k": True},
-    {"psi_warning": 0.3, "psi_threshold": 0.2}, {"psi_epsilon": 0}, {"js_threshold": float("nan")},
-    {"p_value": 0}, {"p_value": 1.5}, {"p_value_correction": "sidak"}, {"drift_signals": ("psi", "mmd")},
+    {"false_alarm_rate": 0.02, "warning_rate": 0.01}, {"psi_epsilon": 0}, {"js_floor": float("nan")},
+    {"false_alarm_rate": 0}, {"false_alarm_rate": 1.5}, {"wasserstein_floor": -0.1}, {"drift_signals": ("psi", "mmd")},
+    {"alert_after_windows": (3, 2)}, {"alert_after_windows": (0, 1)}, {"alert_after_windows": (1,)},
     {"window_seconds": 0}, {"window_seconds": float("inf")}, {"missing_share_threshold": 0},
     {"task": "ranking"}, {"concept_confirmation": 0}, {"concept_cooldown": -1},
     {"concept_detectors": ({"kind": "ADWIN"}, {"kind": "adwin"})},

@@ -93,14 +93,25 @@ def test_shift_raises_critical_psi_equal_to_an_independent_computation() -> None
     assert not [s for s in signals if s.feature in ("y", "c") and s.kind == "data_drift"]
 
 
-def test_psi_between_warning_and_critical_is_a_warning() -> None:
+def test_a_shift_between_the_warning_and_the_critical_cut_off_is_a_warning() -> None:
     reference = make_observations(2000, seed=8)
     current = make_observations(1000, seed=9, shift=0.3, start=2000)
     score = independent_psi(np.array([o.features["x"] for o in reference]),
                             np.array([o.features["x"] for o in current]), 20)
-    config = MonitorConfig(psi_warning=score * 0.8, psi_threshold=score * 1.2, drift_signals=("psi",))
-    signals = [s for s in ModelMonitor(config).update(reference + current) if s.feature == "x"]
-    assert [(s.signal, s.severity, s.threshold) for s in signals] == [("psi", "warning", score * 0.8)]
+    config = MonitorConfig(drift_signals=("psi",), psi_floor=0.0)
+    monitor = ModelMonitor(config)
+    monitor.update(reference)
+    assert monitor.reference is not None
+    fit = monitor.reference.fits("feature:x", 1000, config)["psi"]
+    family = 4  # x, y, c and the prediction, one statistic each
+    # choose the two budgets so that the score falls between the two cut-offs
+    p = fit.p_value(score)
+    warn = MonitorConfig(drift_signals=("psi",), psi_floor=0.0, false_alarm_rate=p * family / 4,
+                         warning_rate=min(p * family * 4, 0.5))
+    signals = [s for s in ModelMonitor(warn).update(reference + current) if s.feature == "x"]
+    assert [(s.signal, s.severity) for s in signals] == [("psi", "warning")]
+    assert signals[0].threshold == pytest.approx(fit.cutoff(warn.warning_rate / family))
+    assert signals[0].details["noise_threshold"] == signals[0].threshold and signals[0].score == pytest.approx(score)
 
 
 def test_concept_drift_indices_match_offline_river() -> None:
@@ -223,17 +234,19 @@ def test_prediction_and_score_drift_use_the_same_statistics() -> None:
     assert [s for s in quiet if s.kind == "prediction_drift"] == []
 
 
-def test_distances_decide_by_default_where_a_p_value_flags_a_trivial_shift() -> None:
-    n = 20_000  # large windows: a shift of 0.06 std is "significant" but too small to matter
+def test_an_effect_floor_keeps_a_significant_but_trivial_shift_quiet() -> None:
+    n = 20_000  # large windows: a shift of 0.06 std is beyond the noise but too small to matter
     stream = make_observations(n, seed=34) + make_observations(n, seed=35, shift=0.06, start=n)
     by_default = ModelMonitor(MonitorConfig(reference_size=n, window_size=n))
     signals = by_default.update(stream)
     x = by_default.status()["scores"]["features"]["x"]
-    assert x["ks_pvalue"] < 0.05 / 3, "the test calls the shift significant, even after Holm"
-    assert x["psi"] < 0.1 and x["js"] < 0.1 and x["wasserstein"] < 0.1
+    assert x["ks_pvalue"] < 0.001, "the shift is real"
+    assert x["wasserstein"] < 0.1 and x["psi"] < 0.03
     assert [s for s in signals if s.kind == "data_drift"] == []
-    tested = ModelMonitor(MonitorConfig(reference_size=n, window_size=n, drift_signals=("psi", "ks")))
-    assert {(s.signal, s.feature) for s in tested.update(stream) if s.kind == "data_drift"} == {("ks", "x")}
+    no_floor = ModelMonitor(MonitorConfig(reference_size=n, window_size=n, wasserstein_floor=0.0))
+    fired = [s for s in no_floor.update(stream) if s.kind == "data_drift"]
+    assert {(s.signal, s.feature) for s in fired} == {("wasserstein", "x")}
+    assert fired[0].details["decided_by"] == "noise" and fired[0].details["effect_floor"] == 0.0
 
 
 def test_count_and_time_bounds_hold_together() -> None:

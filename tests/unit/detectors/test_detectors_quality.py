@@ -141,17 +141,19 @@ def test_time_windows_close_by_time_and_by_count() -> None:
     assert monitor.advance(now=500.0) == []  # an empty window closes nothing
 
 
-def test_p_value_tests_are_opt_in_and_holm_corrected() -> None:
+def test_ks_and_chi2_can_decide_with_their_own_calibrated_cut_offs() -> None:
     config = MonitorConfig(reference_size=2000, window_size=1000, drift_signals=("ks", "chi2"))
     stream = make_observations(2000, seed=12) + make_observations(1000, seed=13, shift=0.3, start=2000,
                                                                   weights=(0.5, 0.3, 0.2))
     signals = ModelMonitor(config).update(stream)
     tests = by_signal(signals, "data_drift")
     assert set(tests) == {("ks", "x"), ("chi2", "c")}
-    ks = tests["ks", "x"]
-    assert ks.score <= ks.threshold and ks.details["correction"] == "holm"
-    assert ks.threshold in (pytest.approx(0.05 / 3), pytest.approx(0.05 / 2))
-    assert ks.details["statistic"] == ks.details["scores"]["ks"]
+    ks, chi2 = tests["ks", "x"], tests["chi2", "c"]
+    assert ks.score >= ks.threshold == max(ks.details["noise_threshold"], config.ks_floor)
+    # one test each for x and y (ks), c (chi2) and the prediction (ks)
+    assert ks.details["family_size"] == 4 and ks.details["test_alpha"] == pytest.approx(0.001 / 4)
+    assert ks.score == ks.details["scores"]["ks"] and chi2.score == chi2.details["scores"]["chi2"]
+    assert chi2.details["scores"]["cramers_v"] >= config.chi2_floor
 
 
 def test_bad_predictions_and_scores_are_counted_and_the_window_still_closes() -> None:
