@@ -240,9 +240,18 @@ def _categorical_draws(reference: CategoricalHistogram, m: int, draws: int, rng:
     counts = reference.counts.astype(np.float64)
     # New categories without drift: as many as Good-Turing expects (``unseen_share_expected``), so a feature with
     # thousands of levels, where a third of a window can be new to a 2,000-row reference, is not always "drifting".
+    # That estimate is itself uncertain (its sd is about sqrt(2 * singletons) / n), so each draw takes its own.
+    known = counts.copy()
+    known[-1] = 0.0
+    window = _dirichlet_multinomial(known, m, draws, rng)
     expected = reference.unseen_share_expected
-    counts[-1] = counts.sum() * expected / (1.0 - expected) if expected < 1.0 else 0.0
-    window = _dirichlet_multinomial(counts, m, draws, rng)
+    if expected > 0 and m > 0:
+        sd = math.sqrt(2.0 * reference.n_singletons) / max(reference.n, 1)
+        unseen_share = np.clip(rng.normal(expected, sd, draws), 0.0, 1.0)
+        unseen = rng.binomial(m, unseen_share).astype(np.float64)
+        keep = np.where(window.sum(axis=1) > 0, (m - unseen) / np.maximum(window.sum(axis=1), 1.0), 0.0)
+        window = np.floor(window * keep[:, None])  # the known categories give up the new ones' room
+        window[:, -1] = unseen
     return {"psi": psi_many(counts, window, epsilon), "js": js_many(counts, window), "chi2": chi2_many(counts, window)}
 
 
