@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ import detectors.reference as reference_module
 from detectors.calibration import NullFit, calibrate
 from detectors.histogram import NumericHistogram
 from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Signal, build_reference
-from detectors.reference import Reference
+from detectors.reference import Reference, field_key
 
 DRIFT_KINDS = ("data_drift", "prediction_drift")
 FAST_DRAWS = 2_500  # the fewest draws ``calibrate`` itself uses (for references of many bins)
@@ -146,26 +147,72 @@ def mixed_stream(n: int, rng: np.random.Generator) -> list[Observation]:
             for i in range(n)]
 
 
-def test_stationary_false_alarm_rate_of_the_whole_monitor_is_the_configured_one(fast_calibration: None) -> None:
-    rate = 0.05
+class StationaryRuns(NamedTuple):
+    windows: int
+    alarms: int  # windows with a critical data or prediction drift signal
+    families: set[int]
+    p_values: dict[tuple[str, str], list[float]]  # (field, statistic) -> the p-value of each window's score
+
+
+STATIONARY_RATE = 0.05
+
+
+@pytest.fixture(scope="module")
+def stationary() -> StationaryRuns:
+    """40 references x 20 windows of ``mixed_stream``, at a loose false-alarm rate; no effect floors (they only
+    ever silence, and this measures the noise cut-offs)."""
     references, windows, n, m = 40, 20, 500, 100
-    # no effect floors: they only ever silence, and this measures the noise cut-offs
-    config = MonitorConfig(reference_size=n, window_size=m, n_bins=10, false_alarm_rate=rate, warning_rate=0.1,
-                           psi_floor=0.0, js_floor=0.0, wasserstein_floor=0.0)
+    config = MonitorConfig(reference_size=n, window_size=m, n_bins=10, false_alarm_rate=STATIONARY_RATE,
+                           warning_rate=0.1, psi_floor=0.0, js_floor=0.0, wasserstein_floor=0.0)
     alarms = 0
     families: set[int] = set()
-    for seed in range(references):
-        monitor = ModelMonitor(config)
-        signals = monitor.update(mixed_stream(n + windows * m, np.random.default_rng(seed)))
-        assert monitor.windows_closed == windows
-        critical = drift(signals, "critical")
-        alarms += len({s.window_index for s in critical})
-        families |= {s.details["family_size"] for s in drift(signals)}
-    total = references * windows
-    assert families == {16}  # 3 numeric features and the prediction x 3 statistics, 2 categorical ones x 2
-    upper = stats.binom.ppf(0.999, total, 2 * rate)
-    lower = stats.binom.ppf(0.001, total, 0.2 * rate)
-    assert lower <= alarms <= upper, f"{alarms} of {total} stationary windows alarmed at a rate of {rate}"
+    p_values: dict[tuple[str, str], list[float]] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reference_module, "calibrate", functools.partial(calibrate, draws=FAST_DRAWS))
+        for seed in range(references):
+            monitor = ModelMonitor(config)
+            stream = mixed_stream(n + windows * m, np.random.default_rng(seed))
+            monitor.update(stream[:n])
+            assert monitor.reference is not None
+            for start in range(n, len(stream), m):
+                signals = monitor.update(stream[start : start + m])
+                alarms += bool(drift(signals, "critical"))
+                families |= {s.details["family_size"] for s in drift(signals)}
+                scores = monitor.status()["scores"]
+                for name, field in (*scores["features"].items(), *scores["prediction"].items()):
+                    key = field_key(name) if name in scores["features"] else name
+                    for stat, fit in monitor.reference.fits(key, m, config).items():
+                        p_values.setdefault((name, stat), []).append(fit.p_value(field[stat]))
+            assert monitor.windows_closed == windows
+    return StationaryRuns(references * windows, alarms, families, p_values)
+
+
+def test_stationary_false_alarm_rate_of_the_whole_monitor_is_the_configured_one(stationary: StationaryRuns) -> None:
+    assert stationary.families == {16}  # 3 numeric features and the prediction x 3 statistics, 2 categorical x 2
+    upper = stats.binom.ppf(0.999, stationary.windows, 2 * STATIONARY_RATE)
+    lower = stats.binom.ppf(0.001, stationary.windows, 0.2 * STATIONARY_RATE)
+    assert lower <= stationary.alarms <= upper, (
+        f"{stationary.alarms} of {stationary.windows} stationary windows alarmed at a rate of {STATIONARY_RATE}")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "detectors bug (e25f6ac): _categorical_draws scales each bootstrap window that holds new categories by "
+    "(m - unseen) / m and floors it, which takes one from every non-empty category; the null windows of the "
+    "50-level city feature hold ~84 values instead of 100, so its PSI and JS cut-offs are far too high: "
+    "p <= 0.5 in ~15% of stationary windows, p <= 0.1 in none"))
+def test_every_fields_stationary_p_values_are_calibrated(stationary: StationaryRuns) -> None:
+    """Each (field, statistic) separately, in the bulk of its null where 800 windows resolve it: a statistic's
+    p-value is at most 0.5 in about half the stationary windows and at most 0.1 in about a tenth. Loose bands
+    (windows of one reference are correlated; Wasserstein's calibration is conservative by design), but a null
+    that is off by a factor of two fails."""
+    off = {}
+    for (name, stat), values in stationary.p_values.items():
+        p = np.asarray(values)
+        half, tenth = float(np.mean(p <= 0.5)), float(np.mean(p <= 0.1))
+        if not (0.25 <= half <= 0.75 and 0.03 <= tenth <= 0.2):
+            off[f"{name}/{stat}"] = (round(half, 3), round(tenth, 3))
+    assert len(stationary.p_values) == 22  # every statistic of every field, deciding or not
+    assert off == {}, f"share of windows with p <= 0.5 and p <= 0.1: {off}"
 
 
 # -- (c) drift is still caught -----------------------------------------------------------------------------
