@@ -1,5 +1,6 @@
 """Calibrated drift decisions: the null fits survive snapshots and reference bytes exactly, the whole monitor's
-stationary false-alarm rate is the configured one, real shifts are still caught, a 0/1 prediction is binned per
+stationary false-alarm rate is the configured one and each field's null is right in its bulk, real shifts are
+still caught, a 0/1 prediction is binned per
 value, the fits invert, the cut-offs follow the window size and the number of levels, and k-of-n persistence.
 
 Statistical tests use fixed seeds, so they are deterministic; their bounds are loose enough (binomial quantiles
@@ -29,10 +30,10 @@ FAST_DRAWS = 2_500  # the fewest draws ``calibrate`` itself uses (for references
 
 @pytest.fixture
 def fast_calibration(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Calibrate with 2,500 bootstrap draws instead of 10,000, for the tests that build hundreds of references.
+    """Calibrate with 2,500 bootstrap draws instead of 10,000, for the tests that build many references.
 
-    Same method, same seeds, a noisier tail fit: on the streams of ``test_stationary_false_alarm_rate...`` with
-    200 references x 5 windows, 2,500 draws gave 50 alarms in 1,000 windows and 10,000 draws 54.
+    Same method, same seeds, a noisier tail fit: on ``mixed_stream`` with 200 references x 5 windows (calibration
+    of 256b90a), 2,500 draws gave 50 alarms in 1,000 windows and 10,000 draws 54.
     """
     monkeypatch.setattr(reference_module, "calibrate", functools.partial(calibrate, draws=FAST_DRAWS))
 
@@ -128,7 +129,7 @@ def test_reference_bytes_round_trip_every_calibration_exactly(fast_calibration: 
     assert from_bytes.update(later) == expected
 
 
-# -- (b) the whole monitor's stationary false-alarm rate ----------------------------------------------------
+# -- (b) stationary streams: the whole monitor's false-alarm rate, each field's p-values ---------------------
 
 LEVELS_50 = [f"level-{i:02d}" for i in range(50)]
 ZIPF_50 = 1.0 / np.arange(1, 51) / np.sum(1.0 / np.arange(1, 51))
