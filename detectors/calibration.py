@@ -118,11 +118,13 @@ def seed_of(histogram: Histogram, m: int) -> int:
     return int.from_bytes(digest, "little")
 
 
-def _dirichlet_multinomial(alpha: FloatArray, m: int, draws: int, rng: np.random.Generator) -> FloatArray:
-    """``draws`` windows of ``m`` counts over ``alpha``'s bins (zero-alpha bins stay empty)."""
+def _dirichlet_multinomial(alpha: FloatArray, m: int | npt.NDArray[np.int64], draws: int,
+                           rng: np.random.Generator) -> FloatArray:
+    """``draws`` windows of ``m`` counts (one ``m`` per draw, or the same for all) over ``alpha``'s bins (zero-alpha
+    bins stay empty)."""
     counts = np.zeros((draws, alpha.size))
     live = alpha > 0
-    if not live.any() or m == 0:
+    if not live.any() or np.all(np.asarray(m) == 0):
         return counts
     gammas = rng.standard_gamma(alpha[live], size=(draws, int(live.sum())))
     shares = gammas / gammas.sum(axis=1, keepdims=True)
@@ -243,15 +245,13 @@ def _categorical_draws(reference: CategoricalHistogram, m: int, draws: int, rng:
     # That estimate is itself uncertain (its sd is about sqrt(2 * singletons) / n), so each draw takes its own.
     known = counts.copy()
     known[-1] = 0.0
-    window = _dirichlet_multinomial(known, m, draws, rng)
     expected = reference.unseen_share_expected
+    unseen = np.zeros(draws, dtype=np.int64)
     if expected > 0 and m > 0:
         sd = math.sqrt(2.0 * reference.n_singletons) / max(reference.n, 1)
-        unseen_share = np.clip(rng.normal(expected, sd, draws), 0.0, 1.0)
-        unseen = rng.binomial(m, unseen_share).astype(np.float64)
-        keep = np.where(window.sum(axis=1) > 0, (m - unseen) / np.maximum(window.sum(axis=1), 1.0), 0.0)
-        window = np.floor(window * keep[:, None])  # the known categories give up the new ones' room
-        window[:, -1] = unseen
+        unseen = rng.binomial(m, np.clip(rng.normal(expected, sd, draws), 0.0, 1.0))
+    window = _dirichlet_multinomial(known, m - unseen, draws, rng)  # the known categories fill the rest
+    window[:, -1] = unseen
     return {"psi": psi_many(counts, window, epsilon), "js": js_many(counts, window), "chi2": chi2_many(counts, window)}
 
 

@@ -128,7 +128,8 @@ def drift_signals(
                         window.n, {
                             "scores": json_safe(field),
                             "noise_threshold": cut.noise,
-                            "effect_floor": config.effect_floor(signal),
+                            "effect_floor": cut.floor,  # in the statistic's units (chi2's from Cramer's V)
+                            "effect_floor_setting": config.effect_floor(signal),
                             "decided_by": "noise" if cut.noise >= cut.floor else "effect_floor",
                             "false_alarm_rate": rate,
                             "test_alpha": rate / family,

@@ -196,11 +196,6 @@ def test_stationary_false_alarm_rate_of_the_whole_monitor_is_the_configured_one(
         f"{stationary.alarms} of {stationary.windows} stationary windows alarmed at a rate of {STATIONARY_RATE}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "detectors bug (e25f6ac): _categorical_draws scales each bootstrap window that holds new categories by "
-    "(m - unseen) / m and floors it, which takes one from every non-empty category; the null windows of the "
-    "50-level city feature hold ~84 values instead of 100, so its PSI and JS cut-offs are far too high: "
-    "p <= 0.5 in ~15% of stationary windows, p <= 0.1 in none"))
 def test_every_fields_stationary_p_values_are_calibrated(stationary: StationaryRuns) -> None:
     """Each (field, statistic) separately, in the bulk of its null where 800 windows resolve it: a statistic's
     p-value is at most 0.5 in about half the stationary windows and at most 0.1 in about a tenth. Loose bands
