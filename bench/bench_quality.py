@@ -222,7 +222,8 @@ def drifted(seeds: int, n: int, m: int, evidently: list[dict[str, Any]] | None) 
             caught += decide(reference, window, (config,), FAMILY_25)[0]
             caught_single += decide(reference, window, (config,), 3)[0]
             frames.append({"reference": {"f": ref_values}, "windows": [window]})
-        row = {"scenario": name, "reference": n, "window": m, "seeds": seeds, "caught_in_25_feature_model": caught / seeds,
+        row = {"scenario": name, "reference": n, "window": m, "seeds": seeds,
+               "caught_in_25_feature_model": caught / seeds,
                "caught_as_one_feature_model": caught_single / seeds}
         rows.append(row)
         if evidently is not None:
@@ -337,7 +338,7 @@ def main() -> None:
     print(f"25-feature model: {model['windows_with_alarm']} windows with a critical alarm of {model['windows']}")
     for row in moved:
         name = f"{row['scenario']} ({row['window']} rows)"
-        ev = evidently.get("drifted", {}).get(f"{row['scenario']}:2000/{row['window']}") if "drifted" in evidently else None
+        ev = evidently.get("drifted", {}).get(f"{row['scenario']}:2000/{row['window']}")
         print(f"  {name:<36} caught {row['caught_in_25_feature_model']:.2f} (25-feature family), "
               f"{row['caught_as_one_feature_model']:.2f} (alone)" + (f"; Evidently {ev:.2f}" if ev is not None else ""))
     print(f"took {result['seconds']:.0f} s; bench/results/bench_quality.json")

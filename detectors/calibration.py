@@ -17,7 +17,8 @@ The ``B`` draws are summarised by a few quantiles of the statistic's *squared* f
 KS and Wasserstein squared) and an exponential tail fitted beyond the 98th percentile (peaks over a threshold). It
 gives p-values far in the tail (1e-5 and below, where the window's family-wise budget puts the per-test level)
 that ``B`` draws alone cannot resolve. A moment-matched scaled chi-square was tried first: right for PSI and JS,
-but 3-9x too many Wasserstein exceedances at 1e-4, whose null tail is heavier than a chi-square's. ``bench/bench_quality.py`` measures the false-alarm rates
+but 3-9x too many Wasserstein exceedances at 1e-4, whose null tail is heavier than a chi-square's.
+``bench/bench_quality.py`` measures the false-alarm rates
 that result against the configured rate.
 
 Deterministic: the draws are seeded from the reference counts and the window size, so the same reference gives the
@@ -141,7 +142,7 @@ def psi_many(reference: FloatArray, current: FloatArray, epsilon: float) -> Floa
     """``detectors.psi.psi`` of one reference against each row of ``current``."""
     p = np.maximum(_shares(reference), epsilon)
     q = np.maximum(_shares(current), epsilon)
-    return np.sum((q - p) * np.log(q / p), axis=-1)
+    return np.asarray(np.sum((q - p) * np.log(q / p), axis=-1), dtype=np.float64)
 
 
 def js_many(reference: FloatArray, current: FloatArray) -> FloatArray:
@@ -149,12 +150,12 @@ def js_many(reference: FloatArray, current: FloatArray) -> FloatArray:
     q = _shares(current)
     m = (p + q) / 2.0
     divergence = (special.rel_entr(p, m).sum(axis=-1) + special.rel_entr(q, m).sum(axis=-1)) / 2.0
-    return np.sqrt(np.maximum(divergence, 0.0))
+    return np.asarray(np.sqrt(np.maximum(divergence, 0.0)), dtype=np.float64)
 
 
 def ks_many(reference: FloatArray, current: FloatArray) -> FloatArray:
     gap = np.abs(np.cumsum(_shares(reference), axis=-1) - np.cumsum(_shares(current), axis=-1))
-    return np.minimum(gap.max(axis=-1), 1.0)
+    return np.asarray(np.minimum(gap.max(axis=-1), 1.0), dtype=np.float64)
 
 
 def chi2_many(reference: FloatArray, current: FloatArray) -> FloatArray:
@@ -170,7 +171,7 @@ def chi2_many(reference: FloatArray, current: FloatArray) -> FloatArray:
     expected_cur = rows_cur * safe / total
     with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: no statistic, as chi2_homogeneity
         terms = (ref - expected_ref) ** 2 / expected_ref + (current - expected_cur) ** 2 / expected_cur
-    return np.where(columns > 0, terms, 0.0).sum(axis=-1)
+    return np.asarray(np.where(columns > 0, terms, 0.0).sum(axis=-1), dtype=np.float64)
 
 
 def wasserstein_many(edges: FloatArray, ref_counts: FloatArray, ref_sums: FloatArray,
@@ -196,8 +197,9 @@ def wasserstein_many(edges: FloatArray, ref_counts: FloatArray, ref_sums: FloatA
 
     ref_interior, ref_under, ref_over = areas(ref_counts, ref_sums)
     cur_interior, cur_under, cur_over = areas(cur_counts, cur_sums)
-    return (np.abs(ref_interior - cur_interior).sum(axis=-1)
-            + np.abs(ref_under - cur_under) + np.abs(ref_over - cur_over))
+    total = (np.abs(ref_interior - cur_interior).sum(axis=-1)
+             + np.abs(ref_under - cur_under) + np.abs(ref_over - cur_over))
+    return np.asarray(total, dtype=np.float64)
 
 
 def _numeric_draws(reference: NumericHistogram, m: int, draws: int, rng: np.random.Generator,

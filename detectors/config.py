@@ -103,7 +103,8 @@ class MonitorConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < 1):
                 raise ValueError(f"{name} must be in (0, 1), got {value!r}")
         if self.warning_rate < self.false_alarm_rate:
-            raise ValueError(f"warning_rate ({self.warning_rate}) must be >= false_alarm_rate ({self.false_alarm_rate})")
+            raise ValueError(f"warning_rate ({self.warning_rate}) must be >= false_alarm_rate "
+                             f"({self.false_alarm_rate})")
         persistence = tuple(self.alert_after_windows)
         if (len(persistence) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in persistence)
                 or not 1 <= persistence[0] <= persistence[1]):

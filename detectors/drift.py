@@ -11,8 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from detectors.config import MonitorConfig
 from detectors.calibration import NullFit
+from detectors.config import MonitorConfig
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.psi import psi
 from detectors.records import CRITICAL, WARNING, Signal
@@ -51,7 +51,8 @@ def window_scores(
         else:
             field["chi2"], field["chi2_pvalue"] = chi2_homogeneity(ref_counts, cur_counts)
             total = reference.n + current.n
-            field["cramers_v"] = math.sqrt(field["chi2"] / total) if total and math.isfinite(field["chi2"]) else math.nan
+            chi2 = field["chi2"]
+            field["cramers_v"] = math.sqrt(chi2 / total) if total and math.isfinite(chi2) else math.nan
         scores[name] = field
     if ks:
         for name, p_value in zip(ks, ks_p_values([scores[n]["ks"] for n in ks], list(ks.values())), strict=True):

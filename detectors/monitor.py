@@ -21,6 +21,7 @@ from detectors.config import MonitorConfig
 from detectors.drift import drift_signals, json_safe, tests_in, thresholds, window_scores
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
+from detectors.histogram import Histogram
 from detectors.quality import quality_signals, window_quality
 from detectors.records import (
     CONCEPT_DRIFT,
@@ -165,9 +166,12 @@ class ModelMonitor:
         signals: list[Signal] = []
         if info.n >= min(config.min_window_n, config.window_size):
             family = tests_in(features, config) + tests_in(predictions, config)
-            histograms = {name: (field_key(name), h) for name, h in window.features.items()}
-            histograms.update({PREDICTION: (PREDICTION, window.prediction), SCORE: (SCORE, window.score)})
-            fits = {name: reference.fits(histograms[name][0], histograms[name][1].n, config)  # type: ignore[union-attr]
+            histograms: dict[str, tuple[str, Histogram]] = {
+                name: (field_key(name), h) for name, h in window.features.items()}
+            for key, current in ((PREDICTION, window.prediction), (SCORE, window.score)):
+                if current is not None:
+                    histograms[key] = (key, current)
+            fits = {name: reference.fits(histograms[name][0], histograms[name][1].n, config)
                     for name in (*features, *predictions)}
             drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family)
             drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family)

@@ -40,7 +40,8 @@ class Signal:
 
     A data or prediction drift signal fires when ``score`` (the statistic: psi, js, wasserstein, ks, chi2) is
     at or above ``threshold``, the larger of its calibrated noise cut-off and its effect floor (``details``
-    say which decided, with the false-alarm rate and the calibrated p-value). Concept signals (``adwin``, ``ddm``...) fire when their River detector does: ``score`` is the
+    say which decided, with the false-alarm rate and the calibrated p-value). Concept signals (``adwin``,
+    ``ddm``...) fire when their River detector does: ``score`` is the
     recent error (EWMA over 100 outcomes), ``threshold`` the mean error since the previous incident, and
     ``window_index`` the outcome index at which the detector fired.
     """

@@ -17,8 +17,8 @@ from detectors.codec import pack_json, unpack_json
 from detectors.config import MonitorConfig
 from detectors.exceptions import SnapshotError
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
-from detectors.statistics import reference_scale
 from detectors.records import Observation
+from detectors.statistics import reference_scale
 from detectors.values import categorical_column, infer_kind, numeric_column
 
 FORMAT_VERSION: Final = 1
@@ -82,7 +82,7 @@ class Reference:
 
     def calibrate(self, config: MonitorConfig) -> Reference:
         """Compute every field's calibration for full windows now (building a reference, not closing a window)."""
-        for key, histogram in self.histograms().items():
+        for key in self.histograms():
             self.fits(key, config.window_size, config)
         return self
 

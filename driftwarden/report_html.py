@@ -52,7 +52,8 @@ def render(report: Report) -> str:
         f"{_e(', '.join(config.drift_signals))} against cut-offs calibrated to each statistic's noise "
         f"(false-alarm rate {fmt(config.false_alarm_rate)} per window) and effect floors PSI "
         f"{fmt(config.psi_floor)}, JS {fmt(config.js_floor)}, Wasserstein/sd {fmt(config.wasserstein_floor)} "
-        f"&middot; {config.n_bins} quantile bins (a bin per value for discrete columns) &middot; generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')}</div>",
+        f"&middot; {config.n_bins} quantile bins (a bin per value for discrete columns) "
+        f"&middot; generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')}</div>",
         _summary_table(report),
         _notes(report),
         f'<div class="legend muted">histograms:<span style="background:{REFERENCE_COLOUR}"></span>reference'
