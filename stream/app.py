@@ -116,6 +116,15 @@ class StreamService:
                 self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
                     max(0, highwater - offset - 1))
 
+    def tick(self, partitions: set[int]) -> None:
+        """The idle timer's work (on the batch thread, so never beside a batch of this worker)."""
+        if self.processor is None:
+            return
+        try:
+            self.processor.tick(partitions)
+        except (redis.RedisError, StreamError, OSError) as exc:  # the next tick tries again
+            log.warning("idle timer: %s", exc)
+
     def switch_reference(self, update: ModelUpdate) -> None:
         """Mark a promoted version: the next batch of the model adopts its reference histograms."""
         assert self.redis is not None
@@ -127,8 +136,17 @@ class StreamService:
         keys = Keys(self.settings.redis.key_prefix)
         models = sorted(m.decode() for m in self.redis.smembers(keys.models()))
         key = snapshot_key(self.settings)
-        return {"models": {m: model_status(self.redis, keys, m, key) for m in models},
+        return {"models": {m: model_status(self.redis, keys, m, key, self.settings.monitor_for(m).reference_size)
+                           for m in models},
                 "generated_at": time.time()}
+
+
+def timer_interval(settings: Settings) -> float | None:
+    """Seconds between idle checks: a quarter of the shortest window or silence time, 0.5 s to 30 s;
+    None when no model has either."""
+    monitors = [settings.monitor, *(settings.monitor_for(m) for m in settings.models)]
+    spans = [s for ms in monitors for s in (ms.window_seconds, ms.silence_seconds) if s is not None]
+    return min(30.0, max(0.5, min(spans) / 4)) if spans else None
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -185,6 +203,16 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                                  e.message.value, e.message.timestamp) for e in events]
             await service.run_batch(records)
             service.record_lag(app.consumer, records)
+
+    interval = timer_interval(settings)
+    if interval is not None:
+        @app.timer(interval)
+        async def idle_models() -> None:
+            if service.processor is None:
+                return
+            mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.predictions}
+            if mine:
+                await asyncio.get_running_loop().run_in_executor(service.executor, service.tick, mine)
 
     @app.agent(updates)
     async def model_updates(stream: faust.StreamT) -> None:
