@@ -99,7 +99,7 @@ def read_training(path: str | Path, *, prediction: str | None = None, score: str
 
     def values(name: str) -> list[Any]:
         series = frame[name]
-        return series.astype(object).where(series.notna(), None).tolist()  # Python scalars, None if missing
+        return list(series.astype(object).where(series.notna(), None).tolist())  # Python scalars, None if missing
 
     data = {name: values(name) for name in features}
     rows = [dict(zip(features, row, strict=True)) for row in zip(*data.values(), strict=True)]
@@ -140,7 +140,7 @@ def onboard(settings: Settings, model: str, path: str | Path, *, prediction: str
 def _check_common_columns(settings: Settings, client: redis.Redis, keys: Keys, model: str,
                           data: TrainingData) -> None:
     """A model the stream already monitors must share at least one feature with the file."""
-    blob = client.get(keys.state(model))
+    blob: bytes | None = client.get(keys.state(model))  # type: ignore[assignment]
     if blob is None:
         return
     try:

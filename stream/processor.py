@@ -127,9 +127,13 @@ class BatchProcessor:
         report = BatchReport()
         now = self.clock()
         min_idle = self.settings.stream.batch_timeout_s
-        entries = {m.decode(): decode_activity(v) for m, v in self.redis.hgetall(self.keys.activity()).items()}
+        raw: dict[bytes, bytes] = self.redis.hgetall(self.keys.activity())  # type: ignore[assignment]
+        entries = {m.decode(): decode_activity(v) for m, v in raw.items()}
         for model, entry in sorted(entries.items()):
             if entry.partition in partitions and due(entry, self.settings.monitor_for(model), now, min_idle):
+                # Like a batch: publish what a crash left in the partition's outbox before adding to it.
+                report.published += flush_outbox(self.redis, self.keys, self.publisher,
+                                                 [(self.topics.predictions, entry.partition)])
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     try:
                         outgoing = self._tick_model(model, entry.partition, report)
@@ -153,7 +157,8 @@ class BatchProcessor:
             if cached is not None and cached[0] == version:
                 _version, state, monitor = cached
             else:
-                state = self._load_state(model, self.redis.get(keys.state(model)))
+                blob: bytes | None = self.redis.get(keys.state(model))  # type: ignore[assignment]
+                state = self._load_state(model, blob)
                 monitor = self._restore(model, state)
             now = self.clock()
             entry = activity(state, monitor)
