@@ -164,7 +164,10 @@ class BatchProcessor:
             entry = activity(state, monitor)
             ms = self.settings.monitor_for(model)
             if not due(entry, ms, now, self.settings.stream.batch_timeout_s):
-                self._cache[model] = (version, state, monitor)  # a batch got there first
+                tx.multi()  # a batch got there first; mend the index so the next tick does not look again
+                tx.hset(keys.activity(), model, encode_state(entry))
+                tx.execute()
+                self._cache[model] = (version, state, monitor)
                 return []
             windows_before = monitor.windows_closed
             events, alerts = close_idle_window(model, state, monitor, self.settings, now, event_now(entry, now))
@@ -367,8 +370,8 @@ class BatchProcessor:
             adopted = [m for m in read.onboardings if m in states]
             if adopted:
                 tx.delete(*[keys.onboarding(m) for m in adopted])
-            for m, state in states.items():
-                if preds.get(m):
+            for m, state in states.items():  # the idle timer's index (a switch moves the window too)
+                if state.traffic.partition >= 0:
                     tx.hset(keys.activity(), m, encode_state(activity(state, monitors[m])))
             plan.write(tx, keys, stream.samples_max, stream.label_ttl_s)
             latest: dict[str, dict[int, int]] = defaultdict(dict)
