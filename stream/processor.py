@@ -146,7 +146,36 @@ class BatchProcessor:
                     self.publisher.publish(outgoing)
                     self.redis.delete(self.keys.outbox(self.topics.predictions, entry.partition))
                     report.published += len(outgoing)
+        report.published += self._adopt_pending({m: e.partition for m, e in entries.items()
+                                                 if e.partition in partitions}, report)
         return report
+
+    def _adopt_pending(self, owned: dict[str, int], report: BatchReport) -> int:
+        """A promotion, rollback or onboarding of a model no prediction reaches: adopt it now, through
+        the batch path with no records, so /status and the next window already use the new reference."""
+        if not owned:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for m in owned:
+            pipe.exists(self.keys.reference_switch(m), self.keys.onboarding(m))
+        pending = {m: (self.topics.predictions, p) for (m, p), n in zip(owned.items(), pipe.execute(), strict=True)
+                   if n}
+        published = 0
+        for m, source in sorted(pending.items()):
+            published += flush_outbox(self.redis, self.keys, self.publisher, [source])
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    outgoing = self._apply([], report, idle={m: source})
+                    break
+                except (redis.WatchError, StateConflict):
+                    log.info("state of %s changed under the timer, retrying (attempt %d)", m, attempt)
+            else:
+                raise StateConflict(f"timer could not adopt the new reference of {m} after {MAX_ATTEMPTS} attempts")
+            if outgoing:
+                self.publisher.publish(outgoing)
+                self.redis.delete(self.keys.outbox(*source))
+                published += len(outgoing)
+        return published
 
     def _tick_model(self, model: str, partition: int, report: BatchReport) -> list[Outgoing]:
         keys, source = self.keys, (self.topics.predictions, partition)
@@ -282,11 +311,15 @@ class BatchProcessor:
             self.metrics.state_rejected.labels(model=model).inc()
             return ModelMonitor(monitor_config(self.settings.monitor_for(model)))
 
-    def _apply(self, decoded: list[Decoded], report: BatchReport) -> list[Outgoing]:
+    def _apply(self, decoded: list[Decoded], report: BatchReport,
+               idle: dict[str, Source] | None = None) -> list[Outgoing]:
+        """One attempt at a batch; ``idle`` adds models without records (the timer adopting a pending
+        reference switch or onboarding), each with the source partition its outgoing messages belong to."""
         keys, stream = self.keys, self.settings.stream
-        partitions = sorted({(d.record.topic, d.record.partition) for d in decoded})
+        idle = idle or {}
+        partitions = sorted({(d.record.topic, d.record.partition) for d in decoded} | set(idle.values()))
         models = sorted({p.model for d in decoded for p in d.predictions}
-                        | {lab.model for d in decoded for lab in d.labels})
+                        | {lab.model for d in decoded for lab in d.labels} | set(idle))
         with self.redis.pipeline(transaction=True) as tx:
             read = self._read(tx, partitions, models)
             now = self.clock()
@@ -317,7 +350,9 @@ class BatchProcessor:
                     labels[lab.model].append(lab)
                     sources.setdefault(lab.model, (r.topic, r.partition))
 
-            active = sorted(set(preds) | set(labels))
+            for m, source in idle.items():
+                sources.setdefault(m, source)
+            active = sorted(set(preds) | set(labels) | set(idle))
             states: dict[str, ModelState] = {}
             monitors: dict[str, ModelMonitor] = {}
             for m in active:

@@ -207,8 +207,10 @@ def test_a_rollback_restores_the_onboarded_reference_of_the_version(settings: Se
     consumer.close()
     assert announced == update and announced.version == v1
     service.switch_reference(announced)  # what the stream's model-updates agent does with it
-    reports = stream.send(model, rows(1000, seed=11))
-    assert model in reports[0].switched
+    # No prediction comes after the rollback: the stream's timer adopts the switch all the same.
+    assert model in stream.processor.tick({0}).switched
+    assert stream.redis.get(stream.keys.reference_switch(model)) is None
+    assert stream.processor.tick({0}).switched == []
     status = stream.status(model)
     assert status["reference"]["file"] == "v1.csv" and status["reference"]["sha256"] == first.sha256
     assert status["reference_version"] == v1
