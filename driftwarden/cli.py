@@ -90,7 +90,10 @@ def run_stream(ctx: click.Context) -> None:
     """Run the Faust stream worker (predictions and labels in; drift events, alerts, dead letters out)."""
     from stream.app import run_worker
 
-    run_worker(_settings(ctx))
+    try:
+        run_worker(_settings(ctx))
+    except DriftwardenError as exc:  # e.g. an invalid setting found when the app is built
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("retrain-worker")

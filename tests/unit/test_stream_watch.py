@@ -55,6 +55,21 @@ def test_label_delay_quantiles_keep_the_newest_delays() -> None:
     assert delay_quantiles(traffic) == {"p50": 1000.0, "p95": 1000.0}  # only the newest 500 are kept
 
 
+def test_the_timer_runs_only_when_some_model_has_a_time_bound() -> None:
+    from driftwarden.config import Settings
+    from driftwarden.exceptions import ConfigError
+    from stream.app import timer_interval
+
+    off = msgspec.structs.replace(Settings().monitor, silence_seconds=None, window_seconds=None)
+    assert timer_interval(msgspec.structs.replace(Settings(), monitor=off)) is None
+    assert timer_interval(Settings()) == 30.0  # silence_seconds 900 by default: a quarter, at most 30 s
+    assert timer_interval(msgspec.structs.replace(Settings(), monitor=off,
+                                                  models={"fast": {"window_seconds": 4.0}})) == 1.0
+    bad = msgspec.structs.replace(Settings().monitor, label_coverage_drop_share=0.0)
+    with pytest.raises(ConfigError, match="label_coverage_drop_share"):
+        timer_interval(msgspec.structs.replace(Settings(), monitor=bad))
+
+
 def test_watch_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="traffic_drop_share"):
         WatchPolicy.from_settings(msgspec.structs.replace(MonitorSettings(), traffic_drop_share=1.5))
