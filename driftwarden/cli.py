@@ -90,7 +90,10 @@ def run_stream(ctx: click.Context) -> None:
     """Run the Faust stream worker (predictions and labels in; drift events, alerts, dead letters out)."""
     from stream.app import run_worker
 
-    run_worker(_settings(ctx))
+    try:
+        run_worker(_settings(ctx))
+    except DriftwardenError as exc:  # e.g. an invalid setting found when the app is built
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("retrain-worker")
@@ -114,6 +117,29 @@ def run_rollback(ctx: click.Context, model: str) -> None:
     except DriftwardenError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(update.reason)
+
+
+@main.command("onboard")
+@click.argument("model")
+@click.argument("training_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--prediction", default=None, help="Column holding the model's prediction (prediction drift).")
+@click.option("--score", default=None, help="Column holding the model's score (score drift).")
+@click.option("--label", default=None, help="Column holding the truth (left out of the features).")
+@click.option("--ignore", multiple=True, help="Column to leave out (ids, timestamps); repeatable.")
+@click.option("--version", default=None, help="Registered MLflow version to attach the reference to.")
+@click.pass_context
+def run_onboard(ctx: click.Context, model: str, training_file: Path, prediction: str | None, score: str | None,
+                label: str | None, ignore: tuple[str, ...], version: str | None) -> None:
+    """Make TRAINING_FILE (CSV or Parquet) MODEL's reference: the stream compares from its first prediction."""
+    from driftwarden.onboard import onboard
+
+    try:
+        done = onboard(_settings(ctx), model, training_file, prediction=prediction, score=score, label=label,
+                       ignore=ignore, version=version)
+    except DriftwardenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{done.model}: reference from {done.file} ({done.rows} rows, sha256 {done.sha256[:16]}…, "
+               f"features {', '.join(done.features)}); {done.reason}")
 
 
 @main.command("replay")

@@ -55,11 +55,18 @@ class MlflowSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     experiment: str = "driftwarden"
 
 
+# MonitorSettings fields the stream reads itself; every other one is a detectors.MonitorConfig field.
+STREAM_MONITOR_FIELDS = frozenset({"snapshot_key", "silence_seconds", "traffic_drop_share",
+                                   "label_coverage_drop_share"})
+
+
 class MonitorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Per-model drift monitoring; ``models.<name>`` entries override any of these fields.
 
-    Every field but ``snapshot_key`` is a ``detectors.MonitorConfig`` field of the same name and default
-    (docs/detectors.md says where each default comes from); ``MonitorConfig`` validates the values.
+    Every field but ``snapshot_key`` and the traffic fields (``silence_seconds``, ``traffic_drop_share``,
+    ``label_coverage_drop_share``: the stream's own watch, not the detectors') is a
+    ``detectors.MonitorConfig`` field of the same name and default (docs/detectors.md says where each
+    default comes from); ``MonitorConfig`` validates the values.
     """
 
     reference_size: int = 2000
@@ -90,6 +97,12 @@ class MonitorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     concept_confirmation: int = 1
     concept_confirmation_window: int = 1000
     concept_cooldown: int = 1000
+    # Silent producers: a traffic alert when nothing arrives for this long (wall clock), or when a
+    # bucket of this length carries less than traffic_drop_share of the usual rate; null = off.
+    silence_seconds: float | None = 900.0
+    traffic_drop_share: float = 0.1
+    # Label coverage (labels joined per prediction, per bucket) below this share of its usual value alerts.
+    label_coverage_drop_share: float = 0.5
     # HMAC-SHA256 key of pickled monitor snapshots (ModelMonitor.to_bytes/from_bytes); set it through
     # DRIFTWARDEN__MONITOR__SNAPSHOT_KEY so that a blob written into Redis by anyone else is rejected.
     snapshot_key: str = ""

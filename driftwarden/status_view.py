@@ -118,18 +118,55 @@ def champion_text(model: Mapping[str, Any], champion: str | None, registry_answe
                 style="dim")
 
 
+def reference_text(model: Mapping[str, Any]) -> str:
+    """Where the model's reference came from: a training file (name, rows, SHA-256), a version's
+    training data, or its first N predictions."""
+    reference = model.get("reference") or {}
+    source = reference.get("source")
+    pending = " (adopted with the next prediction)" if reference.get("pending") else ""
+    if source == "training_file":
+        version = f", version {reference['version']}" if reference.get("version") else ""
+        return (f"training file {reference.get('file')}{version}\n{reference.get('rows')} rows, "
+                f"sha256 {str(reference.get('sha256'))[:12]}…{pending}")
+    if source == "version_training":
+        return f"version {reference.get('version')}'s training data"
+    if source == "first_predictions":
+        return f"first {reference.get('n')} predictions"
+    return "-"
+
+
+def traffic_lines(model: Mapping[str, Any]) -> str:
+    """Prediction rate of the last traffic bucket, label coverage and label delay p50/p95."""
+    traffic, labels = model.get("traffic") or {}, model.get("labels") or {}
+    if not traffic and not labels:
+        return "-"
+    rate = traffic.get("rate_per_s")
+    delay = labels.get("delay_s") or {}
+    coverage = labels.get("coverage")
+    return "\n".join([
+        f"{rate:.3g} predictions/s" if isinstance(rate, int | float) else "rate: first bucket open",
+        f"labelled {coverage:.0%}" if isinstance(coverage, int | float) else "labelled: -",
+        f"label delay p50 {_secs(delay.get('p50'))}, p95 {_secs(delay.get('p95'))}",
+    ])
+
+
+def _secs(value: Any) -> str:
+    return f"{value:.0f}s" if isinstance(value, int | float) else "-"
+
+
 def status_table(status: Mapping[str, Any], champions: Mapping[str, str | None] | None = None) -> Table:
     """One row per model. ``champions`` is ``champion_versions``' answer ({} or None: MLflow not read)."""
     table = Table(title="driftwarden status", title_justify="left", show_lines=True)
-    for header in ("model", "drift state", "open alerts", "champion", "serving", "performance per version",
-                   "predictions / windows"):
+    for header in ("model", "drift state", "open alerts", "champion", "serving", "reference",
+                   "performance per version", "traffic / labels", "predictions / windows"):
         table.add_column(header)
     champions = champions or {}
     for name, model in sorted(status.get("models", {}).items()):
         counters = model.get("counters", {})
         table.add_row(
             name, drift_state(model), alert_lines(model), champion_text(model, champions.get(name), name in champions),
-            str(model.get("model_version") or "-"), performance_lines(model),
+            str(model.get("model_version") or "-"), reference_text(model), performance_lines(model),
+            traffic_lines(model),
             f"{counters.get('predictions', model.get('observations', 0))} / {model.get('windows_closed', 0)}",
         )
     return table

@@ -16,6 +16,8 @@ import msgspec
 from driftwarden.events import AlertAnnotations, AlertLabels, DriftAlert, DriftEvent, iso
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
+# Alerts of the traffic watch (stream/watch.py) resolve when traffic or labels return, not by clean windows.
+WATCH_KINDS = frozenset({"traffic", "label_coverage"})
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ def on_window_closed(book: AlertBook, model: str, drifted_keys: set[str], window
     """A window closed: count it as clean for every active alert without a signal in it."""
     resolved: list[DriftAlert] = []
     for key, active in list(book.active.items()):
+        if active.kind in WATCH_KINDS:
+            continue
         if key in drifted_keys:  # consecutive clean windows: a drifting one starts the count over
             active.clean_windows = 0
             continue
@@ -92,17 +96,18 @@ def on_window_closed(book: AlertBook, model: str, drifted_keys: set[str], window
     return resolved
 
 
-def _alert(model: str, active: ActiveAlert, status: str, at: float) -> DriftAlert:
+def _alert(model: str, active: ActiveAlert, status: str, at: float, alertname: str = "DriftwardenDrift",
+           resolved_note: str | None = None) -> DriftAlert:
     feature = active.feature or ""
     what = f"{active.kind.replace('_', ' ')}" + (f" on feature {feature}" if feature else "")
     return DriftAlert(
         status="firing" if status == "firing" else "resolved",
-        labels=AlertLabels(alertname="DriftwardenDrift", model=model, kind=active.kind, feature=feature,
+        labels=AlertLabels(alertname=alertname, model=model, kind=active.kind, feature=feature,
                            severity="critical" if active.severity == "critical" else "warning"),
         annotations=AlertAnnotations(
             summary=f"{model}: {what} ({active.severity})",
             description=(f"{active.signal}={active.score:.4f} against threshold {active.threshold:.4f}"
-                         if status == "firing" else
+                         if status == "firing" else resolved_note or
                          f"{active.clean_windows} consecutive clean windows since the incident"),
         ),
         startsAt=iso(active.started_at),

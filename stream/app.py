@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, ModelUpdate, decode
+from driftwarden.exceptions import ConfigError
 from driftwarden.kafka_io import ensure_topics
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
@@ -35,6 +36,7 @@ from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
 from stream.state import Keys
 from stream.status import model_status
+from stream.watch import WatchPolicy
 
 log = logging.getLogger(__name__)
 EXIT_UNAPPLIED = 70  # stop without committing: the batch is replayed by whoever takes the partition
@@ -116,6 +118,15 @@ class StreamService:
                 self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
                     max(0, highwater - offset - 1))
 
+    def tick(self, partitions: set[int]) -> None:
+        """The idle timer's work (on the batch thread, so never beside a batch of this worker)."""
+        if self.processor is None:
+            return
+        try:
+            self.processor.tick(partitions)
+        except (redis.RedisError, StreamError, OSError) as exc:  # the next tick tries again
+            log.warning("idle timer: %s", exc)
+
     def switch_reference(self, update: ModelUpdate) -> None:
         """Mark a promoted version: the next batch of the model adopts its reference histograms."""
         assert self.redis is not None
@@ -127,8 +138,22 @@ class StreamService:
         keys = Keys(self.settings.redis.key_prefix)
         models = sorted(m.decode() for m in self.redis.smembers(keys.models()))
         key = snapshot_key(self.settings)
-        return {"models": {m: model_status(self.redis, keys, m, key) for m in models},
+        return {"models": {m: model_status(self.redis, keys, m, key, self.settings.monitor_for(m).reference_size)
+                           for m in models},
                 "generated_at": time.time()}
+
+
+def timer_interval(settings: Settings) -> float | None:
+    """Seconds between idle checks: a quarter of the shortest window or silence time, 0.5 s to 30 s;
+    None when no model has either."""
+    monitors = [settings.monitor, *(settings.monitor_for(m) for m in settings.models)]
+    for ms in monitors:  # an invalid watch setting fails the worker's start, not every batch after it
+        try:
+            WatchPolicy.from_settings(ms)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+    spans = [s for ms in monitors for s in (ms.window_seconds, ms.silence_seconds) if s is not None]
+    return min(30.0, max(0.5, min(spans) / 4)) if spans else None
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -185,6 +210,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                                  e.message.value, e.message.timestamp) for e in events]
             await service.run_batch(records)
             service.record_lag(app.consumer, records)
+
+    interval = timer_interval(settings)
+    if interval is not None:
+        @app.timer(interval)
+        async def idle_models() -> None:
+            if service.processor is None:
+                return
+            try:  # best effort: the next tick tries again, and an error here must not stop the worker
+                mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.predictions}
+                if mine:
+                    await asyncio.get_running_loop().run_in_executor(service.executor, service.tick, mine)
+            except Exception:  # noqa: BLE001
+                log.exception("idle timer tick failed")
 
     @app.agent(updates)
     async def model_updates(stream: faust.StreamT) -> None:

@@ -10,7 +10,7 @@ from driftwarden.events import DriftAlert, DriftEvent
 from stream.metrics import StreamMetrics
 from stream.state import ModelState
 
-KINDS = ("data_drift", "prediction_drift", "concept_drift", "data_quality")
+KINDS = ("data_drift", "prediction_drift", "concept_drift", "data_quality", "traffic", "label_coverage")
 SEVERITIES = ("warning", "critical")
 
 
@@ -41,6 +41,17 @@ def record_model(metrics: StreamMetrics, model: str, state: ModelState, alerts: 
         if perf.n:
             metrics.model_performance.labels(model=model, version=version,
                                              metric=perf.metric or "accuracy").set(perf.total / perf.n)
+
+
+def record_traffic(metrics: StreamMetrics, model: str, state: ModelState) -> None:
+    """The traffic watch's gauges after a batch of the model."""
+    traffic = state.traffic
+    if traffic.last_prediction_at:
+        metrics.last_prediction.labels(model=model).set(traffic.last_prediction_at)
+    if traffic.last_rate is not None:
+        metrics.prediction_rate.labels(model=model).set(traffic.last_rate)
+    if state.observations:
+        metrics.label_coverage.labels(model=model).set(min(1.0, traffic.joined / state.observations))
 
 
 def record_active(metrics: StreamMetrics, model: str, state: ModelState) -> None:

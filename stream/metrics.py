@@ -29,6 +29,10 @@ class StreamMetrics:
     state_write_errors: Counter
     state_rejected: Counter
     consumer_lag: Gauge
+    last_prediction: Gauge
+    prediction_rate: Gauge
+    label_coverage: Gauge
+    idle_windows: Counter
 
 
 def build_metrics(registry: CollectorRegistry | None = None) -> StreamMetrics:
@@ -69,4 +73,13 @@ def build_metrics(registry: CollectorRegistry | None = None) -> StreamMetrics:
                                registry=r),
         consumer_lag=Gauge("driftwarden_consumer_lag", "Messages behind the high watermark",
                            ["topic", "partition"], registry=r),
+        last_prediction=Gauge("driftwarden_last_prediction_timestamp_seconds",
+                              "Wall-clock time the model's last prediction batch was applied", ["model"], registry=r),
+        prediction_rate=Gauge("driftwarden_prediction_rate", "Predictions per second in the last completed "
+                              "traffic bucket (monitor.silence_seconds)", ["model"], registry=r),
+        label_coverage=Gauge("driftwarden_label_coverage", "Share of the model's predictions joined to a label",
+                             ["model"], registry=r),
+        idle_windows=Counter("driftwarden_idle_windows_closed_total",
+                             "Windows closed by the timer because no further prediction arrived", ["model"],
+                             registry=r),
     )

@@ -62,24 +62,7 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
         observations = [Observation(epoch(p.timestamp), p.features, p.prediction, p.score) for p in preds]
         signals = monitor.update(observations)
         state.observations += len(preds)
-        by_window: dict[int, list[Signal]] = defaultdict(list)
-        for s in signals:
-            by_window[s.window_index].append(s)
-        # The monitor's own count: time-closed windows and a reference switch move it too.
-        closed_now = monitor.windows_closed
-        for index in sorted(set(range(state.windows_closed, closed_now)) | set(by_window)):
-            window_signals = by_window.get(index, [])
-            drifted = set()
-            for s in window_signals:
-                event = to_event(model, state.version, s, now)
-                events.append(event)
-                drifted.add(alert_key(s.kind, s.feature))
-                alert = on_drift(state.alerts, model, event, policy)
-                if alert is not None:
-                    alerts.append(alert)
-            end = max([s.window_end for s in window_signals], default=observations[-1].timestamp)
-            alerts.extend(on_window_closed(state.alerts, model, drifted, end, policy))
-        state.windows_closed = max(state.windows_closed, closed_now)
+        _closed_windows(model, state, monitor, signals, observations[-1].timestamp, policy, now, events, alerts)
     if outcomes:
         for s in monitor.update_outcomes(outcomes):
             event = to_event(model, state.version, s, now)
@@ -89,6 +72,40 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
                 alerts.append(alert)
         state.outcomes += len(outcomes)
     return events, alerts
+
+
+def close_idle_window(model: str, state: ModelState, monitor: ModelMonitor, settings: Settings, now: float,
+                      event_now: float) -> tuple[list[DriftEvent], list[DriftAlert]]:
+    """The idle timer: close the model's window if ``window_seconds`` have passed by ``event_now``."""
+    events: list[DriftEvent] = []
+    alerts: list[DriftAlert] = []
+    signals = monitor.advance(event_now)
+    _closed_windows(model, state, monitor, signals, event_now, alert_policy(settings), now, events, alerts)
+    return events, alerts
+
+
+def _closed_windows(model: str, state: ModelState, monitor: ModelMonitor, signals: list[Signal],
+                    fallback_end: float, policy: AlertPolicy, now: float, events: list[DriftEvent],
+                    alerts: list[DriftAlert]) -> None:
+    """Events and alerts of every window the monitor closed since ``state.windows_closed``."""
+    by_window: dict[int, list[Signal]] = defaultdict(list)
+    for s in signals:
+        by_window[s.window_index].append(s)
+    # The monitor's own count: time-closed windows and a reference switch move it too.
+    closed_now = monitor.windows_closed
+    for index in sorted(set(range(state.windows_closed, closed_now)) | set(by_window)):
+        window_signals = by_window.get(index, [])
+        drifted = set()
+        for s in window_signals:
+            event = to_event(model, state.version, s, now)
+            events.append(event)
+            drifted.add(alert_key(s.kind, s.feature))
+            alert = on_drift(state.alerts, model, event, policy)
+            if alert is not None:
+                alerts.append(alert)
+        end = max([s.window_end for s in window_signals], default=fallback_end)
+        alerts.extend(on_window_closed(state.alerts, model, drifted, end, policy))
+    state.windows_closed = max(state.windows_closed, closed_now)
 
 
 def record_performance(state: ModelState, versions: list[str | None], outcomes: list[Outcome]) -> None:

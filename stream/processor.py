@@ -29,15 +29,25 @@ from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
-from stream.batch_metrics import record_model, record_window_scores
-from stream.decoding import Decoded, dead_letter, decode_record
+from stream import watch
+from stream.batch_metrics import record_model, record_traffic, record_window_scores
+from stream.decoding import Decoded, dead_letter, decode_record, epoch
 from stream.exceptions import StateConflict
+from stream.idle import activity, due, event_now
 from stream.joins import JoinPlan, plan_joins
 from stream.metrics import StreamMetrics
-from stream.monitoring import apply_predictions, monitor_config, new_state, record_performance, snapshot_key
+from stream.monitoring import (
+    apply_predictions,
+    close_idle_window,
+    monitor_config,
+    new_state,
+    record_performance,
+    snapshot_key,
+)
+from stream.onboarding import adopt_onboarding, adopted_origin
 from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
 from stream.records import RawRecord
-from stream.state import Keys, ModelState, decode_state, encode_state
+from stream.state import Keys, ModelState, decode_activity, decode_state, encode_state
 from stream.switch import switch_reference
 
 log = logging.getLogger(__name__)
@@ -68,6 +78,8 @@ class _Read:
     switches: dict[str, str]  # model -> promoted version whose reference is still to be adopted
     labels_waiting: dict[str, int]  # model -> labels that arrived before their prediction
     references: dict[str, bytes | None]
+    origins: dict[str, bytes | None]  # model -> the switched-to version's reference origin
+    onboardings: dict[str, bytes]  # model -> a training-data reference waiting to be adopted
 
 
 class BatchProcessor:
@@ -107,6 +119,112 @@ class BatchProcessor:
         self.metrics.batch_seconds.labels(topic=records[0].topic).observe(time.perf_counter() - started)
         return report
 
+    # -- the idle timer ----------------------------------------------------------------------------
+
+    def tick(self, partitions: set[int]) -> BatchReport:
+        """Close the due windows and report the silences of idle models on ``partitions`` (of the
+        predictions topic; the ones this worker owns). Same transaction as a batch: exactly once."""
+        report = BatchReport()
+        now = self.clock()
+        min_idle = self.settings.stream.batch_timeout_s
+        raw: dict[bytes, bytes] = self.redis.hgetall(self.keys.activity())  # type: ignore[assignment]
+        entries = {m.decode(): decode_activity(v) for m, v in raw.items()}
+        for model, entry in sorted(entries.items()):
+            if entry.partition in partitions and due(entry, self.settings.monitor_for(model), now, min_idle):
+                # Like a batch: publish what a crash left in the partition's outbox before adding to it.
+                report.published += flush_outbox(self.redis, self.keys, self.publisher,
+                                                 [(self.topics.predictions, entry.partition)])
+                for attempt in range(1, MAX_ATTEMPTS + 1):
+                    try:
+                        outgoing = self._tick_model(model, entry.partition, report)
+                        break
+                    except (redis.WatchError, StateConflict):
+                        log.info("state of %s changed under the timer, retrying (attempt %d)", model, attempt)
+                else:
+                    raise StateConflict(f"timer could not update {model} after {MAX_ATTEMPTS} attempts")
+                if outgoing:
+                    self.publisher.publish(outgoing)
+                    self.redis.delete(self.keys.outbox(self.topics.predictions, entry.partition))
+                    report.published += len(outgoing)
+        report.published += self._adopt_pending({m: e.partition for m, e in entries.items()
+                                                 if e.partition in partitions}, report)
+        return report
+
+    def _adopt_pending(self, owned: dict[str, int], report: BatchReport) -> int:
+        """A promotion, rollback or onboarding of a model no prediction reaches: adopt it now, through
+        the batch path with no records, so /status and the next window already use the new reference."""
+        if not owned:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for m in owned:
+            pipe.exists(self.keys.reference_switch(m), self.keys.onboarding(m))
+        pending = {m: (self.topics.predictions, p) for (m, p), n in zip(owned.items(), pipe.execute(), strict=True)
+                   if n}
+        published = 0
+        for m, source in sorted(pending.items()):
+            published += flush_outbox(self.redis, self.keys, self.publisher, [source])
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    outgoing = self._apply([], report, idle={m: source})
+                    break
+                except (redis.WatchError, StateConflict):
+                    log.info("state of %s changed under the timer, retrying (attempt %d)", m, attempt)
+            else:
+                raise StateConflict(f"timer could not adopt the new reference of {m} after {MAX_ATTEMPTS} attempts")
+            if outgoing:
+                self.publisher.publish(outgoing)
+                self.redis.delete(self.keys.outbox(*source))
+                published += len(outgoing)
+        return published
+
+    def _tick_model(self, model: str, partition: int, report: BatchReport) -> list[Outgoing]:
+        keys, source = self.keys, (self.topics.predictions, partition)
+        with self.redis.pipeline(transaction=True) as tx:
+            tx.watch(keys.state_version(model), keys.fence(*source))
+            version = int(self.redis.get(keys.state_version(model)) or 0)
+            cached = self._cache.pop(model, None)
+            if cached is not None and cached[0] == version:
+                _version, state, monitor = cached
+            else:
+                blob: bytes | None = self.redis.get(keys.state(model))  # type: ignore[assignment]
+                state = self._load_state(model, blob)
+                monitor = self._restore(model, state)
+            now = self.clock()
+            entry = activity(state, monitor)
+            ms = self.settings.monitor_for(model)
+            if not due(entry, ms, now, self.settings.stream.batch_timeout_s):
+                tx.multi()  # a batch got there first; mend the index so the next tick does not look again
+                tx.hset(keys.activity(), model, encode_state(entry))
+                tx.execute()
+                self._cache[model] = (version, state, monitor)
+                return []
+            windows_before = monitor.windows_closed
+            events, alerts = close_idle_window(model, state, monitor, self.settings, now, event_now(entry, now))
+            alerts += watch.on_tick(state.alerts, state.traffic, model, self._watch_policy(model), now)
+            state.monitor = monitor.to_bytes(self.snapshot_key)
+            key = model.encode()
+            outgoing = [Outgoing(self.topics.drift_events, key, encode(e)) for e in events]
+            outgoing += [Outgoing(self.topics.drift_alerts, key, encode(a)) for a in alerts]
+            tx.multi()
+            tx.set(keys.state(model), encode_state(state))
+            tx.set(keys.state_version(model), version + 1)
+            tx.hset(keys.activity(), model, encode_state(activity(state, monitor)))
+            tx.incr(keys.fence(*source))
+            queue_outbox(tx, keys, [(source, o) for o in outgoing])
+            tx.execute()
+        self._cache[model] = (version + 1, state, monitor)
+        closed = monitor.windows_closed - windows_before
+        if closed:
+            self.metrics.idle_windows.labels(model=model).inc(closed)
+            record_window_scores(self.metrics, model, monitor.last_scores)
+        record_model(self.metrics, model, state, alerts, events)
+        report.drift_events.extend(events)
+        report.alerts.extend(alerts)
+        return outgoing
+
+    def _watch_policy(self, model: str) -> watch.WatchPolicy:
+        return watch.WatchPolicy.from_settings(self.settings.monitor_for(model))
+
     # -- one attempt -------------------------------------------------------------------------------
 
     def _read(self, tx: redis.client.Pipeline, partitions: list[Source], models: list[str]) -> _Read:
@@ -114,7 +232,7 @@ class BatchProcessor:
         # Fences are per partition: two workers conflict only over the same partition or model, not
         # over the shared offsets hash (watching that would make every worker retry every batch).
         tx.watch(*[keys.fence(t, p) for t, p in partitions], *[keys.state_version(m) for m in models],
-                 *[keys.reference_switch(m) for m in models])
+                 *[keys.reference_switch(m) for m in models], *[keys.onboarding(m) for m in models])
         by_topic: dict[str, list[int]] = defaultdict(list)
         for t, p in partitions:
             by_topic[t].append(p)
@@ -128,6 +246,7 @@ class BatchProcessor:
             reads.get(keys.state_version(m))
             reads.get(keys.reference_switch(m))
             reads.hlen(keys.pending_labels(m))
+            reads.get(keys.onboarding(m))
         raw = iter(reads.execute())
         applied = {t: {p: int(o) for p, o in zip(ps, next(raw), strict=True) if o is not None}
                    for t, ps in by_topic.items()}
@@ -135,11 +254,14 @@ class BatchProcessor:
         versions: dict[str, int] = {}
         switches: dict[str, str] = {}
         waiting: dict[str, int] = {}
+        onboardings: dict[str, bytes] = {}
         for m in models:
-            version, switch, waiting[m] = next(raw), next(raw), next(raw)
+            version, switch, waiting[m], onboarding = next(raw), next(raw), next(raw), next(raw)
             versions[m] = int(version or 0)
             if switch is not None:
                 switches[m] = switch.decode()
+            if onboarding is not None:
+                onboardings[m] = onboarding
         # A state this process wrote last is still in memory: fetch (and unpickle) only the others.
         missing = [m for m in models if m not in self._cache or self._cache[m][0] != versions[m]]
         blobs: dict[str, bytes | None] = {}
@@ -149,13 +271,17 @@ class BatchProcessor:
                 pipe.get(keys.state(m))
             blobs = dict(zip(missing, pipe.execute(), strict=True))
         references: dict[str, bytes | None] = {}
+        origins: dict[str, bytes | None] = {}
         if switches:  # rare: only in the first batch of a model after a promotion
             pipe = self.redis.pipeline(transaction=False)
             for m, version in switches.items():
                 pipe.get(keys.reference(m, version))
-            references = dict(zip(switches, pipe.execute(), strict=True))
+                pipe.get(keys.reference_origin(m, version))
+            found = iter(pipe.execute())
+            for m in switches:
+                references[m], origins[m] = next(found), next(found)
         return _Read(applied=applied, known=known, versions=versions, blobs=blobs, switches=switches,
-                     references=references, labels_waiting=waiting)
+                     references=references, labels_waiting=waiting, origins=origins, onboardings=onboardings)
 
     def _load_state(self, model: str, blob: bytes | None) -> ModelState:
         """The model's stored state, or a new one for a new model or a state that cannot be decoded.
@@ -185,11 +311,15 @@ class BatchProcessor:
             self.metrics.state_rejected.labels(model=model).inc()
             return ModelMonitor(monitor_config(self.settings.monitor_for(model)))
 
-    def _apply(self, decoded: list[Decoded], report: BatchReport) -> list[Outgoing]:
+    def _apply(self, decoded: list[Decoded], report: BatchReport,
+               idle: dict[str, Source] | None = None) -> list[Outgoing]:
+        """One attempt at a batch; ``idle`` adds models without records (the timer adopting a pending
+        reference switch or onboarding), each with the source partition its outgoing messages belong to."""
         keys, stream = self.keys, self.settings.stream
-        partitions = sorted({(d.record.topic, d.record.partition) for d in decoded})
+        idle = idle or {}
+        partitions = sorted({(d.record.topic, d.record.partition) for d in decoded} | set(idle.values()))
         models = sorted({p.model for d in decoded for p in d.predictions}
-                        | {lab.model for d in decoded for lab in d.labels})
+                        | {lab.model for d in decoded for lab in d.labels} | set(idle))
         with self.redis.pipeline(transaction=True) as tx:
             read = self._read(tx, partitions, models)
             now = self.clock()
@@ -220,7 +350,9 @@ class BatchProcessor:
                     labels[lab.model].append(lab)
                     sources.setdefault(lab.model, (r.topic, r.partition))
 
-            active = sorted(set(preds) | set(labels))
+            for m, source in idle.items():
+                sources.setdefault(m, source)
+            active = sorted(set(preds) | set(labels) | set(idle))
             states: dict[str, ModelState] = {}
             monitors: dict[str, ModelMonitor] = {}
             for m in active:
@@ -241,8 +373,16 @@ class BatchProcessor:
                 if m in read.switches and switch_reference(state, monitor, read.switches[m],
                                                            read.references.get(m)):
                     report.switched.append(m)
+                    adopted_origin(state, read.switches[m], read.origins.get(m), now)
+                if m in read.onboardings and adopt_onboarding(state, monitor, read.onboardings[m]):
+                    report.switched.append(m)
                 events, alerts = apply_predictions(m, state, monitor, preds.get(m, []),
                                                    plan.outcomes.get(m, []), self.settings, now)
+                model_preds = preds.get(m, [])
+                alerts += watch.on_batch(
+                    state.alerts, state.traffic, m, self._watch_policy(m), now, len(model_preds),
+                    plan.delays.get(m, []), sources[m][1] if model_preds else None,
+                    max(epoch(p.timestamp) for p in model_preds) if model_preds else None)
                 state.monitor = monitor.to_bytes(self.snapshot_key)
                 if monitor.windows_closed != windows_before:  # every feature's score, drifted or not
                     record_window_scores(self.metrics, m, monitor.last_scores)
@@ -262,6 +402,12 @@ class BatchProcessor:
                 tx.sadd(keys.models(), *states)
             if read.switches:
                 tx.delete(*[keys.reference_switch(m) for m in read.switches])
+            adopted = [m for m in read.onboardings if m in states]
+            if adopted:
+                tx.delete(*[keys.onboarding(m) for m in adopted])
+            for m, state in states.items():  # the idle timer's index (a switch moves the window too)
+                if state.traffic.partition >= 0:
+                    tx.hset(keys.activity(), m, encode_state(activity(state, monitors[m])))
             plan.write(tx, keys, stream.samples_max, stream.label_ttl_s)
             latest: dict[str, dict[int, int]] = defaultdict(dict)
             for d in fresh:
@@ -321,6 +467,7 @@ class BatchProcessor:
         for model, state in states.items():
             events, alerts = results[model]
             record_model(m, model, state, alerts, events, refresh=bool(alerts) or model not in self._seen)
+            record_traffic(m, model, state)
             self._seen.add(model)
             report.drift_events.extend(events)
             report.alerts.extend(alerts)

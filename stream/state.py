@@ -15,6 +15,54 @@ class VersionPerformance(msgspec.Struct):
     metric: str = ""  # accuracy | mae, fixed by the version's first joined label
 
 
+class ReferenceOrigin(msgspec.Struct, frozen=True):
+    """Where a model's reference came from: a training file (``driftwarden onboard``), a version's
+    training data (promotion, rollback) or, when the state has none, its first N predictions."""
+
+    kind: str  # training_file | version_training
+    version: str | None = None
+    file: str | None = None  # the training file's name (no folder)
+    sha256: str | None = None  # of the training file's bytes
+    rows: int = 0
+    at: float = 0.0  # when it was built (epoch seconds)
+
+
+class Onboarding(msgspec.Struct, frozen=True):
+    """A reference built from training data, waiting in ``{p}:onboard:{model}`` for the model's next
+    batch (or the idle timer) to adopt it."""
+
+    reference: bytes  # detectors.reference.build_reference bytes, as they came
+    origin: ReferenceOrigin
+
+
+class TrafficState(msgspec.Struct):
+    """Prediction rate and label coverage of one model, in wall-clock buckets of ``monitor.silence_seconds``."""
+
+    last_prediction_at: float = 0.0  # wall clock of the last applied prediction batch
+    last_event_at: float = 0.0  # event time of the newest prediction
+    partition: int = -1  # predictions partition the model's last batch came from
+    bucket_start: float = 0.0
+    bucket_predictions: int = 0
+    bucket_joined: int = 0
+    buckets: int = 0  # completed buckets
+    usual_rate: float = 0.0  # predictions per second, exponentially weighted over completed buckets
+    usual_coverage: float = 0.0  # joined labels per prediction, likewise
+    last_rate: float | None = None
+    last_coverage: float | None = None
+    delays: list[float] = []  # the newest label delays (seconds), for p50/p95
+    joined: int = 0  # predictions joined to their label, in all
+
+
+class Activity(msgspec.Struct, array_like=True, frozen=True):
+    """One model's entry in ``{p}:activity``: what the idle timer needs without reading the state."""
+
+    last_prediction_at: float  # wall clock
+    last_event_at: float  # event time of the newest prediction
+    partition: int  # of the predictions topic
+    window_start: float | None  # event time the open window started; None: no window open
+    silent: bool  # a silence alert is firing
+
+
 class ModelState(msgspec.Struct):
     """One model's whole stream state; written with the partition offsets in one transaction."""
 
@@ -26,6 +74,8 @@ class ModelState(msgspec.Struct):
     alerts: AlertBook = msgspec.field(default_factory=AlertBook)
     performance: dict[str, VersionPerformance] = {}
     reference_version: str | None = None
+    reference_origin: ReferenceOrigin | None = None  # None: the first N predictions
+    traffic: TrafficState = msgspec.field(default_factory=TrafficState)
 
 
 class PendingPrediction(msgspec.Struct, array_like=True):
@@ -42,16 +92,31 @@ class PendingLabel(msgspec.Struct, array_like=True):
 
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(ModelState)
+_onboarding_decoder = msgspec.msgpack.Decoder(Onboarding)
+_origin_decoder = msgspec.msgpack.Decoder(ReferenceOrigin)
+_activity_decoder = msgspec.msgpack.Decoder(Activity)
 _pred_decoder = msgspec.msgpack.Decoder(PendingPrediction)
 _label_decoder = msgspec.msgpack.Decoder(PendingLabel)
 
 
-def encode_state(state: ModelState | PendingPrediction | PendingLabel) -> bytes:
+def encode_state(state: msgspec.Struct) -> bytes:
     return _state_encoder.encode(state)
 
 
 def decode_state(data: bytes) -> ModelState:
     return _state_decoder.decode(data)
+
+
+def decode_onboarding(data: bytes) -> Onboarding:
+    return _onboarding_decoder.decode(data)
+
+
+def decode_origin(data: bytes) -> ReferenceOrigin:
+    return _origin_decoder.decode(data)
+
+
+def decode_activity(data: bytes) -> Activity:
+    return _activity_decoder.decode(data)
 
 
 def decode_pending_prediction(data: bytes) -> PendingPrediction:
@@ -107,3 +172,12 @@ class Keys:
 
     def counters(self, model: str) -> str:
         return f"{self.prefix}:counters:{model}"
+
+    def onboarding(self, model: str) -> str:
+        return f"{self.prefix}:onboard:{model}"
+
+    def reference_origin(self, model: str, version: str) -> str:
+        return f"{self.prefix}:reference-origin:{model}:{version}"
+
+    def activity(self) -> str:
+        return f"{self.prefix}:activity"

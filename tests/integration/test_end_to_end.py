@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -136,3 +137,15 @@ def test_demo_without_a_terminal_logs_plain_lines_and_ends_with_its_summary(
     assert any(line.startswith("model  ") and "promoted=True" in line for line in out.splitlines())
     summary = out[out.index("summary"):]
     assert "worker exit codes" in summary and "is now the champion" in summary
+    # A team's story: version 1 registered as champion and onboarded with its training file before any
+    # traffic, so the shift is caught in its own first window; the challenger beats it on the same holdout.
+    assert re.search(r"^version 1 of credit-risk-\w+ trained on \d+ labelled rows .* alias champion; "
+                     r"onboarded with v1-training\.csv", out, re.M), out[-3000:]
+    assert "income first drifted in window 5; the shift starts in window 5" in summary
+    assert any(line.startswith("model  ") and "version 2 promoted=True" in line for line in out.splitlines())
+    scores = re.search(r"^  accuracy  v1 (\d\.\d+)   v2 (\d\.\d+)$", summary, re.M)
+    assert "champion v1 vs challenger v2 on the same holdout" in summary and scores, summary
+    assert float(scores.group(2)) > float(scores.group(1))
+    assert "model credit-risk-" in summary and "version 2 is now the champion" in summary
+    assert "the stream compares against: version 2's training data" in summary
+    assert re.search(r"driftwarden rollback credit-risk-\w+$", summary, re.M)

@@ -95,3 +95,9 @@ def test_status_shows_drift_alerts_champion_and_performance(
     accuracy = model_json["performance"]["7"]["value"]
     assert f"{accuracy:.3f}" in table.output
     assert without_mlflow.exit_code == 0 and "MLflow not read" in without_mlflow.output
+    # Where the reference came from, and how well labels arrive (every prediction's label 30 s later).
+    assert model_json["reference"] == {"source": "first_predictions", "n": 2000}
+    assert model_json["labels"]["coverage"] == 1.0
+    assert model_json["labels"]["delay_s"] == {"p50": 30.0, "p95": 30.0}
+    assert "first 2000 predictions" in table.output and "labelled 100%" in table.output
+    assert "label delay p50 30s, p95 30s" in table.output

@@ -15,12 +15,12 @@ PACKAGE = Path(__file__).resolve().parents[3] / "detectors"
 
 
 def test_built_from_the_settings_fields() -> None:
-    from driftwarden.config import MonitorSettings
+    from driftwarden.config import STREAM_MONITOR_FIELDS, MonitorSettings
 
     settings = MonitorSettings()
     names = {f.name for f in fields(MonitorConfig)}
     values = {k: getattr(settings, k) for k in settings.__struct_fields__ if k in names}
-    assert set(values) == set(settings.__struct_fields__) - {"snapshot_key"}, "a settings field the config lacks"
+    assert set(values) == set(settings.__struct_fields__) - STREAM_MONITOR_FIELDS, "a settings field the config lacks"
     assert set(values) == names, "every MonitorConfig field can be set in config/*.yaml"
     config = MonitorConfig(**values)
     assert config == MonitorConfig(), "the settings' defaults are the config's"
