@@ -306,7 +306,9 @@ def test_prometheus_files_are_where_the_container_looks(
         prometheus: dict[str, Any], services: dict[str, Any]) -> None:
     mounts = dict(v.split(":")[:2] for v in services["prometheus"]["volumes"] if v.startswith("."))
     config_arg = next(c for c in services["prometheus"]["command"] if c.startswith("--config.file="))
-    for path in [config_arg.split("=", 1)[1], *prometheus["rule_files"]]:
+    config_file = config_arg.split("=", 1)[1]
+    rule_files = [r if r.startswith("/") else f"{Path(config_file).parent}/{r}" for r in prometheus["rule_files"]]
+    for path in [config_file, *rule_files]:
         host = next(REPO / src / Path(path).relative_to(dst) for src, dst in mounts.items()
                     if path.startswith(dst + "/"))
         assert host.is_file(), path
