@@ -112,6 +112,18 @@ def run_retrain_worker(ctx: click.Context) -> None:
     run_worker(_settings(ctx))
 
 
+@main.command("alert-relay")
+@click.pass_context
+def run_alert_relay(ctx: click.Context) -> None:
+    """Forward drift-alerts to Alertmanager and/or a JSON webhook (alert_relay settings), at least once."""
+    from driftwarden.alert_relay import run_relay
+
+    try:
+        run_relay(_settings(ctx))
+    except DriftwardenError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.command("rollback")
 @click.argument("model")
 @click.pass_context
