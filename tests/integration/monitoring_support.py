@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -122,3 +123,40 @@ class WebhookReceiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class Prometheus(Service):
+    """Scrapes the given jobs every second, evaluates ``rules`` every second, sends alerts to Alertmanager."""
+
+    def __init__(self, folder: Path, jobs: dict[str, list[str]], rules: Path, alertmanager: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+            "rule_files": [str(rules)],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.split("//")[1]]}]}]},
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}
+                               for job, targets in jobs.items()],
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "prometheus.yml").write_text(json.dumps(config))
+        super().__init__("prometheus", [
+            binary("prometheus"), f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"], folder)
+        wait_until(lambda: get_json(f"{self.url}/-/ready") is not None or self._ready(), 30, "prometheus up",
+                   self.log)
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        body = get_json(f"{self.url}/api/v1/query?query={urllib.parse.quote(expr)}")
+        return list(body["data"]["result"]) if body else []
+
+    def alerts(self) -> list[dict[str, Any]]:
+        body = get_json(f"{self.url}/api/v1/alerts")
+        return list(body["data"]["alerts"]) if body else []
