@@ -143,8 +143,7 @@ class Prometheus(Service):
         super().__init__("prometheus", [
             binary("prometheus"), f"--config.file={folder / 'prometheus.yml'}",
             f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"], folder)
-        wait_until(lambda: get_json(f"{self.url}/-/ready") is not None or self._ready(), 30, "prometheus up",
-                   self.log)
+        wait_until(self._ready, 30, "prometheus up", self.log)
 
     def _ready(self) -> bool:
         try:
