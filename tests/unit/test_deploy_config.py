@@ -304,6 +304,21 @@ def test_prometheus_scrapes_both_workers_on_their_ports(
         assert jobs[job].get("metrics_path", "/metrics") == "/metrics"
 
 
+def test_alerts_reach_the_alertmanager_service_from_prometheus_and_the_relay(
+        prometheus: dict[str, Any], services: dict[str, Any]) -> None:
+    [am] = prometheus["alerting"]["alertmanagers"]
+    assert am["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    relay = services["alert-relay"]
+    assert relay["command"] == ["alert-relay"]
+    settings = worker_settings(relay).alert_relay
+    assert settings.alertmanager_url == "http://alertmanager:9093"
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in services["alertmanager"]["command"]
+    assert "./deploy/alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert jobs["driftwarden-alert-relay"]["static_configs"][0]["targets"] == [
+        f"alert-relay:{settings.metrics_port}"]
+
+
 def test_prometheus_files_are_where_the_container_looks(
         prometheus: dict[str, Any], services: dict[str, Any]) -> None:
     mounts = dict(v.split(":")[:2] for v in services["prometheus"]["volumes"] if v.startswith("."))

@@ -43,3 +43,11 @@ def test_every_alert_rule_has_a_firing_and_a_silent_case_that_pass() -> None:
     assert alerts - fires == set(), "alerts never shown firing"
     assert alerts - silent == set(), "alerts never shown staying silent"
     assert "SUCCESS" in promtool("test", "rules", "alerts.test.yml")
+
+
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool is missing: scripts/bootstrap.sh installs Debian's prometheus-alertmanager"
+    config = PROMETHEUS.parent / "alertmanager" / "alertmanager.yml"
+    result = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
