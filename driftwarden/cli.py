@@ -44,6 +44,16 @@ def show_config(ctx: click.Context) -> None:
     click.echo(json.dumps(_settings(ctx).masked(), indent=2))
 
 
+@main.command("redis-acl")
+@click.option("--user", default="driftwarden", show_default=True, help="Redis user name of the workers.")
+@click.pass_context
+def redis_acl(ctx: click.Context, user: str) -> None:
+    """Print the workers' least-privilege Redis ACL (an ACL file line) for the configured key prefix."""
+    from driftwarden.redis_acl import acl_user_line
+
+    click.echo(acl_user_line(user, _settings(ctx).redis.key_prefix))
+
+
 @main.group()
 def stack() -> None:
     """Start, inspect and stop the local Kafka, Redis and MLflow stack (no Docker needed)."""
@@ -103,6 +113,18 @@ def run_retrain_worker(ctx: click.Context) -> None:
     from retrain_worker.worker import run_worker
 
     run_worker(_settings(ctx))
+
+
+@main.command("alert-relay")
+@click.pass_context
+def run_alert_relay(ctx: click.Context) -> None:
+    """Forward drift-alerts to Alertmanager and/or a JSON webhook (alert_relay settings), at least once."""
+    from driftwarden.alert_relay import run_relay
+
+    try:
+        run_relay(_settings(ctx))
+    except DriftwardenError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("rollback")

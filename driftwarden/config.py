@@ -124,6 +124,9 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     alert_cooldown_s: float = 600.0
     data_dir: str = ""  # Faust's folder; empty = <temp dir>/driftwarden-stream/<app_id>
     session_timeout_s: float = 30.0  # a dead worker's partitions move after this long
+    # Kafka static membership (group.instance.id): a stable name per worker (a StatefulSet pod name) lets a
+    # restarted worker take its partitions back at once instead of after session_timeout_s; "" = dynamic.
+    group_instance_id: str = ""
 
 
 class RetrainSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -162,6 +165,27 @@ class RetrainSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError(f"retrain.models.{model}: {exc}") from exc
 
 
+class AlertRelaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``driftwarden alert-relay``: ``drift-alerts`` to Alertmanager's v2 API and/or a JSON webhook."""
+
+    group_id: str = "driftwarden-alert-relay"
+    alertmanager_url: str = ""  # e.g. http://alertmanager:9093; alerts are POSTed to <url>/api/v2/alerts
+    webhook_url: str = ""  # gets Alertmanager's webhook payload ({"version": "4", "alerts": [...], ...})
+    webhook_headers: dict[str, str] = {}  # e.g. {Authorization: Bearer ...}; masked when printed
+    timeout_s: float = 10.0  # per HTTP request
+    retry_initial_s: float = 0.5  # first wait after a failed delivery; doubles up to retry_max_s
+    retry_max_s: float = 30.0
+    # A firing alert is sent with endsAt = now + firing_hold_s: Alertmanager keeps it open until the stream's
+    # "resolved" for it arrives, or this long at most (the stream does not repeat a firing alert).
+    firing_hold_s: float = 7 * 24 * 3600.0
+    metrics_port: int = 6068  # 0 = do not serve /metrics
+    consumer_config: dict[str, Any] = {}  # librdkafka consumer settings on top of the relay's own
+
+    def targets(self) -> list[str]:
+        return [name for name, url in (("alertmanager", self.alertmanager_url), ("webhook", self.webhook_url))
+                if url]
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
@@ -169,6 +193,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     monitor: MonitorSettings = MonitorSettings()
     stream: StreamSettings = StreamSettings()
     retrain: RetrainSettings = RetrainSettings()
+    alert_relay: AlertRelaySettings = AlertRelaySettings()
     models: dict[str, dict[str, Any]] = {}
 
     def monitor_for(self, model: str) -> MonitorSettings:
@@ -183,16 +208,28 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError(f"models.{model}: {exc}") from exc
 
     def masked(self) -> dict[str, Any]:
-        """The settings as a dict with passwords in URLs and client secrets masked, for printing."""
-        data: dict[str, Any] = msgspec.to_builtins(self)
-        data["redis"]["url"] = _mask_url(data["redis"]["url"])
-        data["mlflow"]["tracking_uri"] = _mask_url(data["mlflow"]["tracking_uri"])
+        """The settings as a dict for printing: every URL's password, every client config's secrets
+        (any section: Kafka, the retrain consumer, the relay's headers) and the snapshot key masked."""
+        data: dict[str, Any] = _mask(msgspec.to_builtins(self), client=False)
         data["monitor"]["snapshot_key"] = "***" if data["monitor"]["snapshot_key"] else ""
-        data["kafka"]["client_config"] = {
-            k: ("***" if any(s in k for s in ("password", "secret", "key")) else v)
-            for k, v in data["kafka"]["client_config"].items()
-        }
         return data
+
+
+# Fields passed through to a client (librdkafka settings, HTTP headers): any key naming a secret is masked,
+# "key" included (ssl.key.pem holds a private key). Elsewhere only unambiguous words, so key_prefix shows.
+CLIENT_CONFIGS = {"client_config", "consumer_config", "webhook_headers"}
+SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "authorization", "api_key", "apikey")
+CLIENT_SECRET_WORDS = (*SECRET_WORDS, "key", "auth", "jaas")
+
+
+def _mask(node: Any, client: bool) -> Any:
+    if isinstance(node, dict):
+        words = CLIENT_SECRET_WORDS if client else SECRET_WORDS
+        return {k: ("***" if isinstance(v, str) and v and any(w in str(k).lower() for w in words)
+                    else _mask(v, client or k in CLIENT_CONFIGS)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mask(v, client) for v in node]
+    return _mask_url(node) if isinstance(node, str) else node
 
 
 def _mask_url(url: str) -> str:

@@ -187,6 +187,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_credentials=broker_credentials(settings.kafka.client_config),
         broker_session_timeout=settings.stream.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.stream.session_timeout_s / 10),
+        # Static membership: a restarted worker with the same id takes its partitions back at once.
+        consumer_group_instance_id=settings.stream.group_instance_id or None,
         datadir=str(datadir),
     )
     inputs = app.topic(topics.predictions, topics.labels, value_type=bytes, key_type=bytes)

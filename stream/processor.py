@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -59,6 +59,7 @@ Source = tuple[str, int]  # (topic, partition) whose outbox holds a message
 class BatchReport:
     processed: int = 0
     duplicates: int = 0
+    duplicate_records: list[Decoded] = field(default_factory=list)  # skipped: applied before (replay)
     dead_letters: int = 0
     drift_events: list[DriftEvent] = field(default_factory=list)
     alerts: list[DriftAlert] = field(default_factory=list)
@@ -331,15 +332,16 @@ class BatchProcessor:
             configured = set(self.settings.models)
             for d in decoded:
                 r = d.record
-                if r.offset <= read.applied.get(r.topic, {}).get(r.partition, -1):
-                    report.duplicates += 1
-                    continue
-                fresh.append(d)
                 if d.error is None and not stream.onboarding:
                     named = {p.model for p in d.predictions} | {lab.model for lab in d.labels}
                     unknown = named - read.known - configured
                     if unknown:
                         d.error = ContractError("unknown_model", f"onboarding is disabled: {sorted(unknown)}")
+                if r.offset <= read.applied.get(r.topic, {}).get(r.partition, -1):
+                    report.duplicates += 1
+                    report.duplicate_records.append(d)  # counted by model; a refused model's name is not
+                    continue
+                fresh.append(d)
                 if d.error is not None:
                     outgoing.append(((r.topic, r.partition), dead_letter(d, self.topics.dead_letters, now)))
                     continue
@@ -446,8 +448,8 @@ class BatchProcessor:
             assert d.error is not None
             m.dead_letters.labels(topic=d.record.topic, reason=d.error.reason).inc()
             m.events.labels(topic=d.record.topic, model="", outcome="dead_letter").inc()
-        if report.duplicates:
-            m.events.labels(topic="", model="", outcome="duplicate").inc(report.duplicates)
+        for (topic, model), n in _events_per_model(report.duplicate_records).items():
+            m.events.labels(topic=topic, model=model, outcome="duplicate").inc(n)
         for model, model_preds in preds.items():
             m.events.labels(topic=t.predictions, model=model, outcome="processed").inc(len(model_preds))
         for model, model_labels in labels.items():
@@ -473,3 +475,13 @@ class BatchProcessor:
             report.alerts.extend(alerts)
         report.processed = sum(map(len, preds.values())) + sum(map(len, labels.values()))
         report.dead_letters = len(dead)
+
+
+def _events_per_model(records: list[Decoded]) -> Counter[tuple[str, str]]:
+    """(topic, model) -> events in ``records``; a dead-lettered record counts once, with model "" (as its
+    ``dead_letter`` outcome did)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for d in records:
+        models = [] if d.error else [p.model for p in d.predictions] + [lab.model for lab in d.labels]
+        counts.update((d.record.topic, model) for model in models or [""])
+    return counts

@@ -265,6 +265,9 @@ def test_every_kind_of_bad_input_is_a_dead_letter_and_the_batch_goes_on(settings
     # The same batch again (a replay after a crash) changes nothing and publishes nothing new.
     again = feed.process(batch)
     assert (again.processed, again.dead_letters, again.duplicates) == (0, 0, len(batch))
+    skipped = {(t.predictions, "known"): 3, (t.labels, "known"): 1, (t.predictions, ""): len(bad)}
+    for (topic, model), n in skipped.items():  # the replayed events by topic and model, like processed ones
+        assert feed.metric("driftwarden_events_total", topic=topic, model=model, outcome="duplicate") == n
     assert feed.counters("known") == {"predictions": 3, "labels": 1}
     assert len(read_topic(s, t.dead_letters, len(bad) + 1, timeout=3)) == len(bad)
 
