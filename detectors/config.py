@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.concept import normalise_spec
+from detectors.task import TASKS
 
 DRIFT_SIGNALS = frozenset({"psi", "js", "wasserstein", "ks", "chi2"})
 CORRECTIONS = frozenset({"holm", "bonferroni", "none"})
-TASKS = frozenset({"auto", "classification", "regression"})
 
 
 def _default_detectors() -> tuple[Mapping[str, Any], ...]:
@@ -58,7 +58,7 @@ class MonitorConfig:
     unseen_category_share_threshold: float = 0.05
     schema_mismatch_threshold: float = 0.01
     # -- concept drift ---------------------------------------------------------------------------
-    task: str = "auto"  # auto: str/bool/int labels are classes, float labels regression targets
+    task: str = "auto"  # auto: detectors.task's rule (integer-valued labels are classes)
     concept_detectors: tuple[Mapping[str, Any], ...] = field(default_factory=_default_detectors)
     concept_confirmation: int = 1  # detections needed (within the window below) to open an incident
     concept_confirmation_window: int = 1000  # outcomes
