@@ -30,7 +30,8 @@ def test_built_from_the_settings_fields() -> None:
         0.1, 0.2, 0.1, 0.1)
     assert (config.p_value, config.p_value_correction) == (0.05, "holm")
     assert config.drift_signals == ("psi", "js", "wasserstein"), "distance-based decisions by default"
-    assert [spec["kind"] for spec in config.concept_detectors] == ["ADWIN", "DDM"]
+    assert config.concept_detectors == ({"kind": "ADWIN", "params": {"delta": 0.002, "clock": 16}},), (
+        "the budget's defaults (docs/detectors.md, bench/bench_concept.py)")
 
 
 def test_detectors_and_thresholds_are_selectable_in_the_yaml(tmp_path: Path) -> None:
