@@ -34,8 +34,10 @@ def binary_stream(model: str, seed: int, integer_labels: bool) -> tuple[list[Pre
 def test_a_binary_classifiers_concept_switch_raises_ddm_in_the_stream(settings: Settings, spelling: str) -> None:
     """Labels sent as JSON ``1`` (and as ``1.0``, the same class) make the model a classifier, so DDM
     watches its 0/1 errors and fires after the switch. Before the labels decoded as ints, this model
-    was a regression and DDM never saw an outcome."""
-    s = tuned(settings, {"reference_size": 500, "concept_detectors": ({"kind": "DDM", "params": {}},),
+    was a regression and DDM never saw an outcome. The default detector (ADWIN) runs beside it and
+    catches the switch within 100 labelled outcomes, with no alarm before it."""
+    [default] = settings.monitor.concept_detectors
+    s = tuned(settings, {"reference_size": 500, "concept_detectors": (default, {"kind": "DDM", "params": {}}),
                          "concept_cooldown": 0})
     feed = Feed(s)
     m = f"binary-{spelling}"
@@ -48,11 +50,13 @@ def test_a_binary_classifiers_concept_switch_raises_ddm_in_the_stream(settings: 
         events += [e for e in report.drift_events if e.kind == "concept_drift"]
 
     monitor = ModelMonitor.from_bytes(feed.state(m).monitor)
-    ddm = monitor.status()["concept"]["detectors"][0]
+    ddm = monitor.status()["concept"]["detectors"][1]
     assert monitor.status()["concept"]["task"] == "classification"
     assert (ddm["kind"], ddm["active"], ddm["n"]) == ("DDM", True, len(labels))
     critical = [e.details["outcome_index"] for e in events if e.severity == "critical" and e.signal == "ddm"]
     after = [i for i in critical if i >= SWITCH]
     assert after and after[0] < SWITCH + 400, critical
+    adwin = [e.details["outcome_index"] for e in events if e.severity == "critical" and e.signal == "adwin"]
+    assert adwin and SWITCH <= adwin[0] <= SWITCH + 100, adwin
     published = [decode(DriftEvent, v) for v in read_topic(s, s.kafka.topics.drift_events, len(events))]
     assert {e.drift_id for e in published if e.kind == "concept_drift"} == {e.drift_id for e in events}
