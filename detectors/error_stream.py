@@ -63,14 +63,16 @@ class ErrorStream:
         ]
 
     def _infer(self, label: object) -> None:
-        """Apply the task rule to one more label; a classifier found to be a regression starts over."""
-        inference = getattr(self, "inference", None)  # None: configured, or a snapshot from before it
+        """Apply the task rule to one more label; a model whose task changes starts its detectors over."""
+        inference = getattr(self, "inference", None)
         if inference is None:
-            if self.task is not None or self.config.task != "auto":
+            if self.config.task != "auto":
                 return
+            # A snapshot from before the rule (ints decoded as floats made binary classifiers regressions):
+            # decide again from the next labels, starting the detectors over once if the task changes.
             inference = self.inference = TaskInference()
         task = inference.add(label)
-        if task == "regression" and self.task == "classification":
+        if task is not None and self.task is not None and task != self.task:
             self.detectors = self._build_detectors()
             self._baseline_sum, self._baseline_n = 0.0, 0
         self.task = task

@@ -64,3 +64,16 @@ def test_a_fractional_label_later_makes_a_regression_and_starts_the_detectors_ov
     assert concept(monitor) == {"task": "regression", "ADWIN": True, "DDM": False}
     adwin = monitor.status()["concept"]["detectors"][0]
     assert adwin["n"] == 2  # only the errors since it is known to be a regression
+
+
+def test_a_snapshot_that_took_a_binary_classifier_for_a_regression_is_put_right_on_the_next_label() -> None:
+    """Before the rule, JSON ``1`` decoded as 1.0 and resolved a binary model to regression: DDM was
+    off. Such a stored monitor decides again from its next label and starts its detectors over once."""
+    config = MonitorConfig(concept_detectors=({"kind": "ADWIN"}, {"kind": "DDM"}))
+    monitor = ModelMonitor(config)
+    monitor.errors.task = "regression"  # as the old code left it
+    del monitor.errors.inference  # an ErrorStream pickled before the attribute existed
+    restored = ModelMonitor.from_bytes(monitor.to_bytes())
+    restored.update_outcomes(outcomes([1, 0, 1], [1.0, 1.0, 1.0]))
+    assert concept(restored) == {"task": "classification", "ADWIN": True, "DDM": True}
+    assert restored.status()["concept"]["detectors"][1]["n"] == 3
