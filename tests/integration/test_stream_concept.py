@@ -58,5 +58,9 @@ def test_a_binary_classifiers_concept_switch_raises_ddm_in_the_stream(settings: 
     assert after and after[0] < SWITCH + 400, critical
     adwin = [e.details["outcome_index"] for e in events if e.severity == "critical" and e.signal == "adwin"]
     assert adwin and SWITCH <= adwin[0] <= SWITCH + 100, adwin
+    # the status reports accuracy, by the same rule (not a mean absolute error of 0/1 values)
+    perf = feed.state(m).performance["1"]
+    right = sum(float(p.prediction) == float(y.label) for p, y in zip(preds, labels, strict=True))
+    assert (perf.metric, perf.n, perf.total) == ("accuracy", len(labels), float(right))
     published = [decode(DriftEvent, v) for v in read_topic(s, s.kafka.topics.drift_events, len(events))]
     assert {e.drift_id for e in published if e.kind == "concept_drift"} == {e.drift_id for e in events}
