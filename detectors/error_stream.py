@@ -1,7 +1,10 @@
 """The model's error stream from joined outcomes, fed to the configured concept-drift detectors.
 
 Classification errors are 0/1 (prediction != label); regression errors are absolute errors. Detectors
-that assume 0/1 input (DDM, EDDM, HDDM_A, HDDM_W) are switched off for regression.
+that assume 0/1 input (DDM, EDDM, HDDM_A, HDDM_W) are switched off for regression. Which task a model
+has is ``detectors.task``'s rule, applied label by label: a model first taken for a classifier that
+turns out to be a regression (a fractional label, too many distinct values) starts its detectors over,
+since its 0/1 errors so far are another stream.
 """
 
 from __future__ import annotations
@@ -13,16 +16,10 @@ from typing import Any, Final
 from detectors.concept import BINARY_INPUT, ConceptDetector, signal_name
 from detectors.config import MonitorConfig
 from detectors.records import CONCEPT_DRIFT, CRITICAL, Outcome, Signal
+from detectors.task import TaskInference
 from detectors.values import is_number
 
 _RECENT_SPAN: Final = 100  # outcomes: the "recent error" reported with a signal is an EWMA of this span
-
-
-def resolve_task(configured: str, label: object) -> str:
-    """``auto``: str, bool and int labels are classes, float labels regression targets."""
-    if configured != "auto":
-        return configured
-    return "regression" if isinstance(label, float) else "classification"
 
 
 def error_of(outcome: Outcome, task: str) -> float | None:
@@ -47,18 +44,38 @@ class ErrorStream:
 
     def __init__(self, config: MonitorConfig) -> None:
         self.config = config
-        self.detectors = [
-            ConceptDetector(spec["kind"], spec["params"], config.concept_confirmation,
-                            config.concept_confirmation_window, config.concept_cooldown)
-            for spec in config.concept_detectors
-        ]
+        self.detectors = self._build_detectors()
         self.task: str | None = None if config.task == "auto" else config.task
+        self.inference: TaskInference | None = TaskInference() if config.task == "auto" else None
         self.n = 0  # scored outcomes
         self.n_invalid = 0
         self.recent_error = math.nan
         self._baseline_sum = 0.0  # errors since the last incident: the rate a drift is measured against
         self._baseline_n = 0
         self._first_timestamp = math.nan
+
+    def _build_detectors(self) -> list[ConceptDetector]:
+        config = self.config
+        return [
+            ConceptDetector(spec["kind"], spec["params"], config.concept_confirmation,
+                            config.concept_confirmation_window, config.concept_cooldown)
+            for spec in config.concept_detectors
+        ]
+
+    def _infer(self, label: object) -> None:
+        """Apply the task rule to one more label; a model whose task changes starts its detectors over."""
+        inference = getattr(self, "inference", None)
+        if inference is None:
+            if self.config.task != "auto":
+                return
+            # A snapshot from before the rule (ints decoded as floats made binary classifiers regressions):
+            # decide again from the next labels, starting the detectors over once if the task changes.
+            inference = self.inference = TaskInference()
+        task = inference.add(label)
+        if task is not None and self.task is not None and task != self.task:
+            self.detectors = self._build_detectors()
+            self._baseline_sum, self._baseline_n = 0.0, 0
+        self.task = task
 
     def active(self) -> list[ConceptDetector]:
         if self.task == "regression":
@@ -69,11 +86,10 @@ class ErrorStream:
         signals: list[Signal] = []
         alpha = 2.0 / (_RECENT_SPAN + 1)
         for outcome in outcomes:
+            self._infer(outcome.label)
             if self.task is None:
-                if outcome.label is None:
-                    self.n_invalid += 1
-                    continue
-                self.task = resolve_task(self.config.task, outcome.label)
+                self.n_invalid += 1
+                continue
             error = error_of(outcome, self.task)
             if error is None:
                 self.n_invalid += 1

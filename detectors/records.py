@@ -31,7 +31,7 @@ class Outcome(NamedTuple):
 
     timestamp: float
     prediction: float | str
-    label: float | str
+    label: float | str | bool  # an int is a float here (PEP 484); detectors.task says which are classes
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,7 @@ class MonitorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     unseen_category_share_threshold: float = 0.05
     schema_mismatch_threshold: float = 0.01
     task: str = "auto"
-    concept_detectors: tuple[dict[str, Any], ...] = ({"kind": "ADWIN", "params": {}},
-                                                     {"kind": "DDM", "params": {}})
+    concept_detectors: tuple[dict[str, Any], ...] = ({"kind": "ADWIN", "params": {"delta": 0.002, "clock": 16}},)
     concept_confirmation: int = 1
     concept_confirmation_window: int = 1000
     concept_cooldown: int = 1000

@@ -17,6 +17,9 @@ import msgspec
 
 Timestamp = str | float
 FeatureValue = float | str | bool | None
+# JSON ``1`` decodes as int, ``1.0`` as float, ``true`` as bool: the value, not its spelling, decides
+# whether it is a class (``detectors.task``: an integer-valued number is one, 1.0 included).
+LabelValue = int | float | str | bool
 
 DriftKind = Literal["data_drift", "prediction_drift", "concept_drift", "data_quality"]
 Severity = Literal["warning", "critical"]
@@ -51,7 +54,7 @@ class Label(msgspec.Struct, frozen=True):
 
     event_id: str
     model: str
-    label: float | str
+    label: LabelValue
     timestamp: Timestamp
 
 

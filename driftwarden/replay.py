@@ -45,7 +45,7 @@ class ReplayRow(msgspec.Struct, frozen=True):
     prediction: float | str | None = None
     model_version: str | None = None
     score: float | None = None
-    label: float | str | None = None
+    label: int | float | str | bool | None = None
     label_timestamp: Timestamp | None = None
 
 
@@ -57,7 +57,7 @@ class _JsonLine(msgspec.Struct, frozen=True):
     prediction: float | str | None = None
     model_version: str | None = None
     score: float | None = None
-    label: float | str | None = None
+    label: int | float | str | bool | None = None
     label_timestamp: Timestamp | None = None
 
 

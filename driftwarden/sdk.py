@@ -149,7 +149,7 @@ class DriftwardenProducer:
         self,
         model: str,
         event_id: str,
-        label: float | str,
+        label: float | str | bool,
         *,
         timestamp: float | str | datetime | None = None,
     ) -> None:

@@ -11,16 +11,16 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import msgspec
 import numpy as np
 import pandas as pd
 
+from detectors.task import Task, infer_task
 from retrain_worker.exceptions import InvalidRetrainConfig, NotEnoughSamples, SingleClassHoldout
 
-Task = Literal["classification", "regression"]
-MAX_CLASSES = 20  # integral numeric labels with at most this many distinct values are classes
+__all__ = ["Dataset", "Sample", "Task", "build_dataset", "feature_frame", "infer_task", "parse_samples"]
 
 
 class Sample(msgspec.Struct, frozen=True):
@@ -29,7 +29,7 @@ class Sample(msgspec.Struct, frozen=True):
     event_id: str
     timestamp: float
     features: dict[str, float | str | bool | None]
-    label: float | str | bool
+    label: int | float | str | bool
     prediction: float | str | bool | None = None
     model_version: str | None = None
 
@@ -79,16 +79,6 @@ def parse_samples(raw: Sequence[bytes]) -> tuple[list[tuple[Sample, bytes]], int
             continue
         parsed.append((sample, entry))
     return parsed, skipped
-
-
-def infer_task(labels: Sequence[float | str | bool]) -> Task:
-    """Strings and booleans are classes; numbers are classes when integral and few, else a regression."""
-    if any(isinstance(v, str | bool) for v in labels):
-        return "classification"
-    values = [float(v) for v in labels]
-    if all(v.is_integer() for v in values) and len(set(values)) <= MAX_CLASSES:
-        return "classification"
-    return "regression"
 
 
 def _labels(values: list[float | str | bool], task: Task) -> pd.Series:

@@ -1,9 +1,10 @@
 """The idempotency record in Redis: hash ``{p}:retrain:{model}``.
 
 Fields: ``incident:<id>`` (the Incident, JSON), ``drift:<drift_id>`` and ``window:<key>`` (→ incident
-id), ``cooldown_from`` (start of the last retrain that trained). Opening an incident writes its fields
-in one transaction, so a worker killed at any point finds either nothing (and starts over) or the open
-incident (and resumes).
+id), ``cooldown_from`` (start of the last retrain that trained), ``starved:<source>`` (the last retrain
+refused for want of data, ``Starved`` JSON, per source ``predictions`` or ``labels``). Opening an
+incident writes its fields in one transaction, so a worker killed at any point finds either nothing (and
+starts over) or the open incident (and resumes).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import msgspec
 import redis
 
 from retrain_worker.exceptions import ServiceUnavailable
-from retrain_worker.policy import Incident, ModelState
+from retrain_worker.policy import Incident, ModelState, Starved
 
 _decoder = msgspec.json.Decoder(Incident)
+_starved_decoder = msgspec.json.Decoder(Starved)
 
 
 def unavailable(exc: Exception) -> ServiceUnavailable:
@@ -40,13 +42,16 @@ class IncidentStore:
 
     def state(self, model: str, drift_id: str | None, window_key: str) -> ModelState:
         """What is recorded for this drift id, this window and the model's cooldown."""
+        source = window_key.split(":", 1)[0]
         try:
-            by_drift_id, by_window_id, last = self._redis.hmget(
-                self.key(model), f"drift:{drift_id}", f"window:{window_key}", "cooldown_from")
+            by_drift_id, by_window_id, last, starved = self._redis.hmget(
+                self.key(model), f"drift:{drift_id}", f"window:{window_key}", "cooldown_from",
+                f"starved:{source}")
             return ModelState(
                 by_drift=self._incident(model, by_drift_id) if drift_id else None,
                 by_window=self._incident(model, by_window_id),
                 cooldown_from=float(last) if last is not None else None,
+                starved=_starved_decoder.decode(starved) if starved is not None else None,
             )
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
@@ -66,17 +71,28 @@ class IncidentStore:
         """Record that ``drift_id`` belongs to an existing incident (a redelivery finds it)."""
         self._write(model, {f"drift:{drift_id}": incident_id})
 
-    def save(self, incident: Incident, cooldown: bool = False) -> None:
-        """Update the incident; ``cooldown`` restarts the model's cooldown from the incident's start."""
+    def save(self, incident: Incident, cooldown: bool = False,
+             starved: tuple[str, Starved | None] | None = None) -> None:
+        """Update the incident; ``cooldown`` restarts the model's cooldown from the incident's start;
+        ``starved`` = (source, record) records a refusal for want of data, or (source, None) clears it."""
         fields: dict[str, bytes | str] = {f"incident:{incident.incident_id}": msgspec.json.encode(incident)}
         if cooldown:
             fields["cooldown_from"] = repr(incident.started_at)
-        self._write(incident.model, fields)
+        drop: list[str] = []
+        if starved is not None:
+            source, record = starved
+            if record is None:
+                drop.append(f"starved:{source}")
+            else:
+                fields[f"starved:{source}"] = msgspec.json.encode(record)
+        self._write(incident.model, fields, drop)
 
-    def _write(self, model: str, fields: dict[str, bytes | str]) -> None:
+    def _write(self, model: str, fields: dict[str, bytes | str], drop: list[str] | None = None) -> None:
         try:
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self.key(model), mapping=fields)  # type: ignore[arg-type]  # stubs: invariant keys
+                if drop:
+                    pipe.hdel(self.key(model), *drop)
                 pipe.execute()
         except redis.RedisError as exc:
             raise unavailable(exc) from exc

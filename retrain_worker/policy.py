@@ -4,6 +4,13 @@ An *incident* is one retrain. The drift events a stream window produces (one per
 share the window's incident; a redelivered event finds the incident its ``drift_id`` already joined;
 a new window within the cooldown of the last retrain is suppressed. Scheduled retrains are incidents
 too, one per schedule slot (``floor(now / interval)``, aligned to the epoch).
+
+A retrain refused for want of data (too few labelled samples, one class) does not start the cooldown:
+the next drift event tries again, since the labels may have arrived. But it is announced once per drift
+incident, not once per window: while the drift goes on (the next drifted prediction window at most
+``stream.alert_resolve_windows`` after the last one, i.e. before the stream's alert resolves; the next
+concept detection at most ``concept_cooldown`` outcomes after the last), each new attempt that finds
+too little data again is recorded without a second ``model-updates`` message (``Starved``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,15 @@ class Incident(msgspec.Struct, frozen=True):
     started_at: float
     status: IncidentStatus = "training"
     update: ModelUpdate | None = None
+    continues: str | None = None  # the incident whose refusal for want of data this one repeats
+
+
+class Starved(msgspec.Struct, frozen=True):
+    """The last retrain refused for want of data, per source of window indexes (``predictions`` or
+    ``labels``): the incident that announced it and the newest window (or outcome) index it covers."""
+
+    incident_id: str
+    index: int
 
 
 @dataclass(frozen=True)
@@ -44,11 +60,13 @@ class Policy:
     trigger_severities: frozenset[str]
     cooldown_s: float
     schedule_interval_s: float
+    incident_gap_windows: int = 3  # stream.alert_resolve_windows: a later drifted window is a new incident
+    incident_gap_outcomes: int = 1000  # monitor.concept_cooldown: a later concept detection is a new one
 
     @classmethod
-    def from_settings(cls, cfg: RetrainSettings) -> Policy:
+    def from_settings(cls, cfg: RetrainSettings, gap_windows: int = 3, gap_outcomes: int = 1000) -> Policy:
         return cls(frozenset(cfg.trigger_kinds), frozenset(cfg.trigger_severities), cfg.cooldown_s,
-                   cfg.schedule_interval_s)
+                   cfg.schedule_interval_s, gap_windows, gap_outcomes)
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,7 @@ class ModelState:
     by_drift: Incident | None = None  # the incident this drift_id already belongs to
     by_window: Incident | None = None  # the incident opened for this event's window (or schedule slot)
     cooldown_from: float | None = None  # start of the last retrain whose trainer ran (see starts_cooldown)
+    starved: Starved | None = None  # the last refusal for want of data, for this event's source
 
 
 @dataclass(frozen=True)
@@ -67,11 +86,32 @@ class Decision:
     incident: Incident | None = None
 
 
+def source_of(event: DriftEvent) -> str:
+    """Concept drift counts labelled outcomes, the other kinds prediction windows: two index spaces."""
+    return "labels" if event.kind == "concept_drift" else "predictions"
+
+
 def window_key(event: DriftEvent) -> str:
-    """Events of one window form one incident. Concept drift counts label windows, the other kinds
-    prediction windows, so the two index spaces are kept apart."""
-    source = "labels" if event.kind == "concept_drift" else "predictions"
-    return f"{source}:{event.window.index}"
+    """Events of one window form one incident; the two index spaces are kept apart."""
+    return f"{source_of(event)}:{event.window.index}"
+
+
+def starved_source(incident: Incident) -> str | None:
+    """``predictions`` or ``labels`` for an incident opened by a drift event; None for a schedule."""
+    source = incident.window_key.split(":", 1)[0]
+    return source if source in ("predictions", "labels") else None
+
+
+def starved_index(incident: Incident) -> int:
+    return int(incident.window_key.split(":", 1)[1])
+
+
+def continues_starved(event: DriftEvent, starved: Starved | None, policy: Policy) -> bool:
+    """Whether ``event`` belongs to the drift incident whose retrain was refused for want of data."""
+    if starved is None:
+        return False
+    gap = policy.incident_gap_outcomes if event.kind == "concept_drift" else policy.incident_gap_windows
+    return 0 < event.window.index - starved.index <= gap
 
 
 def schedule_key(slot: int) -> str:
@@ -110,7 +150,16 @@ def decide(event: DriftEvent, state: ModelState, policy: Policy, now: float) -> 
         return Decision("skip", "cooldown")
     key = window_key(event)
     incident = Incident(incident_id(event.model, key, now), event.model, event.kind, event.drift_id, key, now)
+    if continues_starved(event, state.starved, policy):
+        assert state.starved is not None
+        return Decision("retrain", "retry_for_data",
+                        msgspec.structs.replace(incident, continues=state.starved.incident_id))
     return Decision("retrain", "triggered", incident)
+
+
+def wants_data(update: ModelUpdate) -> bool:
+    """The retrain was refused for want of data: too few labelled samples, or a single class."""
+    return update.version is None and update.reason.startswith(("too_few_samples", "single_class"))
 
 
 def starts_cooldown(update: ModelUpdate) -> bool:

@@ -34,11 +34,15 @@ from retrain_worker.policy import (
     Decision,
     Incident,
     Policy,
+    Starved,
     decide,
     decide_scheduled,
     schedule_key,
     schedule_slot,
     starts_cooldown,
+    starved_index,
+    starved_source,
+    wants_data,
     window_key,
 )
 from retrain_worker.registry import ModelRegistry
@@ -162,7 +166,9 @@ class RetrainWorker:
         except ServiceUnavailable as exc:
             self._report_transient(event.model, event.drift_id, event.kind, event.drift_id, exc)
             raise
-        decision = decide(event, state, Policy.from_settings(cfg), self._clock())
+        policy = Policy.from_settings(cfg, self.settings.stream.alert_resolve_windows,
+                                      self.settings.monitor_for(event.model).concept_cooldown)
+        decision = decide(event, state, policy, self._clock())
         if decision.incident is not None and decision.action in ("join", "resume") \
                 and decision.incident.drift_id != event.drift_id:
             self.store.attach(event.model, event.drift_id, decision.incident.incident_id)
@@ -208,22 +214,40 @@ class RetrainWorker:
             if exc.transient:
                 self._report_transient(incident.model, incident.incident_id, trigger, incident.drift_id, exc)
                 raise
-            log.error("%s: retrain for incident %s failed: %s: %s", incident.model, incident.incident_id,
-                      exc.reason, exc.detail)
             update = failure_update(incident, exc)
+            if not wants_data(update):  # missing labels are a state of the model, logged below at INFO
+                log.error("%s: retrain for incident %s failed: %s: %s", incident.model, incident.incident_id,
+                          exc.reason, exc.detail)
         except Exception as exc:  # noqa: BLE001 - a bug must not loop on one event forever: record it
             log.exception("%s: retrain for incident %s crashed", incident.model, incident.incident_id)
             update = failure_update(incident, RetrainError(f"{type(exc).__name__}: {exc}", "internal_error"))
+        source = starved_source(incident)
+        if incident.continues is not None and source is not None and wants_data(update):
+            # The drift incident whose refusal was announced goes on, still without the data: record it
+            # (a redelivery finds it done) and move the incident's last index on; publish nothing.
+            log.info("%s: still no retrain (%s); incident %s already announced it", incident.model,
+                     update.reason, incident.continues)
+            self.store.save(msgspec.structs.replace(incident, status="done", update=update),
+                            starved=(source, Starved(incident.continues, starved_index(incident))))
+            self.metrics.retrains.labels(incident.model, incident.trigger, "skipped").inc()
+            return Outcome(decision)
+        if wants_data(update):
+            log.info("%s: no retrain for incident %s (%s); announced once for the drift incident",
+                     incident.model, incident.incident_id, update.reason)
         self._finish(msgspec.structs.replace(incident, status="decided", update=update), update)
         return Outcome(decision, update)
 
     def _finish(self, incident: Incident, update: ModelUpdate) -> None:
         """Record the decision, publish it, then mark the incident done."""
+        source = starved_source(incident)
+        starved = None if source is None else (
+            source, Starved(incident.incident_id, starved_index(incident)) if wants_data(update) else None)
         self.store.save(msgspec.structs.replace(incident, status="decided", update=update),
-                        cooldown=starts_cooldown(update))
+                        cooldown=starts_cooldown(update), starved=starved)
         self._publish(update)
         self.store.save(msgspec.structs.replace(incident, status="done", update=update))
-        outcome = "promoted" if update.promoted else ("rejected" if update.version else "failed")
+        outcome = "promoted" if update.promoted else (
+            "rejected" if update.version else "skipped" if wants_data(update) else "failed")
         self.metrics.retrains.labels(incident.model, incident.trigger, outcome).inc()
 
     def _report_transient(self, model: str, key: str, trigger: str, drift_id: str | None,

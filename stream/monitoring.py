@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 
 from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome, Signal
+from detectors.task import infer_task
 from driftwarden.config import MonitorSettings, Settings
 from driftwarden.events import DriftAlert, DriftEvent, Prediction, Window, drift_id
 from stream.alerts import AlertPolicy, alert_key, on_drift, on_window_closed
@@ -108,29 +110,32 @@ def _closed_windows(model: str, state: ModelState, monitor: ModelMonitor, signal
     state.windows_closed = max(state.windows_closed, closed_now)
 
 
-def record_performance(state: ModelState, versions: list[str | None], outcomes: list[Outcome]) -> None:
-    """Running accuracy (classification) or mean absolute error (regression) per model version."""
+def record_performance(state: ModelState, versions: list[str | None], outcomes: list[Outcome],
+                       task: str | None = None) -> None:
+    """Running accuracy (classification) or mean absolute error (regression) per model version.
+
+    ``task`` is the one the monitor's error stream resolved (``detectors.task``'s rule, or the setting),
+    so the status reports the same kind of performance the concept detectors watch."""
     for version, o in zip(versions, outcomes, strict=True):
         perf = state.performance.setdefault(version or "unknown", VersionPerformance())
         if not perf.metric:
-            perf.metric = "accuracy" if is_classification(o.prediction, o.label) else "mae"
+            perf.metric = "accuracy" if (task or infer_task([o.label])) == "classification" else "mae"
         perf.n += 1
-        perf.total += performance_term(o.prediction, o.label)
+        perf.total += performance_term(o.prediction, o.label, perf.metric)
 
 
-def is_classification(prediction: float | str, label: float | str) -> bool:
-    if isinstance(label, str) or isinstance(prediction, str) or isinstance(label, bool):
-        return True
-    return float(label).is_integer() and float(prediction).is_integer()
-
-
-def performance_term(prediction: float | str, label: float | str) -> float:
-    if is_classification(prediction, label):
+def performance_term(prediction: float | str, label: float | str | bool, metric: str) -> float:
+    """1 for a right class and 0 for a wrong one (accuracy), or the absolute error (mae)."""
+    if metric == "accuracy":
         return 1.0 if str(prediction) == str(label) or _num_eq(prediction, label) else 0.0
-    return abs(float(prediction) - float(label))
+    try:
+        error = abs(float(prediction) - float(label))
+    except (TypeError, ValueError):
+        return 0.0  # not scorable as a regression: counted, adds no error
+    return error if math.isfinite(error) else 0.0
 
 
-def _num_eq(a: float | str, b: float | str) -> bool:
+def _num_eq(a: float | str | bool, b: float | str | bool) -> bool:
     try:
         return float(a) == float(b)
     except (TypeError, ValueError):

@@ -388,7 +388,8 @@ class BatchProcessor:
                 state.monitor = monitor.to_bytes(self.snapshot_key)
                 if monitor.windows_closed != windows_before:  # every feature's score, drifted or not
                     record_window_scores(self.metrics, m, monitor.last_scores)
-                record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []))
+                record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []),
+                                   monitor.errors.task)
                 results[m] = (events, alerts)
                 key = m.encode()
                 outgoing += [(sources[m], Outgoing(self.topics.drift_events, key, encode(e))) for e in events]

@@ -87,7 +87,7 @@ class PendingPrediction(msgspec.Struct, array_like=True):
 
 class PendingLabel(msgspec.Struct, array_like=True):
     timestamp: float
-    label: float | str
+    label: int | float | str | bool  # the contract's LabelValue: an int stays an int in Redis
 
 
 _state_encoder = msgspec.msgpack.Encoder()

@@ -3,6 +3,7 @@ bad messages go to the dead letters; an outage of MLflow or Redis loses no drift
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -94,9 +95,9 @@ def test_failed_retrains_are_published_committed_and_do_not_stop_the_worker(
     assert [(u.promoted, u.version) for u in for_few] == [(False, None), (True, "1")]
 
 
-def sample_count(worker: RetrainWorker, model: str, outcome: str) -> float:
+def sample_count(worker: RetrainWorker, model: str, outcome: str, trigger: str = "concept_drift") -> float:
     value = worker.metrics.registry.get_sample_value(
-        "driftwarden_retrains_total", {"model": model, "trigger": "concept_drift", "outcome": outcome})
+        "driftwarden_retrains_total", {"model": model, "trigger": trigger, "outcome": outcome})
     return value or 0.0
 
 
@@ -133,3 +134,44 @@ def test_an_unavailable_service_keeps_the_drift_event_until_it_is_back(
     assert update.promoted and update.version == "1"
     client = MlflowClient(tracking_uri=s.mlflow.tracking_uri)
     assert [v.version for v in client.search_model_versions(f"name = '{model}'")] == ["1"]
+
+
+def test_a_model_without_labels_gets_one_skipped_update_per_drift_incident(
+        settings: Settings, start_worker: Callable[[Settings], RetrainWorker], unique: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Drift goes on for windows 3 to 6 (two features in window 4, and a concept detection in
+    between): one incident, so one ``promoted: false`` update, at INFO. Window 10 comes after more
+    than ``stream.alert_resolve_windows`` (3) clean windows: a new incident, a second update. Once the
+    labels are there, the next drift event of the incident retrains."""
+    model = f"unlabelled-{unique}"
+    s = with_retrain(settings, cooldown_s=600)
+    seed_samples(s, model, samples(40, "old", seed=11))
+    incident = [drift_event(model, "data_drift", "amount", window=3),
+                drift_event(model, "data_drift", "amount", window=4),
+                drift_event(model, "data_drift", "age", window=4),
+                drift_event(model, "data_drift", "amount", window=5),
+                drift_event(model, "data_drift", "amount", window=6)]
+    produce(s, *incident, drift_event(model, "data_drift", "amount", window=10))
+    updates = TopicReader(s, s.kafka.topics.model_updates)
+    worker = start_worker(s)
+    with caplog.at_level(logging.INFO, logger="retrain_worker"):
+        poll_n(worker, 6)
+
+    first, second = updates.updates(2)
+    assert updates.read(1, timeout=3) == []  # nothing for windows 4, 5 and 6
+    assert [(u.promoted, u.version, u.drift_id) for u in (first, second)] == [
+        (False, None, incident[0].drift_id), (False, None, drift_event(model, "data_drift", "amount", 10).drift_id)]
+    assert first.reason == second.reason == f"too_few_samples: {model}: 40 labelled samples, 500 needed"
+    worker_logs = [r for r in caplog.records if r.name.startswith("retrain_worker")]
+    assert not [r for r in worker_logs if r.levelno >= logging.WARNING], [r.getMessage() for r in worker_logs]
+    # every attempt (windows 3, 4, 5, 6, 10; the second event of window 4 joins its incident) at INFO
+    assert sum("too_few_samples" in r.getMessage() for r in worker_logs) == 5
+    assert sample_count(worker, model, "skipped", "data_drift") == 6  # 2 announced, 3 silent, 1 joined
+    assert sample_count(worker, model, "failed", "data_drift") == 0  # no DriftwardenRetrainFailing page
+    assert committed(s) == 6
+
+    seed_samples(s, model, samples(900, "old", seed=12))  # the labels arrive while the drift goes on
+    produce(s, drift_event(model, "data_drift", "amount", window=11))
+    poll_n(worker, 1)
+    [retrained] = updates.updates(1)
+    assert (retrained.promoted, retrained.version) == (True, "1")

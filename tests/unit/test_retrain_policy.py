@@ -11,11 +11,13 @@ from retrain_worker.policy import (
     Incident,
     ModelState,
     Policy,
+    Starved,
     decide,
     decide_scheduled,
     incident_id,
     schedule_slot,
     starts_cooldown,
+    wants_data,
     window_key,
 )
 
@@ -151,3 +153,34 @@ def test_incident_round_trips_through_json() -> None:
     update = ModelUpdate("fraud", "2", "1", "champion", False, "r", "d", {"challenger_accuracy": 0.8}, "x")
     incident = msgspec.structs.replace(opened(event()), status="decided", update=update)
     assert msgspec.json.decode(msgspec.json.encode(incident), type=Incident) == incident
+
+
+def starved_at(e: DriftEvent) -> ModelState:
+    return ModelState(starved=Starved("first", e.window.index))
+
+
+def test_a_refusal_for_want_of_data_is_repeated_silently_while_its_drift_incident_goes_on() -> None:
+    policy = Policy.from_settings(RetrainSettings(), gap_windows=3, gap_outcomes=1000)
+    last = event("data_drift", feature="amount", window=7)
+    for window, continues in ((8, "first"), (10, "first"), (11, None), (7, None), (2, None)):
+        decision = decide(event("data_drift", feature="age", window=window), starved_at(last), policy, NOW)
+        assert decision.action == "retrain" and decision.incident is not None
+        assert (decision.incident.continues, decision.reason) == (
+            continues, "retry_for_data" if continues else "triggered"), window
+    concept = event("concept_drift", window=6_040)  # a detection 1,000 outcomes after the last or less
+    near = decide(event("concept_drift", window=6_900), starved_at(concept), policy, NOW)
+    far = decide(event("concept_drift", window=7_041), starved_at(concept), policy, NOW)
+    assert near.incident is not None and near.incident.continues == "first"
+    assert far.incident is not None and far.incident.continues is None
+    cooling = ModelState(starved=Starved("first", 7), cooldown_from=NOW - 10)
+    assert decide(event("data_drift", feature="age", window=8), cooling, policy, NOW).action == "skip"
+
+
+def test_which_refusals_wait_for_data() -> None:
+    def update(version: str | None, reason: str) -> ModelUpdate:
+        return ModelUpdate("fraud", version, None, "champion", False, None, "d", {}, reason)
+
+    assert wants_data(update(None, "too_few_samples: 12 labelled samples, 500 needed"))
+    assert wants_data(update(None, "single_class_holdout: every holdout label is 0"))
+    assert not wants_data(update(None, "trainer_failed: boom"))
+    assert not wants_data(update("3", "challenger worse"))

@@ -24,6 +24,8 @@ SPECS = [
     ("HDDM_W", {"lambda_val": 0.1}, lambda: HDDMW(lambda_val=0.1)),
 ]
 
+RIVER_ADWIN_DDM = ({"kind": "ADWIN"}, {"kind": "DDM"})  # River's own settings, compared with offline runs
+
 
 def errors(seed: int) -> list[float]:
     rng = np.random.default_rng(seed)
@@ -161,7 +163,7 @@ def test_regression_errors_skip_binary_detectors() -> None:
     labels = rng.normal(size=3000)
     noise = np.concatenate([rng.normal(0, 0.1, 1500), rng.normal(0, 2.0, 1500)])
     outcomes = [Outcome(float(i), float(labels[i] + noise[i]), float(labels[i])) for i in range(3000)]
-    monitor = ModelMonitor(MonitorConfig(concept_cooldown=0))
+    monitor = ModelMonitor(MonitorConfig(concept_detectors=RIVER_ADWIN_DDM, concept_cooldown=0))
     signals = monitor.update_outcomes(outcomes)
     status = monitor.status()["concept"]
     assert status["task"] == "regression"
@@ -183,9 +185,11 @@ def test_monitor_cooldown_from_config_groups_detections_into_one_critical_signal
     outcomes = [Outcome(float(i), "a", "b" if error else "a") for i, error in enumerate(values)]
     drifts, _ = offline(ADWIN(), values)
     assert len(drifts) >= 2
-    ungrouped = ModelMonitor(MonitorConfig(concept_cooldown=0)).update_outcomes(outcomes)
+    ungrouped = ModelMonitor(MonitorConfig(concept_detectors=RIVER_ADWIN_DDM, concept_cooldown=0)
+                             ).update_outcomes(outcomes)
     assert [s.window_index for s in ungrouped if s.signal == "adwin"] == drifts
-    monitor = ModelMonitor(MonitorConfig(concept_cooldown=int(max(np.diff(drifts)))))
+    monitor = ModelMonitor(MonitorConfig(concept_detectors=RIVER_ADWIN_DDM,
+                                         concept_cooldown=int(max(np.diff(drifts)))))
     adwin = [s for s in monitor.update_outcomes(outcomes) if s.signal == "adwin"]
     assert [(s.window_index, s.severity) for s in adwin] == [(drifts[0], "critical")]
     status = next(d for d in monitor.status()["concept"]["detectors"] if d["kind"] == "ADWIN")

@@ -30,7 +30,8 @@ def test_built_from_the_settings_fields() -> None:
     assert (config.psi_floor, config.js_floor, config.wasserstein_floor) == (0.03, 0.04, 0.1)
     assert config.alert_after_windows == (1, 1)
     assert config.drift_signals == ("psi", "js", "wasserstein"), "distance-based decisions by default"
-    assert [spec["kind"] for spec in config.concept_detectors] == ["ADWIN", "DDM"]
+    assert config.concept_detectors == ({"kind": "ADWIN", "params": {"delta": 0.002, "clock": 16}},), (
+        "the budget's defaults (docs/detectors.md, bench/bench_concept.py)")
 
 
 def test_detectors_and_thresholds_are_selectable_in_the_yaml(tmp_path: Path) -> None:

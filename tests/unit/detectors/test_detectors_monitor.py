@@ -116,7 +116,7 @@ def test_a_shift_between_the_warning_and_the_critical_cut_off_is_a_warning() -> 
 
 def test_concept_drift_indices_match_offline_river() -> None:
     outcomes = make_outcomes(2000, 2000, 0.1, 0.45, seed=10)
-    config = MonitorConfig(concept_cooldown=0)
+    config = MonitorConfig(concept_detectors=({"kind": "ADWIN"}, {"kind": "DDM"}), concept_cooldown=0)
     signals = ModelMonitor(config).update_outcomes(outcomes)
     errors = [0.0 if o.prediction == o.label else 1.0 for o in outcomes]
     adwin, ddm = ADWIN(), DDM()
