@@ -296,11 +296,15 @@ def evidently_rates(result: dict[str, Any]) -> dict[str, Any]:
         flags = cell["drifted"]
         if cell["cell"].startswith("drift:"):
             out["drifted"][cell["cell"][6:]] = sum(f.get("f", False) for f in flags) / max(len(flags), 1)
-        else:
-            columns = sorted({c for f in flags for c in f})
-            out["stationary"][cell["cell"]] = {
-                c: sum(f.get(c, False) for f in flags) / max(len(flags), 1) for c in columns}
-            out["stationary"][cell["cell"]]["any column"] = sum(any(f.values()) for f in flags) / max(len(flags), 1)
+        else:  # one job per seed: add up the windows of every seed of the cell
+            windows = out["stationary"].setdefault(cell["cell"], [])
+            windows.extend(flags)
+    for name, flags in list(out["stationary"].items()):
+        columns = sorted({c for f in flags for c in f})
+        rates = {c: sum(f.get(c, False) for f in flags) / max(len(flags), 1) for c in columns}
+        rates["any column"] = sum(any(f.values()) for f in flags) / max(len(flags), 1)
+        rates["windows"] = len(flags)
+        out["stationary"][name] = rates
     return out
 
 

@@ -76,9 +76,11 @@ def test_redis_down_for_20_s_mid_stream_then_back_with_its_data(fault_stack: Sta
     traffic.start()
     wait_for(lambda: sum(p for p, _ in run.counters([s.model for s in specs]).values()) >= 1000, 90,
              "a fifth applied", run)
+    applied_before = sum(p for p, _ in run.counters([s.model for s in specs]).values())
     fault_stack._stop_one("redis")  # SIGTERM: Redis writes its append-only file and exits
     stopped = time.monotonic()
-    assert not traffic.done.is_set(), "Redis must go away mid-stream, with traffic still coming"
+    # mid-stream: the stream has applied part of the traffic (on a loaded machine the producer may be done)
+    assert applied_before < 5000, "Redis must go away while the stream still applies"
     time.sleep(20)
     assert run.workers.procs["stream"].poll() is None, "the stream waits for Redis instead of dying"
     assert fault_stack.status()["redis"] is False
@@ -101,7 +103,7 @@ def test_kafka_broker_restarted_mid_stream(fault_stack: Stack, fault_run: Run) -
     applied_before = sum(p for p, _ in run.counters([s.model for s in specs]).values())
     fault_stack._stop_one("kafka")
     assert fault_stack.status()["kafka"] is False
-    assert applied_before < 5000 and not traffic.done.is_set(), "the broker must go away mid-stream"
+    assert applied_before < 5000, "the broker must go away while the stream still applies"
     fault_stack.up(log=lambda line: None)  # same port, same log folder
     check_exact(run, specs, "stream")
 
