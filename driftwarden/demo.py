@@ -32,7 +32,8 @@ from driftwarden.status_view import StatusUnavailable, fetch_status
 from driftwarden.traffic import SHIFTED_FEATURE, TrafficSpec, generate
 
 DEMO_RATE = 1000.0  # predictions per second: ten windows of 1000 close about a second apart
-TOPIC_FIELDS = ("predictions", "labels", "drift_events", "drift_alerts", "model_updates", "dead_letters")
+TOPIC_FIELDS = ("predictions", "labels", "drift_events", "drift_alerts", "performance_estimates", "model_updates",
+                "dead_letters")
 
 
 def isolated_env(base: dict[str, str], run_id: str) -> dict[str, str]:

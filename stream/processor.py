@@ -29,12 +29,19 @@ from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
-from stream.batch_metrics import record_model, record_window_scores
+from stream.batch_metrics import record_estimates, record_model, record_window_scores
 from stream.decoding import Decoded, dead_letter, decode_record
 from stream.exceptions import StateConflict
 from stream.joins import JoinPlan, plan_joins
 from stream.metrics import StreamMetrics
-from stream.monitoring import apply_predictions, monitor_config, new_state, record_performance, snapshot_key
+from stream.monitoring import (
+    apply_predictions,
+    monitor_config,
+    new_state,
+    record_performance,
+    snapshot_key,
+    take_estimates,
+)
 from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
 from stream.records import RawRecord
 from stream.state import Keys, ModelState, decode_state, encode_state
@@ -243,14 +250,19 @@ class BatchProcessor:
                     report.switched.append(m)
                 events, alerts = apply_predictions(m, state, monitor, preds.get(m, []),
                                                    plan.outcomes.get(m, []), self.settings, now)
+                estimates = take_estimates(m, state, monitor, now)
                 state.monitor = monitor.to_bytes(self.snapshot_key)
                 if monitor.windows_closed != windows_before:  # every feature's score, drifted or not
                     record_window_scores(self.metrics, m, monitor.last_scores)
+                if estimates or plan.outcomes.get(m):
+                    record_estimates(self.metrics, m, monitor.performance_status())
                 record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []))
                 results[m] = (events, alerts)
                 key = m.encode()
                 outgoing += [(sources[m], Outgoing(self.topics.drift_events, key, encode(e))) for e in events]
                 outgoing += [(sources[m], Outgoing(self.topics.drift_alerts, key, encode(a))) for a in alerts]
+                outgoing += [(sources[m], Outgoing(self.topics.performance_estimates, key, encode(e)))
+                             for e in estimates]
 
             tx.multi()
             for m, state in states.items():
