@@ -42,7 +42,7 @@ from detectors.records import (
 )
 from detectors.reference import MULTIVARIATE, PREDICTION, SCORE, Reference, build_reference, field_key
 from detectors.reference import PERFORMANCE as PERFORMANCE_TEST
-from detectors.window import Window, take
+from detectors.window import PCA_UNIT, Window, take
 
 __all__ = [
     "CONCEPT_DRIFT",
@@ -234,7 +234,7 @@ class ModelMonitor:
         scores: dict[str, dict[str, float]] = {}
         least = min(config.min_window_n, config.window_size)
         if reference.pca is not None and window.pca_n:
-            error = window.pca_sum / window.pca_n
+            error = window.pca_sum / PCA_UNIT / window.pca_n
             scores["multivariate"] = {"multivariate": error,
                                                   "multivariate_reference": reference.pca.error_mean}
             fit = reference.test_fit(MULTIVARIATE, window.pca_n, config)

@@ -22,6 +22,7 @@ from detectors.reference import Reference
 from detectors.values import categorical_column, numeric_column
 
 _ABSENT = object()
+PCA_UNIT = 2.0**32  # fixed point of the summed PCA errors
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Window:
     unexpected: dict[str, int] = field(default_factory=dict)  # features the reference does not have
     # multivariate drift: the sum of the rows' PCA reconstruction errors; performance estimation: rows per
     # (predicted class, calibration step) since the calibration was known, and rows without a usable score
-    pca_sum: float = 0.0
+    pca_sum: int = 0  # in units of 2**-32: integers add up the same however the window is split into batches
     pca_n: int = 0
     performance_counts: np.ndarray | None = None
     unscored: int = 0
@@ -132,7 +133,9 @@ class Window:
         if pca is not None:
             matrix = (as_matrix([columns[name] for name in pca.features]) if complete
                       else window_matrix(pca, rows))
-            self.pca_sum += float(pca.row_errors(matrix).sum())
+            # a row's error capped at 1e4 (100 sd per feature): the int64 sum of 100,000 rows cannot overflow
+            errors = np.minimum(pca.row_errors(matrix), 1e4)
+            self.pca_sum += int(np.round(errors * PCA_UNIT).astype(np.int64).sum())
             self.pca_n += matrix.shape[0]
         if calibration is not None:
             counts, unscored = window_counts(calibration, [o.score for o in observations],
