@@ -330,9 +330,7 @@ class ModelMonitor:
         if isinstance(fitted, str):
             self.performance_note = fitted
             return
-        self.reference.attach_performance(fitted, self.config)
-        if self.window is not None:  # the open window's counts start now
-            self.window.performance_counts, self.window.unscored = None, 0
+        self.reference.attach_performance(fitted, self.config)  # estimates start with the next window
 
     def _realise(self, calibration: ScoreCalibration, outcome: Outcome) -> None:
         """Count a labelled prediction in its window's realised (predicted, label, step) counts."""

@@ -59,7 +59,8 @@ class Window:
     absent: dict[str, int] = field(default_factory=dict)  # observations without the feature
     unexpected: dict[str, int] = field(default_factory=dict)  # features the reference does not have
     # multivariate drift: the sum of the rows' PCA reconstruction errors; performance estimation: rows per
-    # (predicted class, calibration step) since the calibration was known, and rows without a usable score
+    # (predicted class, calibration step) when the calibration was known at its first batch, and rows without a
+    # usable score
     pca_sum: int = 0  # in units of 2**-32: integers add up the same however the window is split into batches
     pca_n: int = 0
     performance_counts: np.ndarray | None = None
@@ -137,7 +138,8 @@ class Window:
             errors = np.minimum(pca.row_errors(matrix), 1e4)
             self.pca_sum += int(np.round(errors * PCA_UNIT).astype(np.int64).sum())
             self.pca_n += matrix.shape[0]
-        if calibration is not None:
+        # a window is estimated whole or not at all: from its first batch, if the calibration was known by then
+        if calibration is not None and (self.n == 0 or self.performance_counts is not None):
             counts, unscored = window_counts(calibration, [o.score for o in observations],
                                              [o.prediction for o in observations])
             if self.performance_counts is None or self.performance_counts.shape != counts.shape:
