@@ -235,8 +235,7 @@ class ModelMonitor:
         least = min(config.min_window_n, config.window_size)
         if reference.pca is not None and window.pca_n:
             error = window.pca_sum / PCA_UNIT / window.pca_n
-            scores["multivariate"] = {"multivariate": error,
-                                                  "multivariate_reference": reference.pca.error_mean}
+            scores["multivariate"] = {"multivariate": error, "multivariate_reference": reference.pca.error_mean}
             fit = reference.test_fit(MULTIVARIATE, window.pca_n, config)
             if tested and window.pca_n >= least and fit is not None:
                 tests.append((DATA_DRIFT, "multivariate", error, fit,
@@ -246,9 +245,8 @@ class ModelMonitor:
         if calibration is not None and counts is not None and n_scored:
             estimate = expected_metrics(calibration, counts)
             drop = calibration.reference_accuracy - estimate["accuracy"]
-            scores["accuracy_estimate"] = {"accuracy_estimate": estimate["accuracy"],
-                                                       "accuracy_drop": drop,
-                                                       "accuracy_reference": calibration.reference_accuracy}
+            scores["accuracy_estimate"] = {"accuracy_estimate": estimate["accuracy"], "accuracy_drop": drop,
+                                           "accuracy_reference": calibration.reference_accuracy}
             fit = reference.test_fit(PERFORMANCE_TEST, n_scored, config)
             if tested and n_scored >= least and fit is not None and math.isfinite(drop):
                 tests.append((PERFORMANCE, "accuracy_estimate", drop, fit, config.performance_margin))
