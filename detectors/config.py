@@ -60,6 +60,13 @@ class MonitorConfig:
     psi_epsilon: float = 1e-4
     drift_signals: tuple[str, ...] = ("psi", "js", "wasserstein")
     alert_after_windows: tuple[int, int] = (1, 1)  # (k, n): critical only in k of the last n windows
+    # -- multivariate drift, performance estimation, ranking (tests in the same family and budget) --
+    multivariate_variance: float = 0.9  # share of the standardised numeric features' variance the PCA keeps
+    multivariate_floor: float = 0.1  # effect floor: the mean reconstruction error at least 10% above the reference's
+    performance_reference_size: int = 1000  # first labelled predictions (with a score) that calibrate the scores
+    performance_bins: int = 20  # quantile bins of the binned calibration (at least 50 labelled rows each)
+    performance_margin: float = 0.02  # effect floor: estimated accuracy this far below the reference's at least
+    ranking_windows: int = 8  # recent windows over which a feature's drift is compared with the performance
     # -- data quality (a share of the window's observations at or above it fires) -----------------
     missing_share_threshold: float = 0.05
     out_of_range_share_threshold: float = 0.05
@@ -92,12 +99,15 @@ class MonitorConfig:
             if not isinstance(value, int | float) or not (0 <= value <= 1) or (value == 0 and not allow_zero):
                 raise ValueError(f"{name} must be in {'[' if allow_zero else '('}0, 1], got {value!r}")
 
-        for name in ("reference_size", "window_size", "min_window_n", "n_bins", "top_k", "concept_confirmation"):
+        for name in ("reference_size", "window_size", "min_window_n", "n_bins", "top_k", "concept_confirmation",
+                     "performance_reference_size", "performance_bins", "ranking_windows"):
             positive_int(name)
         for name in ("max_known_categories", "max_unexpected_features", "concept_confirmation_window",
                      "concept_cooldown"):
             non_negative_int(name)
-        for name in ("psi_floor", "js_floor", "wasserstein_floor", "ks_floor", "chi2_floor", "psi_epsilon"):
+        share("multivariate_variance", allow_zero=False)
+        for name in ("psi_floor", "js_floor", "wasserstein_floor", "ks_floor", "chi2_floor", "psi_epsilon",
+                     "multivariate_floor", "performance_margin"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

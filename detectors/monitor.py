@@ -12,36 +12,45 @@ A monitor restored with ``from_bytes`` continues exactly like one that never sto
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any, Final
 
+import numpy as np
+
+from detectors.calibration import NullFit
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
 from detectors.drift import drift_signals, json_safe, tests_in, thresholds, window_scores
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram
+from detectors.performance import ScoreCalibration, class_key, expected_metrics, fit_calibration
 from detectors.quality import quality_signals, window_quality
+from detectors.ranking import WindowRecord, rank, record_for
 from detectors.records import (
     CONCEPT_DRIFT,
     CRITICAL,
     DATA_DRIFT,
     DATA_QUALITY,
+    PERFORMANCE,
     PREDICTION_DRIFT,
     WARNING,
     Observation,
     Outcome,
     Signal,
 )
-from detectors.reference import PREDICTION, SCORE, Reference, build_reference, field_key
-from detectors.window import Window, take
+from detectors.reference import MULTIVARIATE, PREDICTION, SCORE, Reference, build_reference, field_key
+from detectors.reference import PERFORMANCE as PERFORMANCE_TEST
+from detectors.window import PCA_UNIT, Window, take
 
 __all__ = [
     "CONCEPT_DRIFT",
     "CRITICAL",
     "DATA_DRIFT",
     "DATA_QUALITY",
+    "PERFORMANCE",
     "PREDICTION_DRIFT",
     "WARNING",
     "ModelMonitor",
@@ -55,9 +64,13 @@ __all__ = [
 FORMAT_VERSION: Final = 1
 _MAGIC: Final = b"DWMN"
 _STATE_FIELDS: Final = ("config", "reference", "reference_source", "buffer", "window", "errors",
-                        "n_observations", "n_windows", "last_window", "last_scores", "recent_critical")
+                        "n_observations", "n_windows", "last_window", "last_scores", "recent_critical",
+                        "labelled", "performance_note", "records", "open_realised", "estimates", "last_ranking")
+_Test = tuple[str, str, float, NullFit, float]  # kind, signal, score, null fit, effect floor
 # fields a snapshot from before they existed lacks, and what they start as
-_ADDED_FIELDS: Final = {"recent_critical": list}
+_ADDED_FIELDS: Final[dict[str, Any]] = {"recent_critical": list, "labelled": list, "performance_note": str,
+                                        "records": list, "open_realised": lambda: None, "estimates": list,
+                                        "last_ranking": list}
 
 
 class ModelMonitor:
@@ -74,6 +87,16 @@ class ModelMonitor:
         self.last_scores: dict[str, Any] = {}
         # the (kind, signal, field) keys that were critical in each of the last n windows (alert_after_windows)
         self.recent_critical: list[list[tuple[str, str, str | None]]] = []
+        self._reset_performance()
+
+    def _reset_performance(self) -> None:
+        # the first labelled predictions of this version (score, prediction, label), until they calibrate the scores
+        self.labelled: list[tuple[float, float | str, float | str]] = []
+        self.performance_note = ""  # why there is no estimate (multiclass, no score...), once known
+        self.records: list[WindowRecord] = []  # recent closed windows: effects, estimate, realised counts
+        self.open_realised: np.ndarray | None = None  # realised counts of the window still open
+        self.estimates: list[dict[str, Any]] = []  # performance_estimate records not yet taken by the stream
+        self.last_ranking: list[dict[str, Any]] = []
 
     @property
     def phase(self) -> str:
@@ -103,6 +126,7 @@ class ModelMonitor:
         self.reference_source = "supplied"
         self.buffer = []
         self.window = Window.open(self.reference, self.n_windows, self.config.max_unexpected_features)
+        self._reset_performance()
 
     def start_version(self, reference: bytes | Reference | None = None) -> None:
         """A new model version: compare against ``reference`` (its training histograms) or, without one,
@@ -112,6 +136,7 @@ class ModelMonitor:
         if reference is not None:
             self.set_reference(reference)
             return
+        self._reset_performance()
         self.reference = None
         self.reference_source = "observations"
         self.buffer = []
@@ -131,12 +156,13 @@ class ModelMonitor:
                 self.reference = Reference.from_observations(self.buffer, self.config)
                 self.buffer = []
                 self.window = Window.open(self.reference, self.n_windows, self.config.max_unexpected_features)
+                self._calibrate_scores()
         timestamps = [float(o.timestamp) for o in observations]
         while start < len(observations):
             assert self.window is not None
             count, closes = take(timestamps[start:], self.window.n, self.window.start,
                                  self.config.window_size, self.config.window_seconds)
-            self.window.add(observations[start : start + count])
+            self.window.add(observations[start : start + count], self.reference)
             start += count
             if closes:
                 signals.extend(self._close())
@@ -164,8 +190,11 @@ class ModelMonitor:
         }, config)
         quality = window_quality(reference, window)
         signals: list[Signal] = []
-        if info.n >= min(config.min_window_n, config.window_size):
-            family = tests_in(features, config) + tests_in(predictions, config)
+        tested = info.n >= min(config.min_window_n, config.window_size)
+        # multivariate and performance: (kind, signal, score, fit, floor), and their scores for the status
+        extra, extra_scores = self._extra_tests(window, tested, features)
+        if tested:
+            family = tests_in(features, config) + tests_in(predictions, config) + len(extra)
             histograms: dict[str, tuple[str, Histogram]] = {
                 name: (field_key(name), h) for name, h in window.features.items()}
             for key, current in ((PREDICTION, window.prediction), (SCORE, window.score)):
@@ -175,20 +204,87 @@ class ModelMonitor:
                     for name in (*features, *predictions)}
             drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family)
             drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family)
+            drifted += [s for test in extra if (s := _test_signal(*test, config, info, family)) is not None]
             signals += self._persistent(drifted)
             for scores in (features, predictions):  # reported beside the scores (status, report)
                 for name, cut_offs in thresholds(scores, fits, config, family).items():
                     scores[name].update(cut_offs)
+            for _kind, signal, _score, fit, floor in extra:
+                extra_scores[signal][f"{signal}_threshold"] = max(fit.cutoff(config.false_alarm_rate / family),
+                                                                        floor)
+        signals = self._rank(signals, window)
         signals += quality_signals(reference, window, quality, config)
         self.last_window = json_safe(asdict(info)) | {"tested": info.n >= min(config.min_window_n,
                                                                                  config.window_size)}
         self.last_scores = {
             "features": {name: json_safe(features[name]) | json_safe(quality[name]) for name in features},
             "prediction": {name: json_safe(scores) for name, scores in predictions.items()},
+            "multivariate": {name: json_safe(scores) for name, scores in extra_scores.items()
+                             if name == "multivariate"},
+            "performance": {name: json_safe(scores) for name, scores in extra_scores.items()
+                            if name == "accuracy_estimate"},
         }
         self.n_windows += 1
         self.window = Window.open(reference, self.n_windows, config.max_unexpected_features)
         return signals
+
+    def _extra_tests(self, window: Window, tested: bool,
+                     features: dict[str, dict[str, float]]) -> tuple[list[_Test], dict[str, dict[str, float]]]:
+        """The window's multivariate and performance tests and their scores; records the window (ranking) and its
+        performance_estimate."""
+        reference, config = self.reference, self.config
+        assert reference is not None
+        tests: list[_Test] = []
+        scores: dict[str, dict[str, float]] = {}
+        least = min(config.min_window_n, config.window_size)
+        if reference.pca is not None and window.pca_n:
+            error = window.pca_sum / PCA_UNIT / window.pca_n
+            scores["multivariate"] = {"multivariate": error, "multivariate_reference": reference.pca.error_mean}
+            fit = reference.test_fit(MULTIVARIATE, window.pca_n, config)
+            if tested and window.pca_n >= least and fit is not None:
+                tests.append((DATA_DRIFT, "multivariate", error, fit,
+                              reference.pca.error_mean * (1.0 + config.multivariate_floor)))
+        calibration, counts = reference.performance, window.performance_counts
+        estimate, n_scored = None, 0 if counts is None else int(counts.sum())
+        if calibration is not None and counts is not None and n_scored:
+            estimate = expected_metrics(calibration, counts)
+            drop = calibration.reference_accuracy - estimate["accuracy"]
+            scores["accuracy_estimate"] = {"accuracy_estimate": estimate["accuracy"], "accuracy_drop": drop,
+                                           "accuracy_reference": calibration.reference_accuracy}
+            fit = reference.test_fit(PERFORMANCE_TEST, n_scored, config)
+            if tested and n_scored >= least and fit is not None and math.isfinite(drop):
+                tests.append((PERFORMANCE, "accuracy_estimate", drop, fit, config.performance_margin))
+        record = WindowRecord(window.index, window.start, window.end, window.n,
+                              {name: f["js"] for name, f in features.items() if math.isfinite(f["js"])},
+                              estimate, n_scored,
+                              self.open_realised, 0 if self.open_realised is None else int(self.open_realised.sum()))
+        self.open_realised = None
+        self.records = [*self.records, record][-max(self.config.ranking_windows, 1):]
+        if estimate is not None and calibration is not None:
+            self.estimates.append({
+                "window": json_safe(asdict(window.info())), "n_scored": n_scored, "unscored": window.unscored,
+                "estimated": json_safe(estimate), "reference_accuracy": calibration.reference_accuracy,
+                "calibration": calibration.method,
+                "accuracy_drop": scores["accuracy_estimate"]["accuracy_drop"],
+            })
+        return tests, scores
+
+    def _rank(self, signals: list[Signal], window: Window) -> list[Signal]:
+        """Rank this window's drifted features (``detectors/ranking.py``) and put the ranking in the details of its
+        data-drift and performance signals."""
+        drifted = {s.feature for s in signals if s.kind == DATA_DRIFT and s.feature is not None}
+        if not self.records or self.records[-1].index != window.index:
+            return signals
+        calibration = self.reference.performance if self.reference is not None else None
+        ranking = rank(drifted, self.records, None if calibration is None else calibration.reference_accuracy)
+        self.last_ranking = ranking
+        if not ranking:
+            return signals
+        top = [{k: r[k] for k in ("feature", "effect", "tracks_performance", "rank")} for r in ranking[:3]]
+        position = {r["feature"]: r["rank"] for r in ranking}
+        return [replace(s, details={**s.details, "ranking": top,
+                                    **({"rank": position[s.feature]} if s.feature in position else {})})
+                if s.kind in (DATA_DRIFT, PERFORMANCE) else s for s in signals]
 
     def _persistent(self, signals: list[Signal]) -> list[Signal]:
         """Critical only when the same (kind, signal, field) was critical in k of the last n windows, this one
@@ -209,8 +305,82 @@ class ModelMonitor:
 
     # -- outcomes --------------------------------------------------------------------------------
     def update_outcomes(self, outcomes: Sequence[Outcome]) -> list[Signal]:
-        """Feed joined (prediction, label) pairs to the concept-drift detectors."""
-        return self.errors.update(outcomes)
+        """Feed joined (prediction, label) pairs to the concept-drift detectors, to the score calibration (the
+        first ``performance_reference_size`` with a score) and to their window's realised performance."""
+        signals = self.errors.update(outcomes)
+        calibration = self.reference.performance if self.reference is not None else None
+        if calibration is None:
+            room = self.config.performance_reference_size - len(self.labelled)
+            if room > 0 and not self.performance_note:
+                self.labelled.extend((float(o.score), o.prediction, o.label) for o in outcomes
+                                     if o.score is not None and o.label is not None)
+                self.labelled = self.labelled[: self.config.performance_reference_size]
+            self._calibrate_scores()
+            return signals
+        for o in outcomes:
+            self._realise(calibration, o)
+        return signals
+
+    def _calibrate_scores(self) -> None:
+        """Calibrate the scores once the reference exists and enough labelled predictions are in."""
+        if (self.reference is None or self.reference.performance is not None
+                or len(self.labelled) < self.config.performance_reference_size):
+            return
+        scores, predictions, labels = zip(*self.labelled, strict=True)
+        fitted = fit_calibration(scores, predictions, labels, self.config.performance_bins)
+        self.labelled = []
+        if isinstance(fitted, str):
+            self.performance_note = fitted
+            return
+        self.reference.attach_performance(fitted, self.config)  # estimates start with the next window
+
+    def _realise(self, calibration: ScoreCalibration, outcome: Outcome) -> None:
+        """Count a labelled prediction in its window's realised (predicted, label, step) counts."""
+        if outcome.score is None or outcome.predicted_at is None or not math.isfinite(float(outcome.score)):
+            return
+        t = float(outcome.predicted_at)
+        predicted = int(class_key(outcome.prediction) == calibration.positive)
+        label = int(class_key(outcome.label) == calibration.positive)
+        step = int(calibration.step_of(np.asarray([float(outcome.score)]))[0])
+        window = self.window
+        if window is not None and window.n and t >= window.start:
+            if self.open_realised is None:
+                self.open_realised = np.zeros((2, 2, calibration.steps), dtype=np.int64)
+            self.open_realised[predicted, label, step] += 1
+            return
+        record = record_for(self.records, t)
+        if record is None or record.estimate is None:
+            return
+        if record.realised is None:
+            record.realised = np.zeros((2, 2, calibration.steps), dtype=np.int64)
+        record.realised[predicted, label, step] += 1
+        record.realised_n += 1
+
+    def take_estimates(self) -> list[dict[str, Any]]:
+        """The performance_estimate records of the windows closed since the last call (the stream publishes them)."""
+        taken, self.estimates = self.estimates, []
+        return taken
+
+    def performance_status(self) -> dict[str, Any]:
+        """Score calibration, the recent windows' estimated and realised performance, and the estimation error."""
+        calibration = self.reference.performance if self.reference is not None else None
+        if calibration is None:
+            note = self.performance_note or (
+                f"collecting labelled predictions with a score: {len(self.labelled)} of "
+                f"{self.config.performance_reference_size}")
+            return {"estimating": False, "note": note}
+        windows = [r.summary() for r in self.records if r.estimate is not None]
+        errors = [w["estimation_error"] for w in windows
+                  if w["estimation_error"] is not None and w["realised_n"] >= 0.9 * max(w["estimated_n"], 1)]
+        return {
+            "estimating": True,
+            "calibration": {"method": calibration.method, "positive": calibration.positive,
+                            "steps": calibration.steps, "reference_n": calibration.reference_n,
+                            "reference_accuracy": calibration.reference_accuracy,
+                            "held_out_error": calibration.held_out_error},
+            "windows": windows,
+            "mean_estimation_error": sum(errors) / len(errors) if errors else None,
+        }
 
     # -- reporting and state ---------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -231,6 +401,11 @@ class ModelMonitor:
             "last_window": self.last_window,
             "scores": self.last_scores,
             "concept": self.errors.status(),
+            "performance": self.performance_status(),
+            "multivariate": None if self.reference is None or self.reference.pca is None else {
+                "features": list(self.reference.pca.features), "components": len(self.reference.pca.components),
+                "error_reference": self.reference.pca.error_mean},
+            "ranking": self.last_ranking,
         }
 
     def to_bytes(self, key: bytes = b"") -> bytes:
@@ -253,3 +428,18 @@ class ModelMonitor:
 
     def __repr__(self) -> str:
         return f"ModelMonitor(phase={self.phase}, observations={self.n_observations}, windows={self.n_windows})"
+
+
+def _test_signal(kind: str, signal: str, score: float, fit: NullFit, floor: float, config: MonitorConfig,
+                 window: Any, family: int) -> Signal | None:
+    """A signal of a test that is not a histogram's (multivariate, performance), on the same budget and rules."""
+    for severity, rate in ((CRITICAL, config.false_alarm_rate), (WARNING, config.warning_rate)):
+        noise = fit.cutoff(rate / family)
+        threshold = max(noise, floor)
+        if score >= threshold:
+            return Signal(kind, signal, None, score, threshold, severity, window.index, window.start, window.end,
+                          window.n, {"noise_threshold": noise, "effect_floor": floor,
+                                     "decided_by": "noise" if noise >= floor else "effect_floor",
+                                     "false_alarm_rate": rate, "test_alpha": rate / family, "family_size": family,
+                                     "p_value": fit.p_value(score)})
+    return None

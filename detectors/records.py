@@ -15,6 +15,7 @@ DATA_DRIFT: Final = "data_drift"
 PREDICTION_DRIFT: Final = "prediction_drift"
 CONCEPT_DRIFT: Final = "concept_drift"
 DATA_QUALITY: Final = "data_quality"
+PERFORMANCE: Final = "performance"  # the estimated accuracy fell below the reference's
 
 
 class Observation(NamedTuple):
@@ -27,11 +28,14 @@ class Observation(NamedTuple):
 
 
 class Outcome(NamedTuple):
-    """One joined (prediction, label) pair."""
+    """One joined (prediction, label) pair; ``score`` and ``predicted_at`` (the prediction's timestamp) let
+    performance estimation calibrate scores and put the label in its prediction's window."""
 
     timestamp: float
     prediction: float | str
     label: float | str | bool  # an int is a float here (PEP 484); detectors.task says which are classes
+    score: float | None = None
+    predicted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,8 @@ class Signal:
     ``window_index`` the outcome index at which the detector fired.
     """
 
-    kind: str  # data_drift | prediction_drift | concept_drift | data_quality
-    signal: str  # psi | js | wasserstein | ks | chi2 | adwin | ddm | missing_share | ...
+    kind: str  # data_drift | prediction_drift | concept_drift | data_quality | performance
+    signal: str  # psi | js | wasserstein | ks | chi2 | multivariate | accuracy_estimate | adwin | ddm | ...
     feature: str | None
     score: float
     threshold: float

@@ -17,6 +17,8 @@ from detectors.codec import pack_json, unpack_json
 from detectors.config import MonitorConfig
 from detectors.exceptions import SnapshotError
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
+from detectors.multivariate import PcaModel, as_matrix, fit_pca
+from detectors.performance import ScoreCalibration, drop_null, fit_calibration
 from detectors.records import Observation
 from detectors.statistics import reference_scale
 from detectors.values import categorical_column, infer_kind, numeric_column
@@ -45,6 +47,9 @@ def kind_of(histogram: Histogram) -> str:
 
 PREDICTION: Final = "prediction"
 SCORE: Final = "score"
+# calibration keys of the two tests that are not a histogram's: (key, statistic)
+MULTIVARIATE: Final = ("multivariate", "mean_error")
+PERFORMANCE: Final = ("performance", "accuracy_drop")
 FieldFits = dict[str, NullFit]  # statistic -> its null fit
 
 
@@ -61,6 +66,10 @@ class Reference:
     n: int
     # (window size class, PSI epsilon) -> field key -> statistic -> null fit
     calibrations: dict[tuple[int, float], dict[str, FieldFits]] = field(default_factory=dict)
+    # PCA of the standardised numeric features (multivariate drift), and the score calibration of the
+    # reference's labelled predictions (performance estimation; attached once enough labels have arrived)
+    pca: PcaModel | None = None
+    performance: ScoreCalibration | None = None
 
     def histograms(self) -> dict[str, Histogram]:
         """Every field's histogram by its calibration key."""
@@ -80,10 +89,32 @@ class Reference:
             table[key] = calibrate(histogram, size, config.psi_epsilon, scale)
         return table[key]
 
+    def test_fit(self, test: tuple[str, str], m: int, config: MonitorConfig) -> NullFit | None:
+        """The null fit of the multivariate or the performance test for windows of ``m`` rows (None without a
+        PCA or a score calibration), computed on first use and kept beside the fields' fits."""
+        model = self.pca if test == MULTIVARIATE else self.performance
+        if model is None:
+            return None
+        size = size_class(m, config.window_size)
+        table = self.calibrations.setdefault((size, config.psi_epsilon), {})
+        key, statistic = test
+        if key not in table:
+            table[key] = {statistic: model.null(size) if isinstance(model, PcaModel) else drop_null(model, size)}
+        return table[key][statistic]
+
+    def attach_performance(self, calibration: ScoreCalibration, config: MonitorConfig) -> None:
+        """The score calibration of labelled predictions that arrived after the reference was built."""
+        self.performance = calibration
+        for table in self.calibrations.values():
+            table.pop(PERFORMANCE[0], None)
+        self.test_fit(PERFORMANCE, config.window_size, config)
+
     def calibrate(self, config: MonitorConfig) -> Reference:
         """Compute every field's calibration for full windows now (building a reference, not closing a window)."""
         for key in self.histograms():
             self.fits(key, config.window_size, config)
+        for test in (MULTIVARIATE, PERFORMANCE):
+            self.test_fit(test, config.window_size, config)
         return self
 
     @classmethod
@@ -93,14 +124,19 @@ class Reference:
         config: MonitorConfig,
         predictions: Sequence[object] | None = None,
         scores: Sequence[object] | None = None,
+        labels: Sequence[object] | None = None,
     ) -> Reference:
         names: dict[str, None] = {}  # every feature seen, in order of first appearance
         for row in rows:
             names.update(dict.fromkeys(row))
         features: dict[str, Histogram] = {}
+        numeric: dict[str, list[object]] = {}
         for name in names:
             raw = [row.get(name) for row in rows]
             features[name] = column_histogram(raw, infer_kind(raw), config)
+            if isinstance(features[name], NumericHistogram):
+                numeric[name] = raw
+        pca = fit_pca(list(numeric), as_matrix(list(numeric.values())), config.multivariate_variance)
         prediction = score = None
         if predictions is not None:
             if len(predictions) != len(rows):
@@ -110,7 +146,13 @@ class Reference:
             if len(scores) != len(rows):
                 raise ValueError(f"{len(scores)} scores for {len(rows)} rows")
             score = column_histogram(scores, "numeric", config)
-        return cls(features, prediction, score, len(rows)).calibrate(config)
+        performance = None
+        if labels is not None:
+            if len(labels) != len(rows) or predictions is None or scores is None:
+                raise ValueError(f"{len(labels)} labels for {len(rows)} rows: labels need predictions and scores")
+            fitted = fit_calibration(scores, predictions, labels, config.performance_bins)  # type: ignore[arg-type]
+            performance = fitted if isinstance(fitted, ScoreCalibration) else None
+        return cls(features, prediction, score, len(rows), pca=pca, performance=performance).calibrate(config)
 
     @classmethod
     def from_observations(cls, observations: Sequence[Observation], config: MonitorConfig) -> Reference:
@@ -140,6 +182,8 @@ class Reference:
                  "fields": {key: {stat: fit.to_list() for stat, fit in fits.items()} for key, fits in table.items()}}
                 for (size, epsilon), table in self.calibrations.items()
             ],
+            "pca": None if self.pca is None else self.pca.to_dict(),
+            "performance": None if self.performance is None else self.performance.to_dict(),
         })
 
     @classmethod
@@ -164,9 +208,11 @@ class Reference:
                 }
                 for entry in payload.get("calibrations", [])
             }
+            pca, performance = payload.get("pca"), payload.get("performance")
             reference = cls({k: v for k, v in features.items() if v is not None},
                             histogram(payload["prediction"]), histogram(payload["score"]), int(payload["n"]),
-                            calibrations)
+                            calibrations, None if pca is None else PcaModel.from_dict(pca),
+                            None if performance is None else ScoreCalibration.from_dict(performance))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise SnapshotError(f"corrupt reference: {exc}") from exc
         return reference
@@ -177,10 +223,12 @@ def build_reference(
     config: MonitorConfig | None = None,
     predictions: Sequence[object] | None = None,
     scores: Sequence[object] | None = None,
+    labels: Sequence[object] | None = None,
 ) -> bytes:
     """Reference histograms of training data, for ``ModelMonitor.with_reference`` / ``set_reference``.
 
     ``rows`` are feature mappings; pass the model's ``predictions`` (and ``scores``) on the same rows to
-    monitor prediction drift too. Pure and deterministic: the same rows give the same bytes.
+    monitor prediction drift too, and their ``labels`` (held-out rows, not the ones the model was fitted on) to
+    estimate performance from the first window. Pure and deterministic: the same rows give the same bytes.
     """
-    return Reference.from_columns(rows, config or MonitorConfig(), predictions, scores).to_bytes()
+    return Reference.from_columns(rows, config or MonitorConfig(), predictions, scores, labels).to_bytes()

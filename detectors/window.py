@@ -15,11 +15,14 @@ from operator import itemgetter
 import numpy as np
 
 from detectors.histogram import Histogram, NumericHistogram
+from detectors.multivariate import as_matrix, window_matrix
+from detectors.performance import window_counts
 from detectors.records import Observation
 from detectors.reference import Reference
 from detectors.values import categorical_column, numeric_column
 
 _ABSENT = object()
+PCA_UNIT = 2.0**32  # fixed point of the summed PCA errors
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,13 @@ class Window:
     end: float = math.nan
     absent: dict[str, int] = field(default_factory=dict)  # observations without the feature
     unexpected: dict[str, int] = field(default_factory=dict)  # features the reference does not have
+    # multivariate drift: the sum of the rows' PCA reconstruction errors; performance estimation: rows per
+    # (predicted class, calibration step) when the calibration was known at its first batch, and rows without a
+    # usable score
+    pca_sum: int = 0  # in units of 2**-32: integers add up the same however the window is split into batches
+    pca_n: int = 0
+    performance_counts: np.ndarray | None = None
+    unscored: int = 0
 
     @classmethod
     def open(cls, reference: Reference, index: int, max_unexpected: int = 100) -> Window:
@@ -87,7 +97,8 @@ class Window:
     def info(self) -> WindowInfo:
         return WindowInfo(self.index, self.start, self.end, self.n)
 
-    def add(self, observations: Sequence[Observation]) -> None:
+    def add(self, observations: Sequence[Observation], reference: Reference | None = None) -> None:
+        """Count a batch; with the ``reference`` also its PCA errors and its performance counts."""
         if not observations:
             return
         rows = [o.features if o.features is not None else {} for o in observations]
@@ -95,6 +106,8 @@ class Window:
         columns, complete = self._columns(rows, names)
         for name, raw in zip(names, columns, strict=True):
             fill(self.features[name], raw)
+        if reference is not None:
+            self._add_derived(reference, observations, rows, dict(zip(names, columns, strict=True)), complete)
         # a row can carry a feature we do not know only if one lacks a known one or has more keys
         if not complete or set(map(len, rows)) != {len(names)}:
             known = self.features.keys()
@@ -112,6 +125,28 @@ class Window:
             self.start = float(timestamps[0])
         self.end = float(timestamps[-1])
         self.n += len(observations)
+
+
+    def _add_derived(self, reference: Reference, observations: Sequence[Observation],
+                     rows: Sequence[Mapping[str, object]], columns: Mapping[str, Sequence[object]],
+                     complete: bool) -> None:
+        pca, calibration = reference.pca, reference.performance
+        if pca is not None:
+            matrix = (as_matrix([columns[name] for name in pca.features]) if complete
+                      else window_matrix(pca, rows))
+            # a row's error capped at 1e4 (100 sd per feature): the int64 sum of 100,000 rows cannot overflow
+            errors = np.minimum(pca.row_errors(matrix), 1e4)
+            self.pca_sum += int(np.round(errors * PCA_UNIT).astype(np.int64).sum())
+            self.pca_n += matrix.shape[0]
+        # a window is estimated whole or not at all: from its first batch, if the calibration was known by then
+        if calibration is not None and (self.n == 0 or self.performance_counts is not None):
+            counts, unscored = window_counts(calibration, [o.score for o in observations],
+                                             [o.prediction for o in observations])
+            if self.performance_counts is None or self.performance_counts.shape != counts.shape:
+                self.performance_counts = counts
+            else:
+                self.performance_counts += counts
+            self.unscored += unscored
 
 
 def _columns_fast(rows: Sequence[Mapping[str, object]], names: list[str]) -> list[Sequence[object]] | None:

@@ -32,6 +32,7 @@ class Topics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     labels: str = "labels"
     drift_events: str = "drift-events"
     drift_alerts: str = "drift-alerts"
+    performance_estimates: str = "performance-estimates"
     model_updates: str = "model-updates"
     dead_letters: str = "dead-letters"
 
@@ -87,6 +88,12 @@ class MonitorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     psi_epsilon: float = 1e-4
     drift_signals: tuple[str, ...] = ("psi", "js", "wasserstein")
     alert_after_windows: tuple[int, int] = (1, 1)
+    multivariate_variance: float = 0.9
+    multivariate_floor: float = 0.1
+    performance_reference_size: int = 1000
+    performance_bins: int = 20
+    performance_margin: float = 0.02
+    ranking_windows: int = 8
     missing_share_threshold: float = 0.05
     out_of_range_share_threshold: float = 0.05
     unseen_category_share_threshold: float = 0.05

@@ -39,7 +39,8 @@ RECENT_SAMPLES = 1000  # the retrain worker's max_samples in the demo: the newes
 DEMO_RATE = 1000.0
 DEMO_TOTAL = 40_000  # an upper bound: the sender stops once the stream compares against version 2
 SWITCH_WAIT_S = 10.0  # predictions per second: ten windows of 1000 close about a second apart
-TOPIC_FIELDS = ("predictions", "labels", "drift_events", "drift_alerts", "model_updates", "dead_letters")
+TOPIC_FIELDS = ("predictions", "labels", "drift_events", "drift_alerts", "performance_estimates", "model_updates",
+                "dead_letters")
 
 
 def isolated_env(base: dict[str, str], run_id: str) -> dict[str, str]:

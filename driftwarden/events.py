@@ -21,7 +21,7 @@ FeatureValue = float | str | bool | None
 # whether it is a class (``detectors.task``: an integer-valued number is one, 1.0 included).
 LabelValue = int | float | str | bool
 
-DriftKind = Literal["data_drift", "prediction_drift", "concept_drift", "data_quality"]
+DriftKind = Literal["data_drift", "prediction_drift", "concept_drift", "data_quality", "performance"]
 Severity = Literal["warning", "critical"]
 AlertStatus = Literal["firing", "resolved"]
 
@@ -83,6 +83,26 @@ class DriftEvent(msgspec.Struct, frozen=True):
     details: dict[str, Any] = {}
 
 
+class PerformanceEstimate(msgspec.Struct, frozen=True):
+    """A window's performance estimated from its calibrated scores, before its labels (topic
+    ``performance-estimates``, one per closed window of a model whose scores are calibrated). ``estimated`` holds
+    accuracy, precision, recall, f1 and roc_auc (null where undefined, e.g. precision with nothing predicted
+    positive); ``accuracy_drop`` is ``reference_accuracy - estimated["accuracy"]``. ``estimate_id`` is deterministic
+    like ``drift_id``."""
+
+    estimate_id: str
+    model: str
+    model_version: str | None
+    window: Window
+    n_scored: int  # rows with a usable score: the estimate's sample
+    unscored: int
+    estimated: dict[str, float | None]
+    reference_accuracy: float  # realised on the reference's labelled predictions
+    accuracy_drop: float
+    calibration: str  # binned | isotonic
+    detected_at: float
+
+
 class AlertLabels(msgspec.Struct, frozen=True):
     alertname: str
     model: str
@@ -142,7 +162,8 @@ _decoders = {
     Label: msgspec.json.Decoder(Label | list[Label]),
 }
 _single_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
-    t: msgspec.json.Decoder(t) for t in (DriftEvent, DriftAlert, ModelUpdate, DeadLetter, Prediction, Label)
+    t: msgspec.json.Decoder(t)
+    for t in (DriftEvent, DriftAlert, PerformanceEstimate, ModelUpdate, DeadLetter, Prediction, Label)
 }
 
 

@@ -22,7 +22,8 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: float = 30.0) -> None:
     """Create the service's topics if they are missing (idempotent; existing topics are left alone)."""
     t = settings.kafka.topics
-    names = topics or [t.predictions, t.labels, t.drift_events, t.drift_alerts, t.model_updates, t.dead_letters]
+    names = topics or [t.predictions, t.labels, t.drift_events, t.drift_alerts, t.performance_estimates,
+                       t.model_updates, t.dead_letters]
     admin = AdminClient(client_config(settings))
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors.histogram import Histogram
+from detectors.histogram import Histogram, NumericHistogram
 from detectors.monitor import (
     CRITICAL,
     DATA_DRIFT,
@@ -28,6 +28,7 @@ from detectors.monitor import (
     Observation,
     Signal,
 )
+from detectors.multivariate import as_matrix, fit_pca
 from detectors.reference import Reference, column_histogram, kind_of
 from detectors.values import infer_kind
 from detectors.window import fill
@@ -87,6 +88,9 @@ class Report:
     skipped: tuple[str, ...]  # columns that are neither numbers nor categories (dates...)
     only_reference: tuple[str, ...] = ()  # compared as absent in every current row (schema_mismatch)
     only_current: tuple[str, ...] = ()  # not in the reference: nothing to compare them with
+    # the drifted features, most relevant first (one window and no labels: by effect size, the JS distance)
+    ranking: tuple[tuple[str, float], ...] = ()
+    multivariate: Signal | None = None  # the PCA reconstruction error test, when it fired
 
     @property
     def drifted(self) -> list[FeatureResult]:
@@ -146,7 +150,9 @@ def reference_of(columns: Mapping[str, Sequence[object]], config: MonitorConfig,
     n = len(next(iter(columns.values()))) if columns else 0
     features = {name: column_histogram(raw, infer_kind(raw), config) for name, raw in columns.items()}
     prediction = None if predictions is None else column_histogram(predictions, infer_kind(predictions), config)
-    return Reference(features, prediction, None, n).calibrate(config)
+    numeric = [name for name, h in features.items() if isinstance(h, NumericHistogram)]
+    pca = fit_pca(numeric, as_matrix([columns[name] for name in numeric]), config.multivariate_variance)
+    return Reference(features, prediction, None, n, pca=pca).calibrate(config)
 
 
 def _statistics(scores: Mapping[str, Any], kind: str, config: MonitorConfig,
@@ -219,8 +225,10 @@ def compare(reference: Any, current: Any, config: MonitorConfig, *, prediction: 
             statistics=_statistics(scores, kind, config, {s.signal: s for s in drift}),
             drifted=bool(drift), severity=severity, quality=quality,
             reference=ref_hist, current=current_hist, scores=dict(scores)))
+    ranking = tuple((str(r["feature"]), float(r["effect"])) for r in status["ranking"])
+    multivariate = next((s for s in signals if s.kind == DATA_DRIFT and s.signal == "multivariate"), None)
     return Report(reference_path, current_path, len(reference), len(current), config, tuple(results),
-                  tuple(skipped), only_reference, only_current)
+                  tuple(skipped), only_reference, only_current, ranking, multivariate)
 
 
 def fmt(value: float | None) -> str:
@@ -248,6 +256,13 @@ def summary_lines(report: Report) -> list[str]:
         fired = ", ".join(f"{s.label} {fmt(s.score)} {'<=' if s.lower_fires else '>='} {fmt(s.threshold)}"
                           for s in f.statistics if s.fired)
         lines.append(f"DRIFT {f.name} ({f.severity}): {fired}")
+    if report.ranking:
+        lines.append("ranked by effect size (JS distance): "
+                     + ", ".join(f"{name} {fmt(effect)}" for name, effect in report.ranking))
+    if report.multivariate is not None:
+        m = report.multivariate
+        lines.append(f"MULTIVARIATE DRIFT ({m.severity}): PCA reconstruction error {fmt(m.score)} >= "
+                     f"{fmt(m.threshold)} (how the numeric features move together changed)")
     for f in report.features:
         for q in f.quality:
             lines.append(f"quality {f.name}: {q.signal} {fmt(q.score)} >= {fmt(q.threshold)} ({q.severity})")

@@ -37,6 +37,20 @@ svg text{font-family:inherit}
 """
 
 
+def _ranking(report: Report) -> str:
+    """The drifted features most relevant first, and the multivariate test when it fired."""
+    parts = []
+    if report.ranking:
+        parts.append("<p>Drifted features ranked by effect size (JS distance): "
+                     + ", ".join(f"<b>{_e(name)}</b> {fmt(effect)}" for name, effect in report.ranking) + "</p>")
+    if report.multivariate is not None:
+        m = report.multivariate
+        parts.append(f'<p><span class="badge drift">multivariate drift: {_e(m.severity)}</span> PCA reconstruction '
+                     f"error {fmt(m.score)} &ge; {fmt(m.threshold)}: how the numeric features move together "
+                     "changed</p>")
+    return "".join(parts)
+
+
 def render(report: Report) -> str:
     """The whole page as a string."""
     drifted = report.drifted
@@ -55,6 +69,7 @@ def render(report: Report) -> str:
         f"&middot; {config.n_bins} quantile bins (a bin per value for discrete columns) "
         f"&middot; generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')}</div>",
         _summary_table(report),
+        _ranking(report),
         _notes(report),
         f'<div class="legend muted">histograms:<span style="background:{REFERENCE_COLOUR}"></span>reference'
         f'<span style="background:{CURRENT_COLOUR}"></span>current &middot; score bars: the dashed line is '

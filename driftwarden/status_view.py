@@ -102,12 +102,29 @@ def alert_lines(model: Mapping[str, Any]) -> str:
 
 
 def performance_lines(model: Mapping[str, Any]) -> str:
-    """Running accuracy (classification) or mean absolute error (regression) per served version."""
+    """Running accuracy (classification) or mean absolute error (regression) per served version, and the last
+    window's accuracy estimated from the scores, with the realised one beside it once its labels are in."""
     performance = model.get("performance") or {}
-    if not performance:
+    lines = [f"v{version}: {_num(p.get('value'))} (n={p.get('n', 0)})"
+             for version, p in sorted(performance.items(), key=lambda kv: _version_key(kv[0]))]
+    windows = ((model.get("monitor") or {}).get("performance") or {}).get("windows") or []
+    if windows:
+        last = windows[-1]
+        realised = last.get("realised") or {}
+        lines.append(f"window {last.get('index')}: est. acc {_num((last.get('estimated') or {}).get('accuracy'))}"
+                     + (f", realised {_num(realised.get('accuracy'))} (n={last.get('realised_n')})"
+                        if realised else ""))
+    return "\n".join(lines) or "-"
+
+
+def ranking_lines(model: Mapping[str, Any]) -> str:
+    """The last window's drifted features, most relevant first (effect size, and how they track performance)."""
+    ranking = (model.get("monitor") or {}).get("ranking") or []
+    if not ranking:
         return "-"
-    return "\n".join(f"v{version}: {_num(p.get('value'))} (n={p.get('n', 0)})"
-                     for version, p in sorted(performance.items(), key=lambda kv: _version_key(kv[0])))
+    return "\n".join(f"{r.get('rank')}. {r.get('feature')} effect {_num(r.get('effect'))}"
+                     + (f" tracks {_num(r['tracks_performance'])}" if r.get("tracks_performance") is not None else "")
+                     for r in ranking[:5])
 
 
 def champion_text(model: Mapping[str, Any], champion: str | None, registry_answered: bool) -> Text:
@@ -158,7 +175,8 @@ def status_table(status: Mapping[str, Any], champions: Mapping[str, str | None] 
     """One row per model. ``champions`` is ``champion_versions``' answer ({} or None: MLflow not read)."""
     table = Table(title="driftwarden status", title_justify="left", show_lines=True)
     for header in ("model", "drift state", "open alerts", "champion", "serving", "reference",
-                   "performance per version", "traffic / labels", "predictions / windows"):
+                   "performance per version", "traffic / labels", "predictions / windows",
+                   "drifted features (ranked)"):
         table.add_column(header)
     champions = champions or {}
     for name, model in sorted(status.get("models", {}).items()):
@@ -168,6 +186,7 @@ def status_table(status: Mapping[str, Any], champions: Mapping[str, str | None] 
             str(model.get("model_version") or "-"), reference_text(model), performance_lines(model),
             traffic_lines(model),
             f"{counters.get('predictions', model.get('observations', 0))} / {model.get('windows_closed', 0)}",
+            ranking_lines(model),
         )
     return table
 

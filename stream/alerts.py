@@ -42,6 +42,13 @@ class ActiveAlert(msgspec.Struct):
     threshold: float
     started_at: float
     clean_windows: int = 0
+    top: list[str] = []  # the window's drifted features, most relevant first (at most three)
+
+
+def top_features(event: DriftEvent) -> list[str]:
+    """The first three features of the ranking a data-drift or performance event carries."""
+    ranking = event.details.get("ranking") or []
+    return [str(r["feature"]) for r in ranking[:3] if isinstance(r, dict) and "feature" in r]
 
 
 class AlertBook(msgspec.Struct):
@@ -67,13 +74,14 @@ def on_drift(book: AlertBook, model: str, event: DriftEvent, policy: AlertPolicy
             return None
         current.severity = event.severity  # escalation: same fingerprint, updated severity
         current.score, current.threshold, current.signal = event.score, event.threshold, event.signal
+        current.top = top_features(event) or current.top
         return _alert(model, current, "firing", event.window.end)
     resolved = book.resolved_at.get(key)
     if resolved is not None and event.window.end - resolved < policy.cooldown_s:
         return None
     active = ActiveAlert(drift_id=event.drift_id, kind=event.kind, feature=event.feature,
                          severity=event.severity, signal=event.signal, score=event.score,
-                         threshold=event.threshold, started_at=event.window.end)
+                         threshold=event.threshold, started_at=event.window.end, top=top_features(event))
     book.active[key] = active
     return _alert(model, active, "firing", event.window.end)
 
@@ -105,7 +113,8 @@ def _alert(model: str, active: ActiveAlert, status: str, at: float, alertname: s
         labels=AlertLabels(alertname=alertname, model=model, kind=active.kind, feature=feature,
                            severity="critical" if active.severity == "critical" else "warning"),
         annotations=AlertAnnotations(
-            summary=f"{model}: {what} ({active.severity})",
+            summary=f"{model}: {what} ({active.severity})"
+            + (f"; top drifted features: {', '.join(active.top)}" if active.top else ""),
             description=(f"{active.signal}={active.score:.4f} against threshold {active.threshold:.4f}"
                          if status == "firing" else resolved_note or
                          f"{active.clean_windows} consecutive clean windows since the incident"),

@@ -10,18 +10,37 @@ from driftwarden.events import DriftAlert, DriftEvent
 from stream.metrics import StreamMetrics
 from stream.state import ModelState
 
-KINDS = ("data_drift", "prediction_drift", "concept_drift", "data_quality", "traffic", "label_coverage")
+KINDS = ("data_drift", "prediction_drift", "concept_drift", "data_quality", "traffic", "label_coverage",
+         "performance")
 SEVERITIES = ("warning", "critical")
 
 
 def record_window_scores(metrics: StreamMetrics, model: str, scores: Mapping[str, Any]) -> None:
-    """Every feature's and the prediction's scores of the last closed window, drifted or not."""
-    for group in ("features", "prediction"):
+    """Every feature's and the prediction's scores of the last closed window, drifted or not, and the multivariate
+    and performance scores (``feature`` "multivariate" / "accuracy_estimate")."""
+    for group in ("features", "prediction", "multivariate", "performance"):
         for name, values in (scores.get(group) or {}).items():
             for signal, value in values.items():
                 if signal.endswith("_reference") or value is None or not math.isfinite(value):
                     continue
                 metrics.drift_score.labels(model=model, feature=name, signal=signal).set(value)
+
+
+def record_estimates(metrics: StreamMetrics, model: str, performance: Mapping[str, Any]) -> None:
+    """The last window's estimated performance, the last fully labelled window's realised performance beside it,
+    and the estimation error of that window's accuracy."""
+    windows = performance.get("windows") or []
+    if windows:
+        for metric, value in (windows[-1]["estimated"] or {}).items():
+            if value is not None:
+                metrics.performance_estimate.labels(model=model, metric=metric).set(value)
+    labelled = [w for w in windows if w["realised"] is not None and w["realised_n"] >= 0.9 * max(w["estimated_n"], 1)]
+    if labelled:
+        for metric, value in labelled[-1]["realised"].items():
+            if value is not None:
+                metrics.performance_realised.labels(model=model, metric=metric).set(value)
+        if labelled[-1]["estimation_error"] is not None:
+            metrics.performance_estimation_error.labels(model=model).set(labelled[-1]["estimation_error"])
 
 
 def record_model(metrics: StreamMetrics, model: str, state: ModelState, alerts: Iterable[DriftAlert],

@@ -55,7 +55,7 @@ class JoinPlan:
     drop_labels: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def join(self, model: str, event_id: str, pred: PendingPrediction, label: PendingLabel) -> None:
-        self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label))
+        self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label, pred.score, pred.timestamp))
         self.delays[model].append(label.timestamp - pred.timestamp)
         self.versions[model].append(pred.version)
         self.samples[model].append(_json.encode({
@@ -131,7 +131,7 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
             waiting_labels = []
         batch_preds: dict[str, PendingPrediction] = {}
         for j, p in enumerate(preds.get(m, ())):
-            pending = PendingPrediction(pred_times[m][j], p.features, p.prediction, p.model_version)
+            pending = PendingPrediction(pred_times[m][j], p.features, p.prediction, p.model_version, p.score)
             stored_label = waiting_labels[j] if waiting_labels else None
             if stored_label is not None:
                 plan.join(m, p.event_id, pending, decode_pending_label(stored_label))

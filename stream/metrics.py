@@ -24,6 +24,9 @@ class StreamMetrics:
     predictions_evicted: Counter
     label_delay: Histogram
     model_performance: Gauge
+    performance_estimate: Gauge
+    performance_realised: Gauge
+    performance_estimation_error: Gauge
     batch_seconds: Histogram
     state_write_seconds: Histogram
     state_write_errors: Counter
@@ -62,6 +65,15 @@ def build_metrics(registry: CollectorRegistry | None = None) -> StreamMetrics:
                               ["model"], buckets=LABEL_DELAY_BUCKETS, registry=r),
         model_performance=Gauge("driftwarden_model_performance", "Performance on joined labels",
                                 ["model", "version", "metric"], registry=r),
+        performance_estimate=Gauge("driftwarden_performance_estimate",
+                                   "Performance of the last closed window estimated from calibrated scores",
+                                   ["model", "metric"], registry=r),
+        performance_realised=Gauge("driftwarden_performance_realised",
+                                   "Realised performance of the last fully labelled window", ["model", "metric"],
+                                   registry=r),
+        performance_estimation_error=Gauge("driftwarden_performance_estimation_error",
+                                           "|estimated - realised| accuracy of the last fully labelled window",
+                                           ["model"], registry=r),
         batch_seconds=Histogram("driftwarden_batch_seconds", "Time to process one consumed batch",
                                 ["topic"], buckets=LATENCY_BUCKETS, registry=r),
         state_write_seconds=Histogram("driftwarden_state_write_seconds", "Redis state transaction time",

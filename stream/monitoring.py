@@ -9,7 +9,7 @@ from collections import defaultdict
 from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome, Signal
 from detectors.task import infer_task
 from driftwarden.config import MonitorSettings, Settings
-from driftwarden.events import DriftAlert, DriftEvent, Prediction, Window, drift_id
+from driftwarden.events import DriftAlert, DriftEvent, PerformanceEstimate, Prediction, Window, drift_id
 from stream.alerts import AlertPolicy, alert_key, on_drift, on_window_closed
 from stream.decoding import epoch
 from stream.state import ModelState, VersionPerformance
@@ -108,6 +108,22 @@ def _closed_windows(model: str, state: ModelState, monitor: ModelMonitor, signal
         end = max([s.window_end for s in window_signals], default=fallback_end)
         alerts.extend(on_window_closed(state.alerts, model, drifted, end, policy))
     state.windows_closed = max(state.windows_closed, closed_now)
+
+
+def take_estimates(model: str, state: ModelState, monitor: ModelMonitor, now: float) -> list[PerformanceEstimate]:
+    """The performance_estimate records of the windows the monitor closed since the last call."""
+    out = []
+    for r in monitor.take_estimates():
+        w = r["window"]
+        out.append(PerformanceEstimate(
+            estimate_id=drift_id(model, state.version, "performance_estimate", "", None, int(w["index"])),
+            model=model, model_version=state.version,
+            window=Window(index=int(w["index"]), start=float(w["start"] or 0.0), end=float(w["end"] or 0.0),
+                          n=int(w["n"])),
+            n_scored=r["n_scored"], unscored=r["unscored"], estimated=r["estimated"],
+            reference_accuracy=r["reference_accuracy"], accuracy_drop=r["accuracy_drop"],
+            calibration=r["calibration"], detected_at=now))
+    return out
 
 
 def record_performance(state: ModelState, versions: list[str | None], outcomes: list[Outcome],

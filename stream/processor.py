@@ -30,7 +30,7 @@ from detectors.monitor import ModelMonitor
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
 from stream import watch
-from stream.batch_metrics import record_model, record_traffic, record_window_scores
+from stream.batch_metrics import record_estimates, record_model, record_traffic, record_window_scores
 from stream.decoding import Decoded, dead_letter, decode_record, epoch
 from stream.exceptions import StateConflict
 from stream.idle import activity, due, event_now
@@ -43,6 +43,7 @@ from stream.monitoring import (
     new_state,
     record_performance,
     snapshot_key,
+    take_estimates,
 )
 from stream.onboarding import adopt_onboarding, adopted_origin
 from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
@@ -385,15 +386,20 @@ class BatchProcessor:
                     state.alerts, state.traffic, m, self._watch_policy(m), now, len(model_preds),
                     plan.delays.get(m, []), sources[m][1] if model_preds else None,
                     max(epoch(p.timestamp) for p in model_preds) if model_preds else None)
+                estimates = take_estimates(m, state, monitor, now)
                 state.monitor = monitor.to_bytes(self.snapshot_key)
                 if monitor.windows_closed != windows_before:  # every feature's score, drifted or not
                     record_window_scores(self.metrics, m, monitor.last_scores)
+                if estimates or plan.outcomes.get(m):
+                    record_estimates(self.metrics, m, monitor.performance_status())
                 record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []),
                                    monitor.errors.task)
                 results[m] = (events, alerts)
                 key = m.encode()
                 outgoing += [(sources[m], Outgoing(self.topics.drift_events, key, encode(e))) for e in events]
                 outgoing += [(sources[m], Outgoing(self.topics.drift_alerts, key, encode(a))) for a in alerts]
+                outgoing += [(sources[m], Outgoing(self.topics.performance_estimates, key, encode(e)))
+                             for e in estimates]
 
             tx.multi()
             for m, state in states.items():

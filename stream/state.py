@@ -83,6 +83,7 @@ class PendingPrediction(msgspec.Struct, array_like=True):
     features: dict[str, float | str | bool | None]
     prediction: float | str
     version: str | None
+    score: float | None = None  # performance estimation calibrates scores on joined labels
 
 
 class PendingLabel(msgspec.Struct, array_like=True):

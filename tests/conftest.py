@@ -34,7 +34,8 @@ def unique() -> str:
 def settings(stack_env: dict[str, str], unique: str, tmp_path: Path) -> Settings:
     """Settings pointing at the real services, with topics, groups and Redis keys unique to this test."""
     env = dict(stack_env)
-    for field in ("predictions", "labels", "drift_events", "drift_alerts", "model_updates", "dead_letters"):
+    for field in ("predictions", "labels", "drift_events", "drift_alerts", "performance_estimates", "model_updates",
+                  "dead_letters"):
         env[f"DRIFTWARDEN__KAFKA__TOPICS__{field.upper()}"] = f"{field.replace('_', '-')}-{unique}"
     env["DRIFTWARDEN__KAFKA__PARTITIONS"] = "2"
     env["DRIFTWARDEN__REDIS__KEY_PREFIX"] = f"dw-{unique}"

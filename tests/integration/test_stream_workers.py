@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -157,7 +158,16 @@ def expected_drift_ids(settings: Settings, spec: TrafficSpec) -> tuple[set[str],
                               for p, _ in generate(spec)])
     ids = {drift_id(spec.model, spec.model_version, s.kind, s.signal, s.feature, s.window_index)
            for s in signals}
-    return ids, monitor.last_scores
+    return ids, comparable(monitor.last_scores)
+
+
+def comparable(scores: dict[str, Any]) -> dict[str, Any]:
+    """A window's statistics without what the labels decide: the stream's run also had them, so its windows may
+    hold the performance test (an estimate, and one more test in the family that sets every cut-off), depending on
+    when the labels that calibrate the scores were applied relative to the predictions."""
+    return {group: {name: {k: v for k, v in values.items() if not k.endswith("_threshold")}
+                    for name, values in fields.items()}
+            for group, fields in scores.items() if group != "performance"}
 
 
 def read_all(settings: Settings, topic: str, kind: type[DeadLetter], expected: int) -> list[DeadLetter]:
@@ -218,7 +228,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_counts_nothing_twice(run: 
         assert ids, "the traffic shifts: an uninterrupted run detects drift"
         assert drift_ids_published(run.settings, ids) >= ids
         assert state.observations == spec.total
-        assert ModelMonitor.from_bytes(state.monitor).last_scores == last_scores
+        assert comparable(ModelMonitor.from_bytes(state.monitor).last_scores) == last_scores
         assert run.redis.llen(run.keys.samples(spec.model)) == spec.total  # every label joined, once
     metrics = (run.get("stream-restarted", "/metrics") or b"").decode()
     replayed = [line for line in metrics.splitlines() if line.startswith("driftwarden_events_total")

@@ -56,3 +56,23 @@ def test_policy_rejects_nonsense() -> None:
         AlertPolicy(resolve_after=0)
     with pytest.raises(ValueError):
         AlertPolicy(cooldown_s=-1)
+
+
+def test_the_alert_summary_names_the_top_three_ranked_features_and_survives_the_state_codec() -> None:
+    import msgspec
+
+    ranking = [{"feature": f, "effect": e, "tracks_performance": None, "rank": i + 1}
+               for i, (f, e) in enumerate([("b", 0.4), ("a", 0.3), ("d", 0.2)])]
+    book = AlertBook()
+    drifting = msgspec.structs.replace(event(1), details={"ranking": ranking, "rank": 2}, feature="a")
+    alert = on_drift(book, "m", drifting, POLICY)
+    assert alert is not None and alert.annotations.summary.endswith("top drifted features: b, a, d")
+    performance = msgspec.structs.replace(event(1, "critical", feature=None, kind="performance"),
+                                          details={"ranking": ranking[:1]})
+    alert = on_drift(book, "m", performance, POLICY)
+    assert alert is not None and "performance" in alert.annotations.summary
+    assert alert.annotations.summary.endswith("top drifted features: b")
+    plain = on_drift(book, "m", event(1, feature="z"), POLICY)  # an event without a ranking says nothing more
+    assert plain is not None and "top drifted" not in plain.annotations.summary
+    restored = msgspec.msgpack.decode(msgspec.msgpack.encode(book), type=AlertBook)
+    assert restored.active[alert_key("data_drift", "a")].top == ["b", "a", "d"]
