@@ -194,7 +194,10 @@ class ModelMonitor:
         # multivariate and performance: (kind, signal, score, fit, floor), and their scores for the status
         extra, extra_scores = self._extra_tests(window, tested, features)
         if tested:
-            family = tests_in(features, config) + tests_in(predictions, config) + len(extra)
+            # The multivariate and performance tests hold a place in the family whenever the reference allows
+            # them, whether or not this window runs them (the performance test waits for labels): so the data-drift
+            # cut-offs of a window never depend on when the labels arrived.
+            family = tests_in(features, config) + tests_in(predictions, config) + self._extra_places()
             histograms: dict[str, tuple[str, Histogram]] = {
                 name: (field_key(name), h) for name, h in window.features.items()}
             for key, current in ((PREDICTION, window.prediction), (SCORE, window.score)):
@@ -227,6 +230,13 @@ class ModelMonitor:
         self.n_windows += 1
         self.window = Window.open(reference, self.n_windows, config.max_unexpected_features)
         return signals
+
+    def _extra_places(self) -> int:
+        """The family places of the multivariate test (a reference with a PCA) and of the performance test (a
+        model that sends scores: it is estimated once labels calibrate them)."""
+        reference = self.reference
+        assert reference is not None
+        return int(reference.pca is not None) + int(reference.score is not None and reference.score.n > 0)
 
     def _extra_tests(self, window: Window, tested: bool,
                      features: dict[str, dict[str, float]]) -> tuple[list[_Test], dict[str, dict[str, float]]]:

@@ -233,7 +233,10 @@ def run_status(ctx: click.Context, url: str | None, no_mlflow: bool, as_json: bo
         click.echo("the stream has seen no model yet")
         return
     champions = {} if no_mlflow else champion_versions(settings.mlflow.tracking_uri, status["models"])
-    Console(width=max(Console().width, 140)).print(status_table(status, champions))
+    console = Console()
+    # a log or a pipe has no width: wide enough that no cell of the ten columns wraps mid-word
+    console.width = max(console.width, 140 if console.is_terminal else 240)
+    console.print(status_table(status, champions))
 
 
 @main.command("demo")

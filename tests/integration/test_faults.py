@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from test_retrain_support import TopicReader, committed, drift_event, produce, samples, seed_samples
-from test_stream_workers import Run, Traffic, drift_ids_published, expected_drift_ids, spec_of, wait_for
+from test_stream_workers import Run, Traffic, comparable, drift_ids_published, expected_drift_ids, spec_of, wait_for
 
 from detectors.monitor import ModelMonitor
 from driftwarden.config import load_settings
@@ -64,7 +64,7 @@ def check_exact(run: Run, specs: list, worker: str) -> None:  # type: ignore[typ
         ids, last_scores = expected_drift_ids(run.settings, spec)
         assert ids and drift_ids_published(run.settings, ids) >= ids
         assert state.observations == state.outcomes == spec.total
-        assert ModelMonitor.from_bytes(state.monitor).last_scores == last_scores
+        assert comparable(ModelMonitor.from_bytes(state.monitor).last_scores) == last_scores
         assert run.redis.llen(run.keys.samples(spec.model)) == spec.total
 
 
