@@ -236,7 +236,8 @@ class Stack:
         if not (data / "meta.properties").exists():
             shutil.rmtree(data, ignore_errors=True)
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            fmt = subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                                  f"--cluster-id={cluster_id}",  # an id may start with "-"
                                   "-c", str(props)], capture_output=True, text=True)
             if fmt.returncode != 0:
                 raise ServiceError(f"formatting Kafka storage failed: {fmt.stdout}{fmt.stderr}")
