@@ -27,6 +27,7 @@ from driftwarden.events import ContractError, ModelUpdate, decode
 from driftwarden.kafka_io import ensure_topics
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
+from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop
 from stream.metrics import build_metrics
 from stream.monitoring import snapshot_key
 from stream.outbox import flush_outbox
@@ -63,7 +64,8 @@ class StreamService:
         delay = 0.2
         while True:
             try:
-                self.processor.process(records)
+                with gc_paused():
+                    self.processor.process(records)
                 return
             except (redis.RedisError, OSError, Exception) as exc:  # noqa: BLE001 - retried, then fatal
                 self.metrics.state_write_errors.inc()
@@ -157,19 +159,22 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         consumer_auto_offset_reset="earliest",
         web_port=settings.stream.web_port,
         web_host=os.environ.get("DRIFTWARDEN_WEB_HOST", "127.0.0.1"),
-        stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),
+        stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),  # until take_batches fits it
         broker_commit_interval=1.0,
         broker_credentials=broker_credentials(settings.kafka.client_config),
         broker_session_timeout=settings.stream.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.stream.session_timeout_s / 10),
         datadir=str(datadir),
+        **app_settings(),
     )
+    tune_app(app)
     inputs = app.topic(topics.predictions, topics.labels, value_type=bytes, key_type=bytes)
     updates = app.topic(topics.model_updates, value_type=bytes, key_type=bytes)
 
     @app.task
     async def on_start() -> None:
         await asyncio.get_running_loop().run_in_executor(None, service.setup)
+        freeze_startup()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[faust.types.TP], **_: Any) -> None:
@@ -180,7 +185,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def consume(stream: faust.StreamT) -> None:
         while service.processor is None:
             await asyncio.sleep(0.05)
-        async for events in stream.take_events(settings.stream.batch_size, within=settings.stream.batch_timeout_s):
+        async for events in take_batches(stream, settings.stream.batch_size, settings.stream.batch_timeout_s,
+                                         settings.stream.buffer_mib * 2**20):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                                  e.message.value, e.message.timestamp) for e in events]
             await service.run_batch(records)
@@ -218,6 +224,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 def run_worker(settings: Settings) -> None:
     """``driftwarden stream``: create missing topics, then run the Faust worker until SIGTERM."""
     ensure_topics(settings)
+    use_uvloop()
     app, _service = create_app(settings)
     worker = faust.Worker(app, loglevel=os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info").upper(),
                           override_logging=False)
