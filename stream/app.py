@@ -23,7 +23,7 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
 from driftwarden.config import Settings
-from driftwarden.events import ContractError, ModelUpdate, decode
+from driftwarden.events import ContractError, ModelUpdate, decode, wire_format
 from driftwarden.kafka_io import ensure_topics
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
@@ -188,7 +188,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         async for events in take_batches(stream, settings.stream.batch_size, settings.stream.batch_timeout_s,
                                          settings.stream.buffer_mib * 2**20):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                                 e.message.value, e.message.timestamp) for e in events]
+                                 e.message.value, e.message.timestamp, wire_format(e.message.headers))
+                       for e in events]
             await service.run_batch(records)
             service.record_lag(app.consumer, records)
 
