@@ -11,6 +11,14 @@ evicted (counted apart from expiry), so a model whose labels never come cannot f
 
 Redis work per batch is a constant number of round trips and about two arguments per prediction (its
 hash field and value); a prediction's id is looked up among waiting labels only when labels wait.
+
+Hash fields and expiry members hold an 8-byte digest of the event id, not the id (64-bit: two ids of
+one model's ~1M waiting events collide with probability ~3e-8). A waiting prediction keeps its
+timestamp, prediction, score and version (~90 bytes of Redis with its field and expiry share), and its
+features only if it may become one of the ``stream.samples_max`` samples retraining keeps: all of
+them while the model has at most ``samples_max`` predictions waiting, else a deterministic share
+``samples_max / waiting`` chosen by digest (so a replayed batch chooses the same ones). The samples
+list then still fills to ``samples_max``, from predictions spread over the label delay.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+
+import hashlib
 
 import msgspec
 import redis
@@ -36,7 +46,20 @@ from stream.state import (
 
 _json = msgspec.json.Encoder()
 _ids_encoder = msgspec.msgpack.Encoder()
-_ids_decoder = msgspec.msgpack.Decoder(list[str])
+_ids_decoder = msgspec.msgpack.Decoder(list[Any])  # bytes digests; str ids in members written before them
+_SPACE = 2**64
+
+
+def digest(event_id: str) -> bytes:
+    """The 8 bytes that stand for an event id in Redis (hash field, expiry member)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+def keeps_features(key: bytes, waiting: int, samples_max: int) -> bool:
+    """Whether a prediction waiting with ``waiting`` others keeps its features for a retraining sample."""
+    if samples_max <= 0 or waiting <= samples_max:
+        return True
+    return int.from_bytes(key, "big") < _SPACE * samples_max // waiting
 
 
 @dataclass
@@ -49,15 +72,17 @@ class JoinPlan:
     evicted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     evicted_batches: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     watermark: dict[str, float] = field(default_factory=dict)
-    add_preds: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
-    add_labels: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
-    drop_preds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    drop_labels: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    add_preds: dict[str, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
+    add_labels: dict[str, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
+    drop_preds: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
+    drop_labels: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
 
     def join(self, model: str, event_id: str, pred: PendingPrediction, label: PendingLabel) -> None:
         self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label))
         self.delays[model].append(label.timestamp - pred.timestamp)
         self.versions[model].append(pred.version)
+        if pred.features is None:  # not kept for retraining (see the module's docstring)
+            return
         self.samples[model].append(_json.encode({
             "event_id": event_id, "timestamp": pred.timestamp, "features": pred.features,
             "prediction": pred.prediction, "label": label.label, "model_version": pred.version,
@@ -100,54 +125,62 @@ class JoinPlan:
 
 
 def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction]],
-               labels: dict[str, list[Label]], labels_waiting: dict[str, int], pending_max: int = 0) -> JoinPlan:
+               labels: dict[str, list[Label]], labels_waiting: dict[str, int], pending_max: int = 0,
+               samples_max: int = 0) -> JoinPlan:
     """Read what is pending for this batch's event ids and plan every join, expiry and eviction.
 
     One round trip, plus one more in a batch where pending predictions expire or are evicted (to count
     those that never got their label), plus one when a model is over ``pending_max`` (to find its
-    oldest batches). ``labels_waiting`` is the size of each model's early-label hash.
+    oldest batches). ``labels_waiting`` is the size of each model's early-label hash; ``samples_max``
+    bounds the waiting predictions that keep their features (0: all do).
     """
     plan = JoinPlan()
     models = sorted(set(preds) | set(labels))
     pred_times = {m: [epoch(p.timestamp) for p in preds.get(m, ())] for m in models}
+    pred_keys = {m: [digest(p.event_id) for p in preds.get(m, ())] for m in models}
+    label_keys = {m: [digest(lab.event_id) for lab in labels.get(m, ())] for m in models}
     label_times = {m: [epoch(lab.timestamp) for lab in labels.get(m, ())] for m in models}
     reads = client.pipeline(transaction=False)
     for m in models:
         plan.watermark[m] = max(pred_times[m] + label_times[m])
         if labels_waiting.get(m) and preds.get(m):
-            reads.hmget(keys.pending_labels(m), [p.event_id for p in preds[m]])
+            reads.hmget(keys.pending_labels(m), pred_keys[m])
         else:
             reads.echo(b"")  # keeps four replies per model; no ids sent when no label waits
-        reads.hmget(keys.pending_predictions(m), [lab.event_id for lab in labels.get(m, [])] or ["-"])
+        reads.hmget(keys.pending_predictions(m), label_keys[m] or ["-"])
         reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", plan.watermark[m])
         reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", plan.watermark[m])
         reads.hlen(keys.pending_predictions(m))
     raw = reads.execute()
-    expiring: dict[str, list[str]] = {}
+    expiring: dict[str, list[bytes | str]] = {}
     over: dict[str, tuple[int, int]] = {}  # model -> (excess, batches already expiring)
     for i, m in enumerate(models):
         waiting_labels, waiting_preds, expired_preds, expired_labels, n_pending = raw[5 * i: 5 * i + 5]
         if not isinstance(waiting_labels, list):
             waiting_labels = []
-        batch_preds: dict[str, PendingPrediction] = {}
+        waiting = int(n_pending) + len(preds.get(m, ()))  # an upper bound: joins below lower it
+        batch_preds: dict[bytes, tuple[str, PendingPrediction]] = {}
         for j, p in enumerate(preds.get(m, ())):
-            pending = PendingPrediction(pred_times[m][j], p.features, p.prediction, p.model_version)
+            key = pred_keys[m][j]
+            features = p.features if keeps_features(key, waiting, samples_max) else None
+            pending = PendingPrediction(pred_times[m][j], p.prediction, p.score, p.model_version, features)
             stored_label = waiting_labels[j] if waiting_labels else None
             if stored_label is not None:
                 plan.join(m, p.event_id, pending, decode_pending_label(stored_label))
-                plan.drop_labels[m].add(p.event_id)
+                plan.drop_labels[m].add(key)
             else:
-                batch_preds[p.event_id] = pending
+                batch_preds[key] = (p.event_id, pending)
         for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), waiting_preds, strict=False)):
+            key = label_keys[m][j]
             label = PendingLabel(label_times[m][j], lab.label)
-            if lab.event_id in batch_preds:
-                plan.join(m, lab.event_id, batch_preds.pop(lab.event_id), label)
-            elif stored_pred is not None and lab.event_id not in plan.drop_preds[m]:
+            if key in batch_preds:
+                plan.join(m, lab.event_id, batch_preds.pop(key)[1], label)
+            elif stored_pred is not None and key not in plan.drop_preds[m]:
                 plan.join(m, lab.event_id, decode_pending_prediction(stored_pred), label)
-                plan.drop_preds[m].add(lab.event_id)
+                plan.drop_preds[m].add(key)
             else:
-                plan.add_labels[m][lab.event_id] = encode_state(label)
-        plan.add_preds[m] = {event_id: encode_state(p) for event_id, p in batch_preds.items()}
+                plan.add_labels[m][key] = encode_state(label)
+        plan.add_preds[m] = {key: encode_state(p) for key, (_event_id, p) in batch_preds.items()}
         candidates = [i for blob in expired_preds for i in _ids_decoder.decode(blob)]
         if candidates:
             expiring[m] = [i for i in candidates if i not in plan.drop_preds[m]]
@@ -164,7 +197,7 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
 
 
 def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
-                    over: dict[str, tuple[int, int]]) -> dict[str, list[str]]:
+                    over: dict[str, tuple[int, int]]) -> dict[str, list[bytes | str]]:
     """For each model over the cap, the ids of its oldest pending batches that make up the excess."""
     if not over:
         return {}
@@ -172,9 +205,9 @@ def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
     for m, (_excess, expiring) in over.items():
         # Batches already expiring this time sort first; skip them, they are dropped anyway.
         pipe.zrange(keys.pending_prediction_expiry(m), expiring, expiring + 1023)
-    evicting: dict[str, list[str]] = {}
+    evicting: dict[str, list[bytes | str]] = {}
     for (m, (excess, _expiring)), members in zip(over.items(), pipe.execute(), strict=True):
-        ids: list[str] = []
+        ids: list[bytes | str] = []
         for member in members:
             if len(ids) >= excess:
                 break
@@ -184,8 +217,8 @@ def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
     return evicting
 
 
-def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: dict[str, list[str]],
-                   evicting: dict[str, list[str]]) -> None:
+def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: dict[str, list[bytes | str]],
+                   evicting: dict[str, list[bytes | str]]) -> None:
     """Of the predictions whose expiry passed or that are evicted, those still pending never got a
     label: drop them and count them (expired and evicted apart)."""
     lookups = [(m, ids, plan.expired) for m, ids in expiring.items() if ids]

@@ -28,11 +28,15 @@ class ModelState(msgspec.Struct):
     reference_version: str | None = None
 
 
-class PendingPrediction(msgspec.Struct, array_like=True):
+class PendingPrediction(msgspec.Struct, array_like=True, omit_defaults=True):
+    """What a prediction waiting for its label keeps: the join needs the first four; the features only
+    when the prediction may become a retraining sample (``stream.joins`` decides which)."""
+
     timestamp: float
-    features: dict[str, float | str | bool | None]
     prediction: float | str
+    score: float | None
     version: str | None
+    features: dict[str, float | str | bool | None] | None = None
 
 
 class PendingLabel(msgspec.Struct, array_like=True):

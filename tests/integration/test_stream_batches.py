@@ -24,12 +24,13 @@ from driftwarden.config import Settings
 from driftwarden.events import DeadLetter, DriftAlert, DriftEvent, Label, Prediction, decode, encode
 from driftwarden.kafka_io import client_config, ensure_topics
 from stream.app import StreamService
+from stream.joins import digest
 from stream.metrics import build_metrics
 from stream.outbox import Outgoing, queue_outbox
 from stream.processor import BatchProcessor, BatchReport
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
-from stream.state import Keys, decode_state
+from stream.state import Keys, decode_pending_prediction, decode_state
 
 pytestmark = pytest.mark.services
 
@@ -128,7 +129,7 @@ def test_labels_before_and_after_predictions_join_expire_and_are_measured(settin
     feed.process(feed.predictions([pred(m, 100, t0 + 500)]))
     feed.process(feed.predictions([pred(m, 101, t0 + 501)]))
     assert feed.counters(m) == {"predictions": 12, "labels": 6, "expired_predictions": 4}
-    assert set(feed.redis.hkeys(feed.keys.pending_predictions(m))) == {f"{m}-100".encode(), f"{m}-101".encode()}
+    assert set(feed.redis.hkeys(feed.keys.pending_predictions(m))) == {digest(f"{m}-100"), digest(f"{m}-101")}
     assert feed.redis.hlen(feed.keys.pending_labels(m)) == 0
 
     state = feed.state(m)
@@ -151,8 +152,8 @@ def test_waiting_predictions_are_capped_per_model_oldest_evicted_and_counted(set
         feed.process(feed.predictions([pred(m, 60 * b + i, 60.0 * b + i) for i in range(60)], per_message=60))
         assert feed.redis.hlen(feed.keys.pending_predictions(m)) <= 100
     # Each batch over the cap evicts the oldest whole batch: 60, then 120, then 180 were evicted.
-    pending = {k.decode() for k in feed.redis.hkeys(feed.keys.pending_predictions(m))}
-    assert pending == {f"{m}-{i}" for i in range(180, 240)}
+    pending = set(feed.redis.hkeys(feed.keys.pending_predictions(m)))
+    assert pending == {digest(f"{m}-{i}") for i in range(180, 240)}
     assert feed.counters(m)["evicted_predictions"] == 180
     assert feed.metric("driftwarden_predictions_evicted_total", model=m) == 180
     assert feed.redis.zcard(feed.keys.pending_prediction_expiry(m)) == 1  # evicted batches left the index
@@ -161,8 +162,31 @@ def test_waiting_predictions_are_capped_per_model_oldest_evicted_and_counted(set
     feed.process(feed.labels([Label(event_id=f"{m}-200", model=m, label=0, timestamp=300.0),
                               Label(event_id=f"{m}-10", model=m, label=0, timestamp=300.0)]))
     assert feed.metric("driftwarden_labels_joined_total", model=m) == 1
-    assert feed.redis.hkeys(feed.keys.pending_labels(m)) == [f"{m}-10".encode()]
+    assert feed.redis.hkeys(feed.keys.pending_labels(m)) == [digest(f"{m}-10")]
     assert feed.counters(m).get("expired_predictions", 0) == 0  # eviction is not expiry
+
+
+def test_waiting_predictions_keep_features_only_for_as_many_samples_as_retraining_keeps(settings: Settings) -> None:
+    """Beyond ``samples_max`` waiting, a prediction keeps its features with probability samples_max /
+    waiting (by digest of its id): every label still joins and counts, only those become samples."""
+    feed = Feed(tuned(settings, samples_max=20))
+    m = "sampled"
+    n = 400
+    feed.process(feed.predictions([pred(m, i, 1_000.0 + i, x=float(i)) for i in range(n)], per_message=100))
+    stored = {k: decode_pending_prediction(v) for k, v in feed.redis.hgetall(feed.keys.pending_predictions(m)).items()}
+    assert len(stored) == n and all(p.version == "1" and p.prediction == 0 for p in stored.values())
+    kept = {k for k, p in stored.items() if p.features is not None}
+    # One batch of 400 waiting: each keeps its features with probability 20/400; 4 sd of the binomial.
+    expected = n * 20 / n
+    assert 0 < len(kept) and abs(len(kept) - expected) <= 4 * (expected * (1 - expected / n)) ** 0.5
+    assert all(stored[k].features == {"x": float(i)} for i in range(n) if (k := digest(f"{m}-{i}")) in kept)
+
+    feed.process(feed.labels([Label(event_id=f"{m}-{i}", model=m, label=0, timestamp=2_000.0) for i in range(n)]))
+    assert feed.state(m).outcomes == n  # the join itself needs no features
+    samples = [msgspec.json.decode(s) for s in feed.redis.lrange(feed.keys.samples(m), 0, -1)]
+    joined_with_features = [digest(f"{m}-{i}") for i in range(n) if digest(f"{m}-{i}") in kept]
+    assert [digest(s["event_id"]) for s in samples] == joined_with_features[-20:]  # the list keeps samples_max
+    assert all(s["features"] == {"x": float(s["event_id"].rsplit("-", 1)[1])} and s["label"] == 0 for s in samples)
 
 
 # -- alerts --------------------------------------------------------------------------------------------
