@@ -115,10 +115,13 @@ def fit_buffer(queue: FlowControlQueue[Any], buffer_bytes: int, mean_message_byt
 
 async def take_batches(stream: Any, max_events: int, within: float,
                        buffer_bytes: int = 0) -> AsyncIterator[list[Any]]:
-    """Yield lists of up to ``max_events`` events: what the channel holds, else what arrives within
-    ``within`` seconds of the first. Events are acked (their offsets become committable) when the
-    consumer of the batch asks for the next one, as ``take_events`` does; on an exception or a
-    cancellation they are not acked, so they are replayed by whoever owns the partition next."""
+    """Yield lists of up to ``max_events`` events (messages): what the channel holds, else what arrives
+    within ``within`` seconds of the first. With ``buffer_bytes``, a batch also stops at a quarter of
+    it: a thousand messages of a thousand events would otherwise be a million events in memory at once.
+
+    Events are acked (their offsets become committable) when the consumer of the batch asks for the
+    next one, as ``take_events`` does; on an exception or a cancellation they are not acked, so they are
+    replayed by whoever owns the partition next (the Redis offsets make the replay harmless)."""
     app = stream.app
     await stream.maybe_start()
     queue = aiter(stream.channel).queue  # the iterator clone the conductor feeds, as take_events uses
@@ -129,6 +132,7 @@ async def take_batches(stream: Any, max_events: int, within: float,
     on_message_out = stream._on_message_out
     flow_control = app.flow_control
     seen_bytes, seen_messages = 0, 0
+    max_bytes = buffer_bytes // 4 if buffer_bytes else 0
     while not stream.should_stop:
         if queue._errors:
             raise queue._errors.popleft()
@@ -141,17 +145,22 @@ async def take_batches(stream: Any, max_events: int, within: float,
         else:
             batch = []
         deadline = time.monotonic() + within
-        while len(batch) < max_events:
+        size = sum(len(e.message.value or b"") for e in batch)
+        while len(batch) < max_events and not (max_bytes and size >= max_bytes):
             if not queue.empty():
-                batch.append(queue.get_nowait())
+                event = queue.get_nowait()
+                batch.append(event)
+                size += len(event.message.value or b"")
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(queue.get(), timeout=remaining))
+                event = await asyncio.wait_for(queue.get(), timeout=remaining)
             except TimeoutError:
                 break
+            batch.append(event)
+            size += len(event.message.value or b"")
         events: list[Any] = []  # faust Events
         skipped: list[Any] = []
         generation = app.consumer_generation_id
