@@ -14,20 +14,20 @@ hash field and value); a prediction's id is looked up among waiting labels only 
 
 Hash fields and expiry members hold an 8-byte digest of the event id, not the id (64-bit: two ids of
 one model's ~1M waiting events collide with probability ~3e-8). A waiting prediction keeps its
-timestamp, prediction, score and version (~90 bytes of Redis with its field and expiry share), and its
-features only if it may become one of the ``stream.samples_max`` samples retraining keeps: all of
-them while the model has at most ``samples_max`` predictions waiting, else a deterministic share
-``samples_max / waiting`` chosen by digest (so a replayed batch chooses the same ones). The samples
-list then still fills to ``samples_max``, from predictions spread over the label delay.
+timestamp, prediction, score and version (~100 bytes of Redis with its field and expiry share), and
+its features only if it may become one of the ``stream.samples_max`` samples retraining keeps: at most
+``samples_max`` waiting predictions of a model hold features (counted in ``pending_prediction_features``,
+written in the batch's transaction, so a replayed batch decides the same way). A slot is taken in
+arrival order and freed when its prediction joins, expires or is evicted, so a model with fewer than
+``samples_max`` waiting keeps every feature as before, and a busy one still refills the samples list.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-
-import hashlib
 
 import msgspec
 import redis
@@ -44,22 +44,26 @@ from stream.state import (
     encode_state,
 )
 
+
+class _FeaturesOnly(msgspec.Struct, array_like=True):
+    """A stored ``PendingPrediction`` read only far enough to see whether it holds features."""
+
+    timestamp: float
+    prediction: Any
+    score: Any
+    version: Any
+    features: Any = None
+
+
 _json = msgspec.json.Encoder()
 _ids_encoder = msgspec.msgpack.Encoder()
 _ids_decoder = msgspec.msgpack.Decoder(list[Any])  # bytes digests; str ids in members written before them
-_SPACE = 2**64
+_pred_features = msgspec.msgpack.Decoder(_FeaturesOnly)
 
 
 def digest(event_id: str) -> bytes:
     """The 8 bytes that stand for an event id in Redis (hash field, expiry member)."""
     return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-
-
-def keeps_features(key: bytes, waiting: int, samples_max: int) -> bool:
-    """Whether a prediction waiting with ``waiting`` others keeps its features for a retraining sample."""
-    if samples_max <= 0 or waiting <= samples_max:
-        return True
-    return int.from_bytes(key, "big") < _SPACE * samples_max // waiting
 
 
 @dataclass
@@ -72,6 +76,7 @@ class JoinPlan:
     evicted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     evicted_batches: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     watermark: dict[str, float] = field(default_factory=dict)
+    feature_holders: dict[str, int] = field(default_factory=dict)  # waiting predictions holding features
     add_preds: dict[str, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
     add_labels: dict[str, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
     drop_preds: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
@@ -122,6 +127,8 @@ class JoinPlan:
         for m, n in self.evicted.items():
             if n:
                 tx.hincrby(keys.counters(m), "evicted_predictions", n)
+        for m, n in self.feature_holders.items():
+            tx.set(keys.pending_prediction_features(m), max(n, 0))
 
 
 def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction]],
@@ -132,7 +139,7 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
     One round trip, plus one more in a batch where pending predictions expire or are evicted (to count
     those that never got their label), plus one when a model is over ``pending_max`` (to find its
     oldest batches). ``labels_waiting`` is the size of each model's early-label hash; ``samples_max``
-    bounds the waiting predictions that keep their features (0: all do).
+    bounds the waiting predictions that hold their features (0: all do).
     """
     plan = JoinPlan()
     models = sorted(set(preds) | set(labels))
@@ -151,36 +158,40 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
         reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", plan.watermark[m])
         reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", plan.watermark[m])
         reads.hlen(keys.pending_predictions(m))
+        reads.get(keys.pending_prediction_features(m))
     raw = reads.execute()
     expiring: dict[str, list[bytes | str]] = {}
+    waiting: dict[str, dict[bytes, PendingPrediction]] = {}  # this batch's predictions left waiting
     over: dict[str, tuple[int, int]] = {}  # model -> (excess, batches already expiring)
     for i, m in enumerate(models):
-        waiting_labels, waiting_preds, expired_preds, expired_labels, n_pending = raw[5 * i: 5 * i + 5]
+        waiting_labels, waiting_preds, expired_preds, expired_labels, n_pending, holders = raw[6 * i: 6 * i + 6]
+        plan.feature_holders[m] = int(holders or 0)
         if not isinstance(waiting_labels, list):
             waiting_labels = []
-        waiting = int(n_pending) + len(preds.get(m, ()))  # an upper bound: joins below lower it
-        batch_preds: dict[bytes, tuple[str, PendingPrediction]] = {}
+        batch_preds: dict[bytes, PendingPrediction] = {}
         for j, p in enumerate(preds.get(m, ())):
             key = pred_keys[m][j]
-            features = p.features if keeps_features(key, waiting, samples_max) else None
-            pending = PendingPrediction(pred_times[m][j], p.prediction, p.score, p.model_version, features)
+            pending = PendingPrediction(pred_times[m][j], p.prediction, p.score, p.model_version, p.features)
             stored_label = waiting_labels[j] if waiting_labels else None
             if stored_label is not None:
                 plan.join(m, p.event_id, pending, decode_pending_label(stored_label))
                 plan.drop_labels[m].add(key)
             else:
-                batch_preds[key] = (p.event_id, pending)
+                batch_preds[key] = pending
         for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), waiting_preds, strict=False)):
             key = label_keys[m][j]
             label = PendingLabel(label_times[m][j], lab.label)
             if key in batch_preds:
-                plan.join(m, lab.event_id, batch_preds.pop(key)[1], label)
+                plan.join(m, lab.event_id, batch_preds.pop(key), label)
             elif stored_pred is not None and key not in plan.drop_preds[m]:
-                plan.join(m, lab.event_id, decode_pending_prediction(stored_pred), label)
+                joined = decode_pending_prediction(stored_pred)
+                plan.join(m, lab.event_id, joined, label)
                 plan.drop_preds[m].add(key)
+                if joined.features is not None:
+                    plan.feature_holders[m] -= 1
             else:
                 plan.add_labels[m][key] = encode_state(label)
-        plan.add_preds[m] = {key: encode_state(p) for key, (_event_id, p) in batch_preds.items()}
+        waiting[m] = batch_preds
         candidates = [i for blob in expired_preds for i in _ids_decoder.decode(blob)]
         if candidates:
             expiring[m] = [i for i in candidates if i not in plan.drop_preds[m]]
@@ -188,12 +199,22 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
         plan.drop_labels[m] -= set(plan.add_labels[m])
         # Predictions expiring in this batch are not subtracted (they are found below): a model over the
         # cap while some of its predictions expire may evict more than it needs to.
-        projected = int(n_pending) + len(plan.add_preds[m]) - len(plan.drop_preds[m])
+        projected = int(n_pending) + len(batch_preds) - len(plan.drop_preds[m])
         if pending_max and projected > pending_max:
             over[m] = (projected - pending_max, len(expired_preds))
     evicting = _oldest_batches(client, keys, plan, over)
     _count_expired(client, keys, plan, expiring, evicting)
+    for m, batch_preds in waiting.items():  # after expiry and eviction, which free feature slots
+        plan.add_preds[m] = {key: encode_state(_slot(plan, m, p, samples_max)) for key, p in batch_preds.items()}
     return plan
+
+
+def _slot(plan: JoinPlan, model: str, pending: PendingPrediction, samples_max: int) -> PendingPrediction:
+    """The prediction as it waits: with its features while a slot is free, else without them."""
+    if samples_max and plan.feature_holders[model] >= samples_max:
+        return msgspec.structs.replace(pending, features=None)
+    plan.feature_holders[model] += 1
+    return pending
 
 
 def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
@@ -229,6 +250,8 @@ def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: di
     for m, ids, _counts in lookups:
         pipe.hmget(keys.pending_predictions(m), ids)
     for (m, ids, counts), stored in zip(lookups, pipe.execute(), strict=True):
-        still = {i for i, value in zip(ids, stored, strict=True) if value is not None} - plan.drop_preds[m]
-        counts[m] += len(still)
-        plan.drop_preds[m] |= still
+        values = {i: value for i, value in zip(ids, stored, strict=True)
+                  if value is not None and i not in plan.drop_preds[m]}
+        counts[m] += len(values)
+        plan.drop_preds[m] |= set(values)
+        plan.feature_holders[m] -= sum(1 for v in values.values() if _pred_features.decode(v).features is not None)

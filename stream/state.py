@@ -30,7 +30,7 @@ class ModelState(msgspec.Struct):
 
 class PendingPrediction(msgspec.Struct, array_like=True, omit_defaults=True):
     """What a prediction waiting for its label keeps: the join needs the first four; the features only
-    when the prediction may become a retraining sample (``stream.joins`` decides which)."""
+    while the prediction holds one of the model's ``samples_max`` slots (``stream.joins``)."""
 
     timestamp: float
     prediction: float | str
@@ -87,6 +87,9 @@ class Keys:
 
     def pending_prediction_expiry(self, model: str) -> str:
         return f"{self.prefix}:pending:pred-exp:{model}"
+
+    def pending_prediction_features(self, model: str) -> str:
+        return f"{self.prefix}:pending:pred-feat:{model}"
 
     def pending_labels(self, model: str) -> str:
         return f"{self.prefix}:pending:label:{model}"

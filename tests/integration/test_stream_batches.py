@@ -167,26 +167,39 @@ def test_waiting_predictions_are_capped_per_model_oldest_evicted_and_counted(set
 
 
 def test_waiting_predictions_keep_features_only_for_as_many_samples_as_retraining_keeps(settings: Settings) -> None:
-    """Beyond ``samples_max`` waiting, a prediction keeps its features with probability samples_max /
-    waiting (by digest of its id): every label still joins and counts, only those become samples."""
-    feed = Feed(tuned(settings, samples_max=20))
+    """At most ``samples_max`` waiting predictions hold their features, in arrival order; a slot frees when
+    its prediction joins or expires. Every label still joins and counts; only slot holders become samples."""
+    feed = Feed(tuned(settings, samples_max=20, label_ttl_s=100))
     m = "sampled"
     n = 400
-    feed.process(feed.predictions([pred(m, i, 1_000.0 + i, x=float(i)) for i in range(n)], per_message=100))
-    stored = {k: decode_pending_prediction(v) for k, v in feed.redis.hgetall(feed.keys.pending_predictions(m)).items()}
-    assert len(stored) == n and all(p.version == "1" and p.prediction == 0 for p in stored.values())
-    kept = {k for k, p in stored.items() if p.features is not None}
-    # One batch of 400 waiting: each keeps its features with probability 20/400; 4 sd of the binomial.
-    expected = n * 20 / n
-    assert 0 < len(kept) and abs(len(kept) - expected) <= 4 * (expected * (1 - expected / n)) ** 0.5
-    assert all(stored[k].features == {"x": float(i)} for i in range(n) if (k := digest(f"{m}-{i}")) in kept)
 
-    feed.process(feed.labels([Label(event_id=f"{m}-{i}", model=m, label=0, timestamp=2_000.0) for i in range(n)]))
-    assert feed.state(m).outcomes == n  # the join itself needs no features
+    def holders() -> tuple[set[bytes], int]:
+        stored = {k: decode_pending_prediction(v)
+                  for k, v in feed.redis.hgetall(feed.keys.pending_predictions(m)).items()}
+        assert all(p.version == "1" and p.prediction == 0 for p in stored.values())
+        return {k for k, p in stored.items() if p.features is not None}, int(
+            feed.redis.get(feed.keys.pending_prediction_features(m)) or 0)
+
+    feed.process(feed.predictions([pred(m, i, 1_000.0 + i, x=float(i)) for i in range(n)], per_message=100))
+    assert feed.redis.hlen(feed.keys.pending_predictions(m)) == n
+    assert holders() == ({digest(f"{m}-{i}") for i in range(20)}, 20)
+
+    # Labels for 0..9 and 300..309: ten slots free, every label joins, ten samples carry features.
+    feed.process(feed.labels([Label(event_id=f"{m}-{i}", model=m, label=0, timestamp=1_050.0)
+                              for i in [*range(10), *range(300, 310)]]))
+    assert feed.state(m).outcomes == 20
     samples = [msgspec.json.decode(s) for s in feed.redis.lrange(feed.keys.samples(m), 0, -1)]
-    joined_with_features = [digest(f"{m}-{i}") for i in range(n) if digest(f"{m}-{i}") in kept]
-    assert [digest(s["event_id"]) for s in samples] == joined_with_features[-20:]  # the list keeps samples_max
-    assert all(s["features"] == {"x": float(s["event_id"].rsplit("-", 1)[1])} and s["label"] == 0 for s in samples)
+    assert [s["event_id"] for s in samples] == [f"{m}-{i}" for i in range(10)]
+    assert all(s["features"] == {"x": float(i)} and s["label"] == 0 for i, s in enumerate(samples))
+    assert holders() == ({digest(f"{m}-{i}") for i in range(10, 20)}, 10)
+
+    # The next predictions take the free slots; then event time passes every TTL: all expire, slots free.
+    feed.process(feed.predictions([pred(m, i, 1_060.0) for i in range(n, n + 15)], per_message=15))
+    assert holders()[1] == 20
+    assert holders()[0] == {digest(f"{m}-{i}") for i in [*range(10, 20), *range(n, n + 10)]}
+    feed.process(feed.predictions([pred(m, n + 100, 2_000.0)], per_message=1))
+    assert feed.counters(m)["expired_predictions"] == n - 20 + 15
+    assert holders() == ({digest(f"{m}-{n + 100}")}, 1)  # expiry freed the slots before it took one
 
 
 # -- alerts --------------------------------------------------------------------------------------------
