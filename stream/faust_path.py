@@ -35,7 +35,7 @@ from mode.utils.queues import FlowControlQueue
 log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 100  # Faust hard-codes 1,500
-FETCH_MAX_BYTES = 16 * 2**20  # per partition and fetch: arrays of events need more than Faust's 1 MB
+FETCH_MAX_BYTES = 4 * 2**20  # per partition and fetch (Faust: 1 MiB); 16 MiB cost ~70 MiB of RSS, no speed
 MIN_BUFFER_MESSAGES = 64
 MAX_BUFFER_MESSAGES = 65_536
 _PATCH_MARK = "_driftwarden_fetch_wait"
