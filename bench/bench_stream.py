@@ -12,8 +12,13 @@ One run, one machine, the same topics for both sides:
 * peak memory (VmHWM) of the worker with 100 models, and the Redis memory the stream's state takes.
 
 Scenarios: single-event messages, 100-event JSON arrays (20 features each: 16 numeric, 4 categorical;
-the second half of each model's events is shifted, so windows close and drift is found), and 100
-models in arrays. Results are printed and written to ``bench/results/bench_stream.json``.
+the second half of each model's events is shifted, so windows close and drift is found), Arrow record
+batches of 1,000 events (the SDK's columnar format), and 100 models in arrays. Each is also run
+through two Faust workers whose agent only counts: stock ``take_events`` and our consumer path
+(``stream/faust_path.py``), and decoded alone in this process (the contract decode, no Kafka), so the
+figures say what bounds the worker. For the arrays of 100, Redis bytes per waiting prediction
+(``MEMORY USAGE`` of the pending hash and its expiry index, divided by the predictions waiting).
+Results are printed and written to ``bench/results/bench_stream.json``.
 
     .venv/bin/python bench/bench_stream.py            # ~3 minutes
     .venv/bin/python bench/bench_stream.py --quick    # a smoke run with small topics
@@ -43,10 +48,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from driftwarden.columnar import encode_arrow  # noqa: E402
 from driftwarden.config import Settings, load_settings  # noqa: E402
 from driftwarden.demo import isolated_env  # noqa: E402
 from driftwarden.devstack import Stack, free_port  # noqa: E402
+from driftwarden.events import ARROW_FORMAT, FORMAT_HEADER, Prediction, decode_message, wire_format  # noqa: E402
 from driftwarden.kafka_io import client_config, ensure_topics  # noqa: E402
+from stream.state import Keys, decode_pending_prediction  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bench_stream.json"
 N_NUMERIC, N_CATEGORICAL = 16, 4
@@ -60,6 +68,7 @@ class Scenario:
     events: int
     per_message: int
     models: int
+    wire: str = "json"
 
 
 def events_of(model: str, n: int, seed: int, t0: float) -> Iterator[dict[str, object]]:
@@ -91,6 +100,13 @@ def produce(settings: Settings, scenario: Scenario) -> int:
     per_model = scenario.events // scenario.models
     messages = 0
     t0 = 1_700_000_000.0
+    headers = [(FORMAT_HEADER, ARROW_FORMAT.encode())] if scenario.wire == ARROW_FORMAT else None
+
+    def encoded(chunk: list[dict[str, object]]) -> bytes:
+        if scenario.wire == ARROW_FORMAT:
+            return encode_arrow(msgspec.convert(chunk, list[Prediction]))
+        return _json.encode(chunk[0] if len(chunk) == 1 else chunk)
+
     for m in range(scenario.models):
         model = f"bench-{m:03d}"
         key = model.encode()
@@ -98,17 +114,17 @@ def produce(settings: Settings, scenario: Scenario) -> int:
         for event in events_of(model, per_model, seed=m, t0=t0):
             chunk.append(event)
             if len(chunk) == scenario.per_message:
-                value = _json.encode(chunk[0] if scenario.per_message == 1 else chunk)
+                value = encoded(chunk)
                 while True:
                     try:
-                        producer.produce(topic, key=key, value=value)
+                        producer.produce(topic, key=key, value=value, headers=headers)
                         break
                     except BufferError:
                         producer.poll(0.1)
                 messages += 1
                 chunk = []
         if chunk:
-            producer.produce(topic, key=key, value=_json.encode(chunk))
+            producer.produce(topic, key=key, value=encoded(chunk), headers=headers)
             messages += 1
         producer.poll(0)
     if producer.flush(120):
@@ -138,8 +154,19 @@ def high_watermarks(settings: Settings, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def raw_events(value: bytes, headers: list[tuple[str, bytes]] | None) -> int:
+    """Events in a message, parsed the plain way into Python objects: ``json.loads``, or pyarrow's IPC
+    reader and ``to_pylist`` for Arrow (a zero-copy read alone would not touch the values)."""
+    if headers and (FORMAT_HEADER, ARROW_FORMAT.encode()) in headers:
+        import pyarrow as pa
+
+        return len(pa.ipc.open_stream(value).read_all().to_pylist())
+    parsed = json.loads(value)
+    return len(parsed) if isinstance(parsed, list) else 1
+
+
 def baseline(settings: Settings, topic: str, expected_events: int) -> float:
-    """Events/s of a plain consumer that reads the whole topic and parses every value with json."""
+    """Events/s of a plain consumer that reads the whole topic and parses every value (json or Arrow)."""
     consumer = Consumer(client_config(settings, **{
         "group.id": f"bench-baseline-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False,
         "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800}))
@@ -153,8 +180,7 @@ def baseline(settings: Settings, topic: str, expected_events: int) -> float:
         for msg in batch:
             if msg.error():
                 continue
-            value = json.loads(msg.value())
-            events += len(value) if isinstance(value, list) else 1
+            events += raw_events(msg.value(), msg.headers())
     elapsed = time.perf_counter() - started
     consumer.close()
     if events != expected_events:
@@ -170,10 +196,11 @@ def vm_hwm_kib(pid: int) -> int:
 
 
 def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_events: int,
-               models: list[str], ceiling: bool = False) -> dict[str, float]:
+               models: list[str], ceiling: str = "") -> dict[str, float]:
     """Run one ``driftwarden stream`` worker until every message is applied; its events/s and memory.
 
-    With ``ceiling``, run ``faust_ceiling.py`` instead: the same Faust settings, an agent that only counts.
+    With ``ceiling`` (``stock`` or ``path``), run ``faust_ceiling.py`` instead: an agent that only counts,
+    taking batches with Faust's ``take_events`` or with our consumer path.
     """
     client = redis.Redis.from_url(settings.redis.url)
     prefix = settings.redis.key_prefix
@@ -181,8 +208,9 @@ def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_e
     target = {p: hw - 1 for p, hw in high_watermarks(settings, topic).items() if hw > 0}
     mem_before = int(client.info("memory")["used_memory"])
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / ("ceiling.log" if ceiling else "stream.log"), "wb")  # noqa: SIM115 - closed below
-    command = [str(Path(__file__).with_name("faust_ceiling.py"))] if ceiling else ["-m", "driftwarden.cli", "stream"]
+    log = open(folder / (f"ceiling-{ceiling}.log" if ceiling else "stream.log"), "wb")  # noqa: SIM115 - closed below
+    command = ([str(Path(__file__).with_name("faust_ceiling.py")), ceiling] if ceiling
+               else ["-m", "driftwarden.cli", "stream"])
     proc = subprocess.Popen([sys.executable, *command], env={**os.environ, **env},
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -290,8 +318,8 @@ def round_trips(settings: Settings, expected_events: int, expected_messages: int
             msgs = [m for m in consumer.consume(settings.stream.batch_size, timeout=1.0) if not m.error()]
             if not msgs:
                 continue
-            records = [RawRecord(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1])
-                       for m in msgs]
+            records = [RawRecord(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1],
+                                 wire_format(m.headers())) for m in msgs]
             t0 = time.perf_counter()
             service.processor.process(records)
             busy += time.perf_counter() - t0
@@ -307,34 +335,73 @@ def round_trips(settings: Settings, expected_events: int, expected_messages: int
             "batches": batches, "in_process_events_per_s": events / busy}
 
 
+def decode_alone(settings: Settings, topic: str, expected_messages: int) -> float:
+    """Events/s of the stream's contract decode alone (JSON or Arrow), on the topic's messages in memory."""
+    consumer = Consumer(client_config(settings, **{
+        "group.id": f"bench-decode-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800}))
+    consumer.assign(partitions_of(settings, topic))
+    values: list[tuple[bytes, str]] = []
+    deadline = time.monotonic() + 300
+    while len(values) < expected_messages and time.monotonic() < deadline:
+        values += [(m.value(), wire_format(m.headers())) for m in consumer.consume(1000, timeout=1.0)
+                   if not m.error()]
+    consumer.close()
+    started = time.perf_counter()
+    events = sum(len(decode_message(Prediction, value, fmt)) for value, fmt in values)
+    return events / (time.perf_counter() - started)
+
+
+def pending_bytes(settings: Settings, model: str) -> dict[str, float]:
+    """Redis bytes per waiting prediction of ``model``: its pending hash plus its expiry index, exactly."""
+    client = redis.Redis.from_url(settings.redis.url)
+    keys = Keys(settings.redis.key_prefix)
+    waiting = int(client.hlen(keys.pending_predictions(model)))
+    used = sum(int(client.memory_usage(k, samples=0) or 0)
+               for k in (keys.pending_predictions(model), keys.pending_prediction_expiry(model)))
+    with_features = sum(1 for _, v in client.hscan_iter(keys.pending_predictions(model), count=10_000)
+                        if decode_pending_prediction(v).features is not None)
+    return {"waiting": waiting, "bytes_per_waiting": used / max(waiting, 1), "with_features": with_features}
+
+
 def run_scenario(base_env: dict[str, str], scenario: Scenario, folder: Path) -> dict[str, object]:
     run_id = uuid.uuid4().hex[:8]
     env = isolated_env(base_env, run_id)
     env["DRIFTWARDEN__STREAM__WEB_PORT"] = str(free_port())
     settings = load_settings(env={**os.environ, **env})
     ensure_topics(settings)
-    print(f"[{scenario.name}] producing {scenario.events:,} events in messages of {scenario.per_message} "
-          f"for {scenario.models} model(s)", flush=True)
+    print(f"[{scenario.name}] producing {scenario.events:,} events in {scenario.wire} messages of "
+          f"{scenario.per_message} for {scenario.models} model(s)", flush=True)
     t0 = time.perf_counter()
     messages = produce(settings, scenario)
     print(f"[{scenario.name}] {messages:,} messages in {time.perf_counter() - t0:.1f}s", flush=True)
     topic = settings.kafka.topics.predictions
     base = max(baseline(settings, topic, scenario.events) for _ in range(2))
-    print(f"[{scenario.name}] baseline (confluent-kafka + json.loads): {base:,.0f} events/s", flush=True)
+    print(f"[{scenario.name}] baseline (confluent-kafka + json.loads or pyarrow): {base:,.0f} events/s", flush=True)
+    decode = max(decode_alone(settings, topic, messages) for _ in range(2))
+    print(f"[{scenario.name}] contract decode alone: {decode:,.0f} events/s", flush=True)
     models = [f"bench-{m:03d}" for m in range(scenario.models)]
-    ceiling_env = {**env, "DRIFTWARDEN__REDIS__KEY_PREFIX": f"dw-ceiling-{run_id}"}
-    ceiling = run_worker(load_settings(env={**os.environ, **ceiling_env}), ceiling_env, folder / scenario.name,
-                         scenario.events, models, ceiling=True)
-    print(f"[{scenario.name}] Faust alone (an agent that only counts): {ceiling['events_per_s']:,.0f} events/s",
-          flush=True)
+    ceilings: dict[str, dict[str, float]] = {}
+    for kind in ("stock", "path"):
+        ceiling_env = {**env, "DRIFTWARDEN__REDIS__KEY_PREFIX": f"dw-ceiling-{kind}-{run_id}"}
+        ceilings[kind] = run_worker(load_settings(env={**os.environ, **ceiling_env}), ceiling_env,
+                                    folder / scenario.name, scenario.events, models, ceiling=kind)
+        print(f"[{scenario.name}] Faust alone, {kind} (an agent that only counts): "
+              f"{ceilings[kind]['events_per_s']:,.0f} events/s", flush=True)
     worker = run_worker(settings, env, folder / scenario.name, scenario.events, models)
-    print(f"[{scenario.name}] driftwarden stream: {worker['events_per_s']:,.0f} events/s, peak RSS "
+    print(f"[{scenario.name}] driftwarden stream: {worker['events_per_s']:,.0f} events/s "
+          f"({worker['events_per_s'] / base:.3f} of the baseline), peak RSS "
           f"{worker['peak_rss_mib']:.0f} MiB, Redis +{worker['redis_mib']:.0f} MiB", flush=True)
     result: dict[str, object] = {"scenario": scenario.__dict__, "messages": messages,
-                                 "baseline_events_per_s": base, "faust_ceiling": ceiling, "worker": worker,
-                                 "ratio_to_baseline": worker["events_per_s"] / base,
-                                 "ratio_to_faust_ceiling": worker["events_per_s"] / ceiling["events_per_s"]}
+                                 "baseline_events_per_s": base, "decode_events_per_s": decode,
+                                 "faust_ceiling": ceilings["stock"], "faust_path_ceiling": ceilings["path"],
+                                 "worker": worker, "ratio_to_baseline": worker["events_per_s"] / base,
+                                 "ratio_to_faust_ceiling": worker["events_per_s"] / ceilings["path"]["events_per_s"]}
     if scenario.models == 1:
+        pending = pending_bytes(settings, models[0])
+        print(f"[{scenario.name}] Redis per waiting prediction: {pending['bytes_per_waiting']:.0f} bytes "
+              f"({pending['waiting']:,} waiting, {pending['with_features']:,} with features)", flush=True)
+        result["pending"] = pending
         # Round trips on a fresh Redis prefix, so the in-process run starts from no state as the worker did.
         rt_env = {**env, "DRIFTWARDEN__REDIS__KEY_PREFIX": f"dw-rt-{run_id}"}
         rt = round_trips(load_settings(env={**os.environ, **rt_env}), scenario.events, messages)
@@ -349,13 +416,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small topics: a smoke run, not a measurement")
     parser.add_argument("--only", action="append", default=[], metavar="SCENARIO",
-                        help="run only this scenario (single_events, arrays_of_100, 100_models); repeatable")
+                        help="run only this scenario (single_events, arrays_of_100, arrow_batches_of_1000, "
+                             "100_models); repeatable")
     parser.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and the stack folder")
     args = parser.parse_args()
     scale = 0.05 if args.quick else 1.0
     scenarios = [
         Scenario("single_events", int(100_000 * scale), 1, 1),
         Scenario("arrays_of_100", int(1_000_000 * scale), 100, 1),
+        Scenario("arrow_batches_of_1000", int(1_000_000 * scale), 1000, 1, wire=ARROW_FORMAT),
         Scenario("100_models", int(500_000 * scale), 100, 100),
     ]
     scenarios = [s for s in scenarios if not args.only or s.name in args.only]
@@ -377,18 +446,18 @@ def main() -> int:
                "cpus": os.cpu_count(), "load_average": os.getloadavg(), "scenarios": results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(summary, indent=1))
-    print(f"\n{'scenario':16} {'baseline ev/s':>14} {'Faust ev/s':>11} {'stream ev/s':>12} {'ratio':>7} "
-          f"{'peak RSS':>9} {'Redis':>8} {'RT/event':>9}")
+    print(f"\n{'scenario':22} {'baseline':>9} {'decode':>9} {'Faust':>9} {'our path':>9} {'stream':>9} "
+          f"{'ratio':>6} {'peak RSS':>9} {'B/waiting':>9} {'RT/event':>9}   (events/s; ratio = stream/baseline)")
     for r in results:
-        w = r["worker"]
-        assert isinstance(w, dict)
-        rt = r.get("redis")
+        w, c, p = r["worker"], r["faust_ceiling"], r["faust_path_ceiling"]
+        assert isinstance(w, dict) and isinstance(c, dict) and isinstance(p, dict)
+        rt, pend = r.get("redis"), r.get("pending")
         rt_text = f"{rt['round_trips_per_event']:.4f}" if isinstance(rt, dict) else "-"
-        c = r["faust_ceiling"]
-        assert isinstance(c, dict)
-        print(f"{r['scenario']['name']:16} {r['baseline_events_per_s']:>14,.0f} {c['events_per_s']:>11,.0f} "  # type: ignore[index]
-              f"{w['events_per_s']:>12,.0f} "
-              f"{r['ratio_to_baseline']:>7.3f} {w['peak_rss_mib']:>6.0f}MiB {w['redis_mib']:>5.0f}MiB {rt_text:>9}")
+        pend_text = f"{pend['bytes_per_waiting']:.0f}" if isinstance(pend, dict) else "-"
+        print(f"{r['scenario']['name']:22} {r['baseline_events_per_s']:>9,.0f} "  # type: ignore[index]
+              f"{r['decode_events_per_s']:>9,.0f} {c['events_per_s']:>9,.0f} {p['events_per_s']:>9,.0f} "
+              f"{w['events_per_s']:>9,.0f} {r['ratio_to_baseline']:>6.3f} {w['peak_rss_mib']:>6.0f}MiB "
+              f"{pend_text:>9} {rt_text:>9}")
     print(f"written to {RESULTS.relative_to(ROOT)}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
     if args.keep_logs:
         print(f"worker logs in {home / 'workers'}")

@@ -171,15 +171,17 @@ def run_onboard(ctx: click.Context, model: str, training_file: Path, prediction:
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
               help="Events per Kafka message.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl"]), default="auto", show_default=True)
+@click.option("--wire-format", type=click.Choice(["arrow", "json"]), default="arrow", show_default=True,
+              help="Kafka message format: one Arrow record batch or one JSON array per batch.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs and CI).")
 @click.pass_context
 def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | None, batch_size: int,
-               fmt: str, no_progress: bool) -> None:
+               fmt: str, wire_format: str, no_progress: bool) -> None:
     """Send a historical CSV or JSONL file of predictions (and labels) through the topics."""
     from driftwarden.replay import run
 
     sys.exit(run(_settings(ctx), file, fmt=fmt, model=model, rate=rate,  # type: ignore[arg-type]
-                 batch_size=batch_size, show_progress=not no_progress))
+                 batch_size=batch_size, show_progress=not no_progress, wire_format=wire_format))
 
 
 @main.command("report")

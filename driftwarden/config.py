@@ -121,9 +121,10 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     batch_timeout_s: float = 0.5
     onboarding: bool = True
     max_message_bytes: int = 1_000_000
+    buffer_mib: int = 32  # consumed messages held ahead of the batch being applied (about a second of traffic)
     label_ttl_s: int = 7 * 24 * 3600
     # Predictions waiting for a label, per model; beyond it the oldest are evicted (and counted), so a
-    # model whose labels never come cannot fill Redis. ~330 bytes each with 20 features; 0 = no cap.
+    # model whose labels never come cannot fill Redis. ~100 bytes each (see stream/joins.py); 0 = no cap.
     pending_max: int = 500_000
     samples_max: int = 20_000
     alert_resolve_windows: int = 3

@@ -237,7 +237,8 @@ class Stack:
             shutil.rmtree(data, ignore_errors=True)
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                                  f"--cluster-id={cluster_id}", "-c", str(props)], capture_output=True, text=True)
+                                  f"--cluster-id={cluster_id}",  # an id may start with "-"
+                                  "-c", str(props)], capture_output=True, text=True)
             if fmt.returncode != 0:
                 raise ServiceError(f"formatting Kafka storage failed: {fmt.stdout}{fmt.stderr}")
         self._spawn("kafka", [java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",

@@ -26,6 +26,11 @@ Severity = Literal["warning", "critical"]
 AlertStatus = Literal["firing", "resolved"]
 
 SCHEMA_VERSION = 1
+# Kafka header naming a predictions/labels message's format; absent means JSON. ``arrow``: one Arrow IPC
+# stream of the model's batch (``driftwarden.columnar``).
+FORMAT_HEADER = "driftwarden-format"
+JSON_FORMAT = "json"
+ARROW_FORMAT = "arrow"
 
 
 class ContractError(ValueError):
@@ -192,8 +197,30 @@ def decode_batch(kind: type[T], data: bytes) -> list[T]:
         raise ContractError(_reason_of(exc), str(exc)) from exc
     items: list[T] = value if isinstance(value, list) else [value]
     for item in items:
-        _check_semantics(item)
+        check_semantics(item)
     return items
+
+
+def wire_format(headers: Any) -> str:
+    """The format a message's Kafka headers name (a list of (key, value) pairs or a mapping)."""
+    if not headers:
+        return JSON_FORMAT
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    for key, value in pairs:
+        if key == FORMAT_HEADER:
+            return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+    return JSON_FORMAT
+
+
+def decode_message(kind: type[T], data: bytes, fmt: str = JSON_FORMAT) -> list[T]:
+    """Decode a ``predictions`` or ``labels`` message in the format its header names."""
+    if fmt == JSON_FORMAT:
+        return decode_batch(kind, data)
+    if fmt == ARROW_FORMAT:
+        from driftwarden.columnar import decode_arrow
+
+        return decode_arrow(kind, data)
+    raise ContractError("unknown_format", f"header {FORMAT_HEADER}={fmt!r}; expected json or arrow")
 
 
 def _reason_of(exc: msgspec.DecodeError) -> str:
@@ -205,7 +232,8 @@ def _reason_of(exc: msgspec.DecodeError) -> str:
     return "invalid_json"
 
 
-def _check_semantics(item: Prediction | Label) -> None:
+def check_semantics(item: Prediction | Label) -> None:
+    """The checks a type cannot express: non-empty ids and model, a valid timestamp."""
     if not item.event_id:
         raise ContractError("invalid_field", "event_id must not be empty")
     if not item.model:

@@ -9,7 +9,8 @@ Two formats, told apart by the file's extension (or ``fmt``):
 * JSONL, one contract object per line: a ``Prediction`` (``driftwarden.events``) that may carry a
   ``label`` (and ``label_timestamp``), or a bare ``Label`` (no ``features``).
 
-Rows go through the producer SDK, so they are validated exactly as live traffic is. A row that breaks
+Rows go through the producer SDK, so they are validated exactly as live traffic is; each model's batch
+is sent as one Arrow record batch (``--wire-format json`` for JSON arrays). A row that breaks
 the contract is skipped and reported with its line number rather than stopping a long replay.
 """
 
@@ -254,7 +255,8 @@ def _send_row(path: Path, row: ReplayRow, producer: DriftwardenProducer, model: 
 
 
 def run(settings: Settings, path: Path, *, fmt: Format = "auto", model: str | None = None,
-        rate: float | None = None, batch_size: int = 500, show_progress: bool = True) -> int:
+        rate: float | None = None, batch_size: int = 500, show_progress: bool = True,
+        wire_format: str = "arrow") -> int:
     """The CLI's body: replay with a progress bar, print a summary, return the exit code."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -271,7 +273,7 @@ def run(settings: Settings, path: Path, *, fmt: Format = "auto", model: str | No
     ensure_topics(settings, [topics.predictions, topics.labels])
     columns = (TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TextColumn("{task.fields[events]} events"), TimeElapsedColumn(), TimeRemainingColumn())
-    with DriftwardenProducer(settings, max_batch_size=batch_size) as producer, \
+    with DriftwardenProducer(settings, max_batch_size=batch_size, wire_format=wire_format) as producer, \
             Progress(*columns, console=console, disable=not show_progress) as bar:
         task = bar.add_task("replay", total=path.stat().st_size or 1, events=0)
         try:

@@ -10,7 +10,9 @@
 Every event is checked against the contract (``driftwarden.events``) before it is buffered, so a bad
 call fails in the caller's code, not as a dead letter minutes later. Events are batched per model into
 JSON arrays (one Kafka message per batch, keyed by the model so a model's events stay in order in one
-partition). A batch is sent when it is full, when its oldest event is ``linger_s`` old, on ``flush()``
+partition), or with ``wire_format="arrow"`` into one Arrow record batch per message, which the stream
+decodes several times faster per event (``driftwarden.columnar``; a batch whose columns mix types
+falls back to JSON). A batch is sent when it is full, when its oldest event is ``linger_s`` old, on ``flush()``
 and on exit (context manager or ``atexit``).
 """
 
@@ -29,8 +31,18 @@ from typing import Any
 import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
+from driftwarden.columnar import encode_arrow
 from driftwarden.config import Settings, load_settings
-from driftwarden.events import ContractError, Label, Prediction, decode_batch, encode
+from driftwarden.events import (
+    ARROW_FORMAT,
+    FORMAT_HEADER,
+    JSON_FORMAT,
+    ContractError,
+    Label,
+    Prediction,
+    decode_batch,
+    encode,
+)
 from driftwarden.exceptions import DriftwardenError
 from driftwarden.kafka_io import make_producer
 
@@ -58,10 +70,11 @@ class DeliveryReport:
 class _Batch:
     """Encoded events waiting to be sent as one JSON array."""
 
-    __slots__ = ("items", "nbytes", "started")
+    __slots__ = ("events", "items", "nbytes", "started")
 
     def __init__(self, started: float) -> None:
         self.items: list[bytes] = []
+        self.events: list[Prediction | Label] = []  # kept for the Arrow format only
         self.nbytes = 2  # the brackets
         self.started = started
 
@@ -87,6 +100,7 @@ class DriftwardenProducer:
         producer: Producer | None = None,
         background: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        wire_format: str = JSON_FORMAT,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -94,6 +108,8 @@ class DriftwardenProducer:
             raise ValueError(f"max_batch_bytes must be >= 64, got {max_batch_bytes}")
         if linger_s < 0:
             raise ValueError(f"linger_s must be >= 0, got {linger_s}")
+        if wire_format not in (JSON_FORMAT, ARROW_FORMAT):
+            raise ValueError(f"wire_format must be {JSON_FORMAT!r} or {ARROW_FORMAT!r}, got {wire_format!r}")
         settings = settings or load_settings()
         if bootstrap_servers:
             kafka = msgspec.structs.replace(settings.kafka, bootstrap_servers=bootstrap_servers)
@@ -104,6 +120,7 @@ class DriftwardenProducer:
         self.linger_s = linger_s
         self.on_delivery = on_delivery
         self.background = background
+        self.wire_format = wire_format
         if producer is None:
             producer = make_producer(settings, **(producer_config or {}))
         self._producer = producer
@@ -142,7 +159,7 @@ class DriftwardenProducer:
             model_version=model_version,
             score=None if score is None else _plain(score),
         )
-        self._add(self.settings.kafka.topics.predictions, model, _validated(event))
+        self._add(self.settings.kafka.topics.predictions, model, _validated(event), event)
         return event_id
 
     def log_label(
@@ -155,7 +172,7 @@ class DriftwardenProducer:
     ) -> None:
         """Buffer the ground truth of the prediction ``event_id`` of ``model``."""
         event = Label(event_id=event_id, model=model, label=_plain(label), timestamp=_timestamp(timestamp))
-        self._add(self.settings.kafka.topics.labels, model, _validated(event))
+        self._add(self.settings.kafka.topics.labels, model, _validated(event), event)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Send batches older than ``linger_s`` and serve delivery callbacks."""
@@ -205,7 +222,7 @@ class DriftwardenProducer:
 
     # -- batching --------------------------------------------------------------------------------------
 
-    def _add(self, topic: str, model: str, data: bytes) -> None:
+    def _add(self, topic: str, model: str, data: bytes, event: Prediction | Label) -> None:
         with self._lock:
             if self._closed:
                 raise ProducerClosedError("log_* called after close()")
@@ -218,6 +235,8 @@ class DriftwardenProducer:
             if batch is None:
                 batch = self._batches[key] = _Batch(self._clock())
             batch.items.append(data)
+            if self.wire_format == ARROW_FORMAT:
+                batch.events.append(event)
             batch.nbytes += len(data) + 1
             if len(batch.items) >= self.max_batch_size:
                 self._send(key)
@@ -239,18 +258,28 @@ class DriftwardenProducer:
         if batch is None or not batch.items:
             return
         topic, model = key
-        payload = b"[" + b",".join(batch.items) + b"]"
+        payload, headers = self._payload(batch)
         callback = functools.partial(self._delivery, topic, model, len(batch.items))
         deadline = time.monotonic() + 30.0
         while True:
             try:
-                self._producer.produce(topic, value=payload, key=model.encode(), on_delivery=callback)
+                self._producer.produce(topic, value=payload, key=model.encode(), on_delivery=callback,
+                                       headers=headers)
                 return
             except BufferError:
                 # librdkafka's local queue is full: let it drain, then retry; give up only if stuck.
                 if time.monotonic() > deadline:
                     raise
                 self._producer.poll(0.1)
+
+    def _payload(self, batch: _Batch) -> tuple[bytes, list[tuple[str, str | bytes | None]] | None]:
+        """The batch's message value and headers: an Arrow record batch, or a JSON array."""
+        if batch.events:
+            try:
+                return encode_arrow(batch.events), [(FORMAT_HEADER, ARROW_FORMAT.encode())]  # type: ignore[arg-type]
+            except ContractError:
+                pass  # a column mixing numbers and strings: JSON carries it
+        return b"[" + b",".join(batch.items) + b"]", None
 
     def _delivery(self, topic: str, model: str, count: int, err: KafkaError | None, msg: Message) -> None:
         with self._lock:

@@ -23,11 +23,12 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
 from driftwarden.config import Settings
-from driftwarden.events import ContractError, ModelUpdate, decode
+from driftwarden.events import ContractError, ModelUpdate, decode, wire_format
 from driftwarden.exceptions import ConfigError
 from driftwarden.kafka_io import ensure_topics
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
+from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop
 from stream.metrics import build_metrics
 from stream.monitoring import snapshot_key
 from stream.outbox import flush_outbox
@@ -65,7 +66,8 @@ class StreamService:
         delay = 0.2
         while True:
             try:
-                self.processor.process(records)
+                with gc_paused():
+                    self.processor.process(records)
                 return
             except (redis.RedisError, OSError, Exception) as exc:  # noqa: BLE001 - retried, then fatal
                 self.metrics.state_write_errors.inc()
@@ -182,7 +184,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         consumer_auto_offset_reset="earliest",
         web_port=settings.stream.web_port,
         web_host=os.environ.get("DRIFTWARDEN_WEB_HOST", "127.0.0.1"),
-        stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),
+        stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),  # until take_batches fits it
         broker_commit_interval=1.0,
         broker_credentials=broker_credentials(settings.kafka.client_config),
         broker_session_timeout=settings.stream.session_timeout_s,
@@ -190,13 +192,16 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         # Static membership: a restarted worker with the same id takes its partitions back at once.
         consumer_group_instance_id=settings.stream.group_instance_id or None,
         datadir=str(datadir),
+        **app_settings(),
     )
+    tune_app(app)
     inputs = app.topic(topics.predictions, topics.labels, value_type=bytes, key_type=bytes)
     updates = app.topic(topics.model_updates, value_type=bytes, key_type=bytes)
 
     @app.task
     async def on_start() -> None:
         await asyncio.get_running_loop().run_in_executor(None, service.setup)
+        freeze_startup()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[faust.types.TP], **_: Any) -> None:
@@ -207,9 +212,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def consume(stream: faust.StreamT) -> None:
         while service.processor is None:
             await asyncio.sleep(0.05)
-        async for events in stream.take_events(settings.stream.batch_size, within=settings.stream.batch_timeout_s):
+        async for events in take_batches(stream, settings.stream.batch_size, settings.stream.batch_timeout_s,
+                                         settings.stream.buffer_mib * 2**20):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                                 e.message.value, e.message.timestamp) for e in events]
+                                 e.message.value, e.message.timestamp, wire_format(e.message.headers))
+                       for e in events]
             await service.run_batch(records)
             service.record_lag(app.consumer, records)
 
@@ -258,6 +265,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 def run_worker(settings: Settings) -> None:
     """``driftwarden stream``: create missing topics, then run the Faust worker until SIGTERM."""
     ensure_topics(settings)
+    use_uvloop()
     app, _service = create_app(settings)
     worker = faust.Worker(app, loglevel=os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info").upper(),
                           override_logging=False)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 from driftwarden.config import Settings
 from driftwarden.events import (
+    JSON_FORMAT,
     ContractError,
     DeadLetter,
     Label,
     Prediction,
     Timestamp,
-    decode_batch,
+    decode_message,
     encode,
     iso,
     to_epoch,
@@ -40,9 +42,9 @@ def decode_record(record: RawRecord, settings: Settings) -> Decoded:
         if len(record.value) > limit:
             raise ContractError("oversize", f"{len(record.value)} bytes exceeds {limit}")
         if record.topic == topics.predictions:
-            item.predictions = decode_batch(Prediction, record.value)
+            item.predictions = decode_message(Prediction, record.value, record.wire_format)
         elif record.topic == topics.labels:
-            item.labels = decode_batch(Label, record.value)
+            item.labels = decode_message(Label, record.value, record.wire_format)
         else:
             raise ContractError("unknown_topic", f"no handler for topic {record.topic}")
     except ContractError as exc:
@@ -69,7 +71,10 @@ def epoch(ts: Timestamp) -> float:
 def dead_letter(item: Decoded, topic: str, now: float) -> Outgoing:
     r = item.record
     assert item.error is not None
-    payload = (r.value or b"")[:PAYLOAD_LIMIT].decode("utf-8", errors="replace")
+    if r.wire_format == JSON_FORMAT:
+        payload = (r.value or b"")[:PAYLOAD_LIMIT].decode("utf-8", errors="replace")
+    else:  # binary: kept exactly, as base64 of its first bytes
+        payload = f"base64:{base64.b64encode((r.value or b'')[:PAYLOAD_LIMIT * 3 // 4]).decode()}"
     letter = DeadLetter(source_topic=r.topic, partition=r.partition, offset=r.offset,
                         key=r.key.decode("utf-8", errors="replace") if r.key is not None else None,
                         error=f"{item.error.reason}: {item.error.detail}"[:2000], payload=payload,

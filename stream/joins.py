@@ -11,10 +11,20 @@ evicted (counted apart from expiry), so a model whose labels never come cannot f
 
 Redis work per batch is a constant number of round trips and about two arguments per prediction (its
 hash field and value); a prediction's id is looked up among waiting labels only when labels wait.
+
+Hash fields and expiry members hold an 8-byte digest of the event id, not the id (64-bit: two ids of
+one model's ~1M waiting events collide with probability ~3e-8). A waiting prediction keeps its
+timestamp, prediction, score and version (~100 bytes of Redis with its field and expiry share), and
+its features only if it may become one of the ``stream.samples_max`` samples retraining keeps: at most
+``samples_max`` waiting predictions of a model hold features (counted in ``pending_prediction_features``,
+written in the batch's transaction, so a replayed batch decides the same way). A slot is taken in
+arrival order and freed when its prediction joins, expires or is evicted, so a model with fewer than
+``samples_max`` waiting keeps every feature as before, and a busy one still refills the samples list.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +44,26 @@ from stream.state import (
     encode_state,
 )
 
+
+class _FeaturesOnly(msgspec.Struct, array_like=True):
+    """A stored ``PendingPrediction`` read only far enough to see whether it holds features."""
+
+    timestamp: float
+    prediction: Any
+    score: Any
+    version: Any
+    features: Any = None
+
+
 _json = msgspec.json.Encoder()
 _ids_encoder = msgspec.msgpack.Encoder()
-_ids_decoder = msgspec.msgpack.Decoder(list[str])
+_ids_decoder = msgspec.msgpack.Decoder(list[Any])  # bytes digests; str ids in members written before them
+_pred_features = msgspec.msgpack.Decoder(_FeaturesOnly)
+
+
+def digest(event_id: str) -> bytes:
+    """The 8 bytes that stand for an event id in Redis (hash field, expiry member)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
 
 
 @dataclass
@@ -49,15 +76,18 @@ class JoinPlan:
     evicted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     evicted_batches: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     watermark: dict[str, float] = field(default_factory=dict)
-    add_preds: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
-    add_labels: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
-    drop_preds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    drop_labels: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    feature_holders: dict[str, int] = field(default_factory=dict)  # waiting predictions holding features
+    add_preds: dict[str, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
+    add_labels: dict[str, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
+    drop_preds: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
+    drop_labels: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
 
     def join(self, model: str, event_id: str, pred: PendingPrediction, label: PendingLabel) -> None:
         self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label, pred.score, pred.timestamp))
         self.delays[model].append(label.timestamp - pred.timestamp)
         self.versions[model].append(pred.version)
+        if pred.features is None:  # not kept for retraining (see the module's docstring)
+            return
         self.samples[model].append(_json.encode({
             "event_id": event_id, "timestamp": pred.timestamp, "features": pred.features,
             "prediction": pred.prediction, "label": label.label, "model_version": pred.version,
@@ -97,57 +127,71 @@ class JoinPlan:
         for m, n in self.evicted.items():
             if n:
                 tx.hincrby(keys.counters(m), "evicted_predictions", n)
+        for m, n in self.feature_holders.items():
+            tx.set(keys.pending_prediction_features(m), max(n, 0))
 
 
 def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction]],
-               labels: dict[str, list[Label]], labels_waiting: dict[str, int], pending_max: int = 0) -> JoinPlan:
+               labels: dict[str, list[Label]], labels_waiting: dict[str, int], pending_max: int = 0,
+               samples_max: int = 0) -> JoinPlan:
     """Read what is pending for this batch's event ids and plan every join, expiry and eviction.
 
     One round trip, plus one more in a batch where pending predictions expire or are evicted (to count
     those that never got their label), plus one when a model is over ``pending_max`` (to find its
-    oldest batches). ``labels_waiting`` is the size of each model's early-label hash.
+    oldest batches). ``labels_waiting`` is the size of each model's early-label hash; ``samples_max``
+    bounds the waiting predictions that hold their features (0: all do).
     """
     plan = JoinPlan()
     models = sorted(set(preds) | set(labels))
     pred_times = {m: [epoch(p.timestamp) for p in preds.get(m, ())] for m in models}
+    pred_keys = {m: [digest(p.event_id) for p in preds.get(m, ())] for m in models}
+    label_keys = {m: [digest(lab.event_id) for lab in labels.get(m, ())] for m in models}
     label_times = {m: [epoch(lab.timestamp) for lab in labels.get(m, ())] for m in models}
     reads = client.pipeline(transaction=False)
     for m in models:
         plan.watermark[m] = max(pred_times[m] + label_times[m])
         if labels_waiting.get(m) and preds.get(m):
-            reads.hmget(keys.pending_labels(m), [p.event_id for p in preds[m]])
+            reads.hmget(keys.pending_labels(m), pred_keys[m])
         else:
             reads.echo(b"")  # keeps four replies per model; no ids sent when no label waits
-        reads.hmget(keys.pending_predictions(m), [lab.event_id for lab in labels.get(m, [])] or ["-"])
+        reads.hmget(keys.pending_predictions(m), label_keys[m] or ["-"])
         reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", plan.watermark[m])
         reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", plan.watermark[m])
         reads.hlen(keys.pending_predictions(m))
+        reads.get(keys.pending_prediction_features(m))
     raw = reads.execute()
-    expiring: dict[str, list[str]] = {}
+    expiring: dict[str, list[bytes | str]] = {}
+    waiting: dict[str, dict[bytes, PendingPrediction]] = {}  # this batch's predictions left waiting
     over: dict[str, tuple[int, int]] = {}  # model -> (excess, batches already expiring)
     for i, m in enumerate(models):
-        waiting_labels, waiting_preds, expired_preds, expired_labels, n_pending = raw[5 * i: 5 * i + 5]
+        waiting_labels, waiting_preds, expired_preds, expired_labels, n_pending, holders = raw[6 * i: 6 * i + 6]
+        plan.feature_holders[m] = int(holders or 0)
         if not isinstance(waiting_labels, list):
             waiting_labels = []
-        batch_preds: dict[str, PendingPrediction] = {}
+        batch_preds: dict[bytes, PendingPrediction] = {}
         for j, p in enumerate(preds.get(m, ())):
-            pending = PendingPrediction(pred_times[m][j], p.features, p.prediction, p.model_version, p.score)
+            key = pred_keys[m][j]
+            pending = PendingPrediction(pred_times[m][j], p.prediction, p.score, p.model_version, p.features)
             stored_label = waiting_labels[j] if waiting_labels else None
             if stored_label is not None:
                 plan.join(m, p.event_id, pending, decode_pending_label(stored_label))
-                plan.drop_labels[m].add(p.event_id)
+                plan.drop_labels[m].add(key)
             else:
-                batch_preds[p.event_id] = pending
+                batch_preds[key] = pending
         for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), waiting_preds, strict=False)):
+            key = label_keys[m][j]
             label = PendingLabel(label_times[m][j], lab.label)
-            if lab.event_id in batch_preds:
-                plan.join(m, lab.event_id, batch_preds.pop(lab.event_id), label)
-            elif stored_pred is not None and lab.event_id not in plan.drop_preds[m]:
-                plan.join(m, lab.event_id, decode_pending_prediction(stored_pred), label)
-                plan.drop_preds[m].add(lab.event_id)
+            if key in batch_preds:
+                plan.join(m, lab.event_id, batch_preds.pop(key), label)
+            elif stored_pred is not None and key not in plan.drop_preds[m]:
+                joined = decode_pending_prediction(stored_pred)
+                plan.join(m, lab.event_id, joined, label)
+                plan.drop_preds[m].add(key)
+                if joined.features is not None:
+                    plan.feature_holders[m] -= 1
             else:
-                plan.add_labels[m][lab.event_id] = encode_state(label)
-        plan.add_preds[m] = {event_id: encode_state(p) for event_id, p in batch_preds.items()}
+                plan.add_labels[m][key] = encode_state(label)
+        waiting[m] = batch_preds
         candidates = [i for blob in expired_preds for i in _ids_decoder.decode(blob)]
         if candidates:
             expiring[m] = [i for i in candidates if i not in plan.drop_preds[m]]
@@ -155,16 +199,26 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
         plan.drop_labels[m] -= set(plan.add_labels[m])
         # Predictions expiring in this batch are not subtracted (they are found below): a model over the
         # cap while some of its predictions expire may evict more than it needs to.
-        projected = int(n_pending) + len(plan.add_preds[m]) - len(plan.drop_preds[m])
+        projected = int(n_pending) + len(batch_preds) - len(plan.drop_preds[m])
         if pending_max and projected > pending_max:
             over[m] = (projected - pending_max, len(expired_preds))
     evicting = _oldest_batches(client, keys, plan, over)
     _count_expired(client, keys, plan, expiring, evicting)
+    for m, batch_preds in waiting.items():  # after expiry and eviction, which free feature slots
+        plan.add_preds[m] = {key: encode_state(_slot(plan, m, p, samples_max)) for key, p in batch_preds.items()}
     return plan
 
 
+def _slot(plan: JoinPlan, model: str, pending: PendingPrediction, samples_max: int) -> PendingPrediction:
+    """The prediction as it waits: with its features while a slot is free, else without them."""
+    if samples_max and plan.feature_holders[model] >= samples_max:
+        return msgspec.structs.replace(pending, features=None)
+    plan.feature_holders[model] += 1
+    return pending
+
+
 def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
-                    over: dict[str, tuple[int, int]]) -> dict[str, list[str]]:
+                    over: dict[str, tuple[int, int]]) -> dict[str, list[bytes | str]]:
     """For each model over the cap, the ids of its oldest pending batches that make up the excess."""
     if not over:
         return {}
@@ -172,9 +226,9 @@ def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
     for m, (_excess, expiring) in over.items():
         # Batches already expiring this time sort first; skip them, they are dropped anyway.
         pipe.zrange(keys.pending_prediction_expiry(m), expiring, expiring + 1023)
-    evicting: dict[str, list[str]] = {}
+    evicting: dict[str, list[bytes | str]] = {}
     for (m, (excess, _expiring)), members in zip(over.items(), pipe.execute(), strict=True):
-        ids: list[str] = []
+        ids: list[bytes | str] = []
         for member in members:
             if len(ids) >= excess:
                 break
@@ -184,8 +238,8 @@ def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
     return evicting
 
 
-def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: dict[str, list[str]],
-                   evicting: dict[str, list[str]]) -> None:
+def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: dict[str, list[bytes | str]],
+                   evicting: dict[str, list[bytes | str]]) -> None:
     """Of the predictions whose expiry passed or that are evicted, those still pending never got a
     label: drop them and count them (expired and evicted apart)."""
     lookups = [(m, ids, plan.expired) for m, ids in expiring.items() if ids]
@@ -196,6 +250,8 @@ def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: di
     for m, ids, _counts in lookups:
         pipe.hmget(keys.pending_predictions(m), ids)
     for (m, ids, counts), stored in zip(lookups, pipe.execute(), strict=True):
-        still = {i for i, value in zip(ids, stored, strict=True) if value is not None} - plan.drop_preds[m]
-        counts[m] += len(still)
-        plan.drop_preds[m] |= still
+        values = {i: value for i, value in zip(ids, stored, strict=True)
+                  if value is not None and i not in plan.drop_preds[m]}
+        counts[m] += len(values)
+        plan.drop_preds[m] |= set(values)
+        plan.feature_holders[m] -= sum(1 for v in values.values() if _pred_features.decode(v).features is not None)

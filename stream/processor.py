@@ -368,7 +368,7 @@ class BatchProcessor:
                 states[m] = self._load_state(m, blob)
                 monitors[m] = self._restore(m, states[m])
             plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting,
-                                        self.settings.stream.pending_max)
+                                        self.settings.stream.pending_max, self.settings.stream.samples_max)
             results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
             for m, state in states.items():
                 monitor = monitors[m]

@@ -78,12 +78,15 @@ class ModelState(msgspec.Struct):
     traffic: TrafficState = msgspec.field(default_factory=TrafficState)
 
 
-class PendingPrediction(msgspec.Struct, array_like=True):
+class PendingPrediction(msgspec.Struct, array_like=True, omit_defaults=True):
+    """What a prediction waiting for its label keeps: the join needs the first four; the features only
+    while the prediction holds one of the model's ``samples_max`` slots (``stream.joins``)."""
+
     timestamp: float
-    features: dict[str, float | str | bool | None]
     prediction: float | str
+    score: float | None
     version: str | None
-    score: float | None = None  # performance estimation calibrates scores on joined labels
+    features: dict[str, float | str | bool | None] | None = None
 
 
 class PendingLabel(msgspec.Struct, array_like=True):
@@ -149,6 +152,9 @@ class Keys:
 
     def pending_prediction_expiry(self, model: str) -> str:
         return f"{self.prefix}:pending:pred-exp:{model}"
+
+    def pending_prediction_features(self, model: str) -> str:
+        return f"{self.prefix}:pending:pred-feat:{model}"
 
     def pending_labels(self, model: str) -> str:
         return f"{self.prefix}:pending:label:{model}"

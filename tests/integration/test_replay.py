@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from driftwarden.cli import main
 from driftwarden.config import Settings
-from driftwarden.events import Label, Prediction, decode_batch
+from driftwarden.events import ARROW_FORMAT, Label, Prediction, decode_message, wire_format
 from driftwarden.kafka_io import make_consumer
 
 pytestmark = pytest.mark.services
@@ -28,7 +28,8 @@ def read_back(settings: Settings, topic: str, kind: type[Prediction] | type[Labe
         while sum(len(e) for _, e in out) < n and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
-                out.append((msg.key(), decode_batch(kind, msg.value())))
+                assert wire_format(msg.headers()) == ARROW_FORMAT  # replay sends Arrow batches
+                out.append((msg.key(), decode_message(kind, msg.value(), ARROW_FORMAT)))
     finally:
         consumer.close()
     return out

@@ -24,12 +24,13 @@ from driftwarden.config import Settings
 from driftwarden.events import DeadLetter, DriftAlert, DriftEvent, Label, Prediction, decode, encode
 from driftwarden.kafka_io import client_config, ensure_topics
 from stream.app import StreamService
+from stream.joins import digest
 from stream.metrics import build_metrics
 from stream.outbox import Outgoing, queue_outbox
 from stream.processor import BatchProcessor, BatchReport
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
-from stream.state import Keys, decode_state
+from stream.state import Keys, decode_pending_prediction, decode_state
 
 pytestmark = pytest.mark.services
 
@@ -128,7 +129,7 @@ def test_labels_before_and_after_predictions_join_expire_and_are_measured(settin
     feed.process(feed.predictions([pred(m, 100, t0 + 500)]))
     feed.process(feed.predictions([pred(m, 101, t0 + 501)]))
     assert feed.counters(m) == {"predictions": 12, "labels": 6, "expired_predictions": 4}
-    assert set(feed.redis.hkeys(feed.keys.pending_predictions(m))) == {f"{m}-100".encode(), f"{m}-101".encode()}
+    assert set(feed.redis.hkeys(feed.keys.pending_predictions(m))) == {digest(f"{m}-100"), digest(f"{m}-101")}
     assert feed.redis.hlen(feed.keys.pending_labels(m)) == 0
 
     state = feed.state(m)
@@ -151,8 +152,8 @@ def test_waiting_predictions_are_capped_per_model_oldest_evicted_and_counted(set
         feed.process(feed.predictions([pred(m, 60 * b + i, 60.0 * b + i) for i in range(60)], per_message=60))
         assert feed.redis.hlen(feed.keys.pending_predictions(m)) <= 100
     # Each batch over the cap evicts the oldest whole batch: 60, then 120, then 180 were evicted.
-    pending = {k.decode() for k in feed.redis.hkeys(feed.keys.pending_predictions(m))}
-    assert pending == {f"{m}-{i}" for i in range(180, 240)}
+    pending = set(feed.redis.hkeys(feed.keys.pending_predictions(m)))
+    assert pending == {digest(f"{m}-{i}") for i in range(180, 240)}
     assert feed.counters(m)["evicted_predictions"] == 180
     assert feed.metric("driftwarden_predictions_evicted_total", model=m) == 180
     assert feed.redis.zcard(feed.keys.pending_prediction_expiry(m)) == 1  # evicted batches left the index
@@ -161,8 +162,44 @@ def test_waiting_predictions_are_capped_per_model_oldest_evicted_and_counted(set
     feed.process(feed.labels([Label(event_id=f"{m}-200", model=m, label=0, timestamp=300.0),
                               Label(event_id=f"{m}-10", model=m, label=0, timestamp=300.0)]))
     assert feed.metric("driftwarden_labels_joined_total", model=m) == 1
-    assert feed.redis.hkeys(feed.keys.pending_labels(m)) == [f"{m}-10".encode()]
+    assert feed.redis.hkeys(feed.keys.pending_labels(m)) == [digest(f"{m}-10")]
     assert feed.counters(m).get("expired_predictions", 0) == 0  # eviction is not expiry
+
+
+def test_waiting_predictions_keep_features_only_for_as_many_samples_as_retraining_keeps(settings: Settings) -> None:
+    """At most ``samples_max`` waiting predictions hold their features, in arrival order; a slot frees when
+    its prediction joins or expires. Every label still joins and counts; only slot holders become samples."""
+    feed = Feed(tuned(settings, samples_max=20, label_ttl_s=100))
+    m = "sampled"
+    n = 400
+
+    def holders() -> tuple[set[bytes], int]:
+        stored = {k: decode_pending_prediction(v)
+                  for k, v in feed.redis.hgetall(feed.keys.pending_predictions(m)).items()}
+        assert all(p.version == "1" and p.prediction == 0 for p in stored.values())
+        return {k for k, p in stored.items() if p.features is not None}, int(
+            feed.redis.get(feed.keys.pending_prediction_features(m)) or 0)
+
+    feed.process(feed.predictions([pred(m, i, 1_000.0 + i, x=float(i)) for i in range(n)], per_message=100))
+    assert feed.redis.hlen(feed.keys.pending_predictions(m)) == n
+    assert holders() == ({digest(f"{m}-{i}") for i in range(20)}, 20)
+
+    # Labels for 0..9 and 300..309: ten slots free, every label joins, ten samples carry features.
+    feed.process(feed.labels([Label(event_id=f"{m}-{i}", model=m, label=0, timestamp=1_050.0)
+                              for i in [*range(10), *range(300, 310)]]))
+    assert feed.state(m).outcomes == 20
+    samples = [msgspec.json.decode(s) for s in feed.redis.lrange(feed.keys.samples(m), 0, -1)]
+    assert [s["event_id"] for s in samples] == [f"{m}-{i}" for i in range(10)]
+    assert all(s["features"] == {"x": float(i)} and s["label"] == 0 for i, s in enumerate(samples))
+    assert holders() == ({digest(f"{m}-{i}") for i in range(10, 20)}, 10)
+
+    # The next predictions take the free slots; then event time passes every TTL: all expire, slots free.
+    feed.process(feed.predictions([pred(m, i, 1_060.0) for i in range(n, n + 15)], per_message=15))
+    assert holders()[1] == 20
+    assert holders()[0] == {digest(f"{m}-{i}") for i in [*range(10, 20), *range(n, n + 10)]}
+    feed.process(feed.predictions([pred(m, n + 100, 2_000.0)], per_message=1))
+    assert feed.counters(m)["expired_predictions"] == n - 20 + 15
+    assert holders() == ({digest(f"{m}-{n + 100}")}, 1)  # expiry freed the slots before it took one
 
 
 # -- alerts --------------------------------------------------------------------------------------------

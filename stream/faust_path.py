@@ -1,0 +1,196 @@
+"""Our use of Faust's internals, all in one place (tested with the faust-streaming range pinned in
+pyproject.toml; ``tests/unit/test_faust_path.py`` fails loudly when an internal used here changes).
+
+Faust's per-message machinery, not driftwarden's code, bounds a worker fed single events (issue 12):
+
+* ``take_batches`` takes whole batches from the channel queue. ``Stream.take_events`` runs every
+  message through ``Stream.__aiter__`` (a ``sleep(0)``, processors, a ``wait_first`` on the buffer and
+  about 100 us per message); here a batch is drained with ``get_nowait`` and acked in one pass, doing
+  what ``__aiter__`` does per event (skip stale generations, track the message for commit, ack).
+* ``fit_buffer`` sizes the channel buffer in bytes (``stream.buffer_mib``), about a second of
+  traffic, instead of Faust's fixed message count: 4,096 single events pause the partition within a
+  fraction of a second, while 4,096 arrays of 1,000 events would hold gigabytes.
+* ``install`` lowers the consumer's fetch wait from the 1,500 ms Faust hard-codes to
+  ``FETCH_MAX_WAIT_MS``: a long-poll of an idle partition otherwise delays the busy one.
+* ``use_uvloop`` and ``gc_paused``/``freeze_startup`` take the event loop's and the garbage
+  collector's share off each message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from mode.utils.queues import FlowControlQueue
+
+log = logging.getLogger(__name__)
+
+FETCH_MAX_WAIT_MS = 100  # Faust hard-codes 1,500
+FETCH_MAX_BYTES = 4 * 2**20  # per partition and fetch (Faust: 1 MiB); 16 MiB cost ~70 MiB of RSS, no speed
+MIN_BUFFER_MESSAGES = 64
+MAX_BUFFER_MESSAGES = 65_536
+_PATCH_MARK = "_driftwarden_fetch_wait"
+
+
+def install() -> None:
+    """Lower the worker consumer's fetch wait (idempotent; only apps marked by ``tune_app``)."""
+    original = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(original, _PATCH_MARK, False):
+        return
+
+    @functools.wraps(original)
+    def _create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        wait_ms = getattr(self.app, _PATCH_MARK, None)
+        if wait_ms is not None:
+            # Read by AIOKafkaConsumer.start() when it builds its Fetcher, which has not happened yet.
+            consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
+    setattr(_create_worker_consumer, _PATCH_MARK, True)
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+
+
+def tune_app(app: faust.App, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
+    """Mark ``app`` for the short fetch wait (the patch leaves other apps in the process alone)."""
+    install()
+    setattr(app, _PATCH_MARK, fetch_max_wait_ms)
+
+
+def app_settings() -> dict[str, Any]:
+    """Faust settings of the consumer path, merged into ``faust.App(...)``."""
+    return {"consumer_max_fetch_size": FETCH_MAX_BYTES}
+
+
+def use_uvloop() -> bool:
+    """Run the worker on uvloop when it is installed (it is a Linux/macOS dependency)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional on other platforms
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def freeze_startup() -> None:
+    """Move everything alive after start-up out of the collector's reach: the worker's ~265k
+    long-lived objects otherwise make every full collection cost milliseconds."""
+    gc.collect()
+    gc.freeze()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No collection while a batch is applied (a batch makes garbage in bulk, then drops it)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def fit_buffer(queue: FlowControlQueue[Any], buffer_bytes: int, mean_message_bytes: float) -> int:
+    """Resize a channel queue to hold ``buffer_bytes`` of messages of the size seen so far.
+
+    Faust pauses fetching a partition when the queue reaches ``pressure_high_size`` and resumes it at
+    ``pressure_drop_size``; both are cached from the maxsize when first read, so they are set too.
+    """
+    size = int(min(MAX_BUFFER_MESSAGES, max(MIN_BUFFER_MESSAGES, buffer_bytes / max(mean_message_bytes, 1.0))))
+    queue._maxsize = size  # type: ignore[attr-defined]
+    queue.__dict__["pressure_high_size"] = math.floor(size / queue.pressure_high_ratio)
+    queue.__dict__["pressure_drop_size"] = math.floor(size * queue.pressure_drop_ratio)
+    return size
+
+
+async def take_batches(stream: Any, max_events: int, within: float,
+                       buffer_bytes: int = 0) -> AsyncIterator[list[Any]]:
+    """Yield lists of up to ``max_events`` events (messages): what the channel holds, else what arrives
+    within ``within`` seconds of the first. With ``buffer_bytes``, a batch also stops at a quarter of
+    it: a thousand messages of a thousand events would otherwise be a million events in memory at once.
+
+    Events are acked (their offsets become committable) when the consumer of the batch asks for the
+    next one, as ``take_events`` does; on an exception or a cancellation they are not acked, so they are
+    replayed by whoever owns the partition next (the Redis offsets make the replay harmless)."""
+    app = stream.app
+    await stream.maybe_start()
+    queue = aiter(stream.channel).queue  # the iterator clone the conductor feeds, as take_events uses
+    consumer = app.consumer
+    unacked = consumer.unacked
+    acking_topics = app.topics.acking_topics
+    on_message_in = stream._on_message_in
+    on_message_out = stream._on_message_out
+    flow_control = app.flow_control
+    seen_bytes, seen_messages = 0, 0
+    max_bytes = buffer_bytes // 4 if buffer_bytes else 0
+    while not stream.should_stop:
+        if queue._errors:
+            raise queue._errors.popleft()
+        if queue.empty():
+            try:
+                first = await asyncio.wait_for(queue.get(), timeout=within)
+            except TimeoutError:
+                continue
+            batch = [first]
+        else:
+            batch = []
+        deadline = time.monotonic() + within
+        size = sum(len(e.message.value or b"") for e in batch)
+        while len(batch) < max_events and not (max_bytes and size >= max_bytes):
+            if not queue.empty():
+                event = queue.get_nowait()
+                batch.append(event)
+                size += len(event.message.value or b"")
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=remaining)
+            except TimeoutError:
+                break
+            batch.append(event)
+            size += len(event.message.value or b"")
+        events: list[Any] = []  # faust Events
+        skipped: list[Any] = []
+        generation = app.consumer_generation_id
+        active = flow_control.is_active()
+        for event in batch:
+            message = event.message
+            if not active or message.generation_id != generation:
+                skipped.append(event)  # fetched before a rebalance: the new owner reads it again
+                continue
+            if message.topic in acking_topics and not message.tracked:
+                message.tracked = True
+                unacked.add(message)
+                on_message_in(message.tp, message.offset, message)
+            seen_bytes += len(message.value or b"")
+            seen_messages += 1
+            events.append(event)
+        for event in skipped:
+            _ack(event, on_message_out)
+        if not events:
+            continue
+        stream.events_total += len(events)
+        yield events
+        for event in events:
+            _ack(event, on_message_out)
+        if buffer_bytes and seen_messages:
+            fit_buffer(queue, buffer_bytes, seen_bytes / seen_messages)
+
+
+def _ack(event: Any, on_message_out: Any) -> None:
+    """``Stream.ack`` without the per-event sensor call: the last stream to ack makes it committable."""
+    if event.ack():
+        message = event.message
+        on_message_out(message.tp, message.offset, message)
