@@ -11,7 +11,8 @@ each tail: the chance of a value beyond the reference's extremes), then a window
 (multinomial) and the statistic computed on the bins exactly as the monitor computes it. For Wasserstein the values
 inside a bin are placed by the bin's reference mean with the largest spread the bin allows (the Bhatia-Davis bound,
 at most a uniform's), and the distance beyond an edge of a value outside the reference range is exponential with
-the scale of the nearest spacing.
+the outer bin's mean excess. Categorical fields use the two-sample plug-in bootstrap from shrunk shares
+(``shrunk_shares``).
 
 The ``B`` draws are summarised by a few quantiles of the statistic's *squared* form (PSI and chi2 as they are, JS,
 KS and Wasserstein squared) and an exponential tail fitted beyond the 98th percentile (peaks over a threshold). It
