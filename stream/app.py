@@ -212,8 +212,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def consume(stream: faust.StreamT) -> None:
         while service.processor is None:
             await asyncio.sleep(0.05)
-        async for events in take_batches(stream, settings.stream.batch_size, settings.stream.batch_timeout_s,
-                                         settings.stream.buffer_mib * 2**20):
+        batches = (take_batches(stream, settings.stream.batch_size, settings.stream.batch_timeout_s,
+                                settings.stream.buffer_mib * 2**20) if settings.stream.fast_batches
+                   else stream.take_events(settings.stream.batch_size, within=settings.stream.batch_timeout_s))
+        async for events in batches:
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                                  e.message.value, e.message.timestamp, wire_format(e.message.headers))
                        for e in events]
