@@ -45,22 +45,18 @@ class ReportError(DriftwardenError):
 
 @dataclass(frozen=True)
 class Statistic:
-    """One statistic of one feature: ``decides`` when it is among ``drift_signals`` (else shown only).
-
-    ``lower_fires`` marks p-value tests, which fire at or below their threshold.
-    """
+    """One statistic of one feature: ``decides`` when it is among ``drift_signals`` (else shown only); every
+    statistic fires at or above its threshold (NaN for one that does not decide)."""
 
     name: str
     score: float | None
     threshold: float
     decides: bool
     fired: bool
-    lower_fires: bool = False
 
     @property
     def label(self) -> str:
-        """How it is shown: a p-value test's score is its p-value, so say so."""
-        return f"{self.name} p-value" if self.lower_fires else self.name
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -253,7 +249,7 @@ def summary_lines(report: Report) -> list[str]:
     if not drifted:
         lines.append("no feature drifted")
     for f in drifted:
-        fired = ", ".join(f"{s.label} {fmt(s.score)} {'<=' if s.lower_fires else '>='} {fmt(s.threshold)}"
+        fired = ", ".join(f"{s.label} {fmt(s.score)} >= {fmt(s.threshold)}"
                           for s in f.statistics if s.fired)
         lines.append(f"DRIFT {f.name} ({f.severity}): {fired}")
     if report.ranking:

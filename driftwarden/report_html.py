@@ -192,8 +192,7 @@ def histogram_svg(reference: Histogram, current: Histogram, width: int = 536, he
 def scores_svg(statistics: Sequence[Statistic], width: int = 536) -> str:
     """One row per statistic: a bar for the score on a scale that shows the threshold (dashed line).
 
-    Distances fire at or above the threshold; p-values fire at or below it, so their bar is drawn on a
-    log scale down to 1e-6 where "further right" also means "more drift".
+    Every statistic fires at or above its threshold.
     """
     row, left, right = 22, 150, 120
     height = row * len(statistics) + 6
@@ -206,7 +205,7 @@ def scores_svg(statistics: Sequence[Statistic], width: int = 536) -> str:
         # a statistic outside drift_signals decides nothing: grey, whatever its value
         colour = FIRED_COLOUR if s.fired else QUIET_COLOUR if s.decides else SHOWN_COLOUR
         opacity = "1"
-        verb = "&le;" if s.lower_fires else "&ge;"
+        verb = "&ge;"
         out.append(f'<text x="0" y="{y + 14}" font-size="12">{_e(s.label)}{"" if s.decides else " (shown)"}</text>')
         out.append(f'<rect x="{left}" y="{y + 3}" width="{plot_w}" height="14" fill="#f0f0f0"/>')
         if score_pos is not None:
@@ -223,12 +222,6 @@ def scores_svg(statistics: Sequence[Statistic], width: int = 536) -> str:
 
 def _positions(s: Statistic) -> tuple[float | None, float]:
     """Score and threshold as fractions of the bar's width."""
-    if s.lower_fires:  # p-value: -log10 scale, 1 -> 0, 1e-6 -> 1
-        def place(p: float) -> float:
-            return min(-math.log10(max(p, 1e-6)) / 6, 1.0)
-
-        score = None if s.score is None or not math.isfinite(s.score) else place(s.score)
-        return score, place(s.threshold) if math.isfinite(s.threshold) else 0.0
     top = max(s.threshold * 2, (s.score or 0.0) * 1.1 if s.score is not None and math.isfinite(s.score) else 0.0)
     if not math.isfinite(top) or top <= 0:
         return None, 0.5
