@@ -222,7 +222,9 @@ def scores_svg(statistics: Sequence[Statistic], width: int = 536) -> str:
 
 def _positions(s: Statistic) -> tuple[float | None, float]:
     """Score and threshold as fractions of the bar's width."""
-    top = max(s.threshold * 2, (s.score or 0.0) * 1.1 if s.score is not None and math.isfinite(s.score) else 0.0)
+    # a statistic that does not decide has no threshold (NaN): its bar is scaled by its score alone
+    threshold = s.threshold * 2 if math.isfinite(s.threshold) else 0.0
+    top = max(threshold, (s.score or 0.0) * 1.1 if s.score is not None and math.isfinite(s.score) else 0.0)
     if not math.isfinite(top) or top <= 0:
         return None, 0.5
     score = None if s.score is None or not math.isfinite(s.score) else s.score / top

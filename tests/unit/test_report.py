@@ -134,3 +134,11 @@ def test_reference_from_columns_is_build_reference_from_rows() -> None:
     config = MonitorConfig()
     predictions = (reference["income"] > 50).tolist()
     assert reference_of(columns, config, predictions).to_bytes() == build_reference(rows, config, predictions)
+
+
+def test_a_statistic_that_does_not_decide_still_gets_its_score_bar() -> None:
+    from driftwarden.report import Statistic
+    from driftwarden.report_html import scores_svg
+
+    svg = scores_svg([Statistic("ks", 0.05, math.nan, False, False)])
+    assert svg.count("<rect") == 2, "the background and the score bar"
