@@ -25,6 +25,7 @@ class Observation(NamedTuple):
     features: Mapping[str, Value]
     prediction: float | str
     score: float | None = None
+    scores: Mapping[str, float] | None = None  # a multiclass model's probability per class
 
 
 class Outcome(NamedTuple):
@@ -36,6 +37,7 @@ class Outcome(NamedTuple):
     label: float | str | bool  # an int is a float here (PEP 484); detectors.task says which are classes
     score: float | None = None
     predicted_at: float | None = None
+    scores: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

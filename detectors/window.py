@@ -17,8 +17,10 @@ import numpy as np
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.multivariate import as_matrix, window_matrix
 from detectors.performance import window_counts
+from detectors.performance_multiclass import MulticlassCalibration
+from detectors.performance_multiclass import window_counts as multiclass_counts
 from detectors.records import Observation
-from detectors.reference import Reference
+from detectors.reference import Reference, confidence
 from detectors.values import categorical_column, numeric_column
 
 _ABSENT = object()
@@ -119,7 +121,7 @@ class Window:
         if self.prediction is not None:
             fill(self.prediction, [o.prediction for o in observations])
         if self.score is not None:
-            fill(self.score, [o.score for o in observations])
+            fill(self.score, [o.score if o.scores is None else confidence(o.scores) for o in observations])
         timestamps = [o.timestamp for o in observations]
         if self.n == 0:
             self.start = float(timestamps[0])
@@ -140,8 +142,10 @@ class Window:
             self.pca_n += matrix.shape[0]
         # a window is estimated whole or not at all: from its first batch, if the calibration was known by then
         if calibration is not None and (self.n == 0 or self.performance_counts is not None):
-            counts, unscored = window_counts(calibration, [o.score for o in observations],
-                                             [o.prediction for o in observations])
+            predictions = [o.prediction for o in observations]
+            counts, unscored = (multiclass_counts(calibration, [o.scores for o in observations], predictions)
+                                if isinstance(calibration, MulticlassCalibration)
+                                else window_counts(calibration, [o.score for o in observations], predictions))
             if self.performance_counts is None or self.performance_counts.shape != counts.shape:
                 self.performance_counts = counts
             else:

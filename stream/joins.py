@@ -83,7 +83,9 @@ class JoinPlan:
     drop_labels: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
 
     def join(self, model: str, event_id: str, pred: PendingPrediction, label: PendingLabel) -> None:
-        self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label, pred.score, pred.timestamp))
+        per_class = pred.score if isinstance(pred.score, dict) else None
+        self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label,
+                                            None if per_class is not None else pred.score, pred.timestamp, per_class))
         self.delays[model].append(label.timestamp - pred.timestamp)
         self.versions[model].append(pred.version)
         if pred.features is None:  # not kept for retraining (see the module's docstring)
@@ -171,7 +173,8 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
         batch_preds: dict[bytes, PendingPrediction] = {}
         for j, p in enumerate(preds.get(m, ())):
             key = pred_keys[m][j]
-            pending = PendingPrediction(pred_times[m][j], p.prediction, p.score, p.model_version, p.features)
+            pending = PendingPrediction(pred_times[m][j], p.prediction, p.score if p.scores is None else p.scores,
+                                        p.model_version, p.features)
             stored_label = waiting_labels[j] if waiting_labels else None
             if stored_label is not None:
                 plan.join(m, p.event_id, pending, decode_pending_label(stored_label))

@@ -61,7 +61,7 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
         for p in preds:
             if p.model_version is not None:
                 state.version = p.model_version
-        observations = [Observation(epoch(p.timestamp), p.features, p.prediction, p.score) for p in preds]
+        observations = [Observation(epoch(p.timestamp), p.features, p.prediction, p.score, p.scores) for p in preds]
         signals = monitor.update(observations)
         state.observations += len(preds)
         _closed_windows(model, state, monitor, signals, observations[-1].timestamp, policy, now, events, alerts)
@@ -122,7 +122,7 @@ def take_estimates(model: str, state: ModelState, monitor: ModelMonitor, now: fl
                           n=int(w["n"])),
             n_scored=r["n_scored"], unscored=r["unscored"], estimated=r["estimated"],
             reference_accuracy=r["reference_accuracy"], accuracy_drop=r["accuracy_drop"],
-            calibration=r["calibration"], detected_at=now))
+            calibration=r["calibration"], detected_at=now, classes=r.get("classes"), confusion=r.get("confusion")))
     return out
 
 
