@@ -27,8 +27,14 @@ from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram
 from detectors.performance import ScoreCalibration, class_key, expected_metrics, fit_calibration
-from detectors.performance_multiclass import MulticlassCalibration, expected_confusion, fit_multiclass, realise, \
-    realised_counts, scored
+from detectors.performance_multiclass import (
+    MulticlassCalibration,
+    expected_confusion,
+    fit_multiclass,
+    realise,
+    realised_counts,
+    scored,
+)
 from detectors.performance_multiclass import expected_metrics as multiclass_metrics
 from detectors.quality import quality_signals, window_quality
 from detectors.ranking import WindowRecord, rank, record_for
@@ -352,7 +358,7 @@ class ModelMonitor:
             fitted = fit_multiclass([v if isinstance(v, Mapping) else None for v in scores], predictions, labels,
                                     self.config.performance_bins)
         else:
-            fitted = fit_calibration(scores, predictions, labels, self.config.performance_bins)  # type: ignore[arg-type]
+            fitted = fit_calibration(scores, predictions, labels, self.config.performance_bins)
         self.labelled = []
         if isinstance(fitted, str):
             self.performance_note = fitted

@@ -23,6 +23,7 @@ under concept drift in the same way; the realised-vs-estimated error per window 
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ MAX_CLASSES: Final = 50  # a probability vector over more classes is not estimat
 
 @dataclass(frozen=True)
 class MulticlassCalibration:
-    """One-vs-rest calibration: class ``classes[k]``'s score in step ``s`` of ``edges[k]`` -> ``probabilities[k][s]``."""
+    """One-vs-rest: class ``classes[k]``'s score in step ``s`` of ``edges[k]`` -> ``probabilities[k][s]``."""
 
     classes: tuple[str, ...]
     edges: tuple[tuple[float, ...], ...]
@@ -81,20 +82,35 @@ class MulticlassCalibration:
     def matrix(self, scores: Sequence[Mapping[str, float] | None]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
         """Raw scores as a (rows, classes) matrix in class order, and which rows are usable (scores for exactly
         the calibrated classes, all finite)."""
-        index = {c: k for k, c in enumerate(self.classes)}
         out = np.full((len(scores), len(self.classes)), np.nan)
         ok = np.zeros(len(scores), dtype=bool)
         for i, row in enumerate(scores):
-            if row is None or len(row) != len(index):
-                continue
-            for key, value in row.items():
-                k = index.get(class_name(key) or "")
-                if k is None:
-                    break
-                out[i, k] = value
-            else:
-                ok[i] = bool(np.isfinite(out[i]).all())
+            values = self.row(row)
+            if values is not None:
+                out[i], ok[i] = values, True
         return out, ok
+
+    def index_of(self, name: object) -> int | None:
+        """The position of a class (a score's key, a prediction or a label) among ``classes``, None if not one."""
+        index = dict(zip(self.classes, range(len(self.classes)), strict=True))
+        found = index.get(name) if isinstance(name, str) else None  # keys are mostly spelled as the classes
+        return found if found is not None else index.get(class_name(name) or "")
+
+    def row(self, scores: Mapping[str, float] | None) -> list[float] | None:
+        """One row's scores in class order, or None unless they are finite scores of exactly these classes."""
+        k = len(self.classes)
+        if scores is None or len(scores) != k:
+            return None
+        index = dict(zip(self.classes, range(k), strict=True))
+        values = [math.nan] * k
+        for key, value in scores.items():
+            c = index.get(key)
+            if c is None:
+                c = index.get(class_name(key) or "")
+                if c is None:
+                    return None
+            values[c] = value
+        return values if all(math.isfinite(v) for v in values) else None
 
     def steps_of(self, matrix: FloatArray) -> npt.NDArray[np.intp]:
         """Each row's calibration step per class."""
@@ -106,7 +122,8 @@ class MulticlassCalibration:
         """Rows' calibrated probabilities per class from their steps, normalised to sum to one."""
         p = np.stack([np.asarray(self.probabilities[k])[steps[:, k]] for k in range(len(self.classes))], axis=1) \
             if len(steps) else np.zeros((0, len(self.classes)))
-        return p / p.sum(axis=1, keepdims=True)
+        normalised: FloatArray = p / p.sum(axis=1, keepdims=True)
+        return normalised
 
     def drop_null(self, m: int, draws: int = DRAWS) -> NullFit:
         """How far below the reference's realised accuracy the estimate of an ``m``-row window falls by chance."""
@@ -174,9 +191,8 @@ def window_counts(calibration: MulticlassCalibration, scores: Sequence[Mapping[s
     the last column (first row) the rows counted. Rows without usable scores or whose predicted class is not
     calibrated are not counted: their number is returned beside."""
     k, steps = len(calibration.classes), calibration.steps
-    index = {c: i for i, c in enumerate(calibration.classes)}
     matrix, ok = calibration.matrix(scores)
-    predicted = np.array([index.get(class_name(p) or "", -1) for p in predictions], dtype=np.intp)
+    predicted = np.array([-1 if (c := calibration.index_of(p)) is None else c for p in predictions], dtype=np.intp)
     ok &= predicted >= 0
     out = np.zeros((k, k + 2 * steps + 1), dtype=np.int64)
     if ok.any():
@@ -239,16 +255,15 @@ def realise(calibration: MulticlassCalibration, counts: npt.NDArray[np.int64], s
             prediction: object, label: object) -> bool:
     """Count one labelled prediction into realised ``counts``; False when it cannot be (no usable scores)."""
     k, steps = len(calibration.classes), calibration.steps
-    matrix, ok = calibration.matrix([scores])
-    predicted = calibration.classes.index(p) if (p := class_name(prediction)) in calibration.classes else -1
-    if not ok[0] or predicted < 0:
+    values = calibration.row(scores)
+    predicted = calibration.index_of(prediction)
+    if values is None or predicted is None:
         return False
-    name = class_name(label)
-    actual = calibration.classes.index(name) if name in calibration.classes else k
+    actual = calibration.index_of(label)
+    actual = k if actual is None else actual
     counts[predicted, actual] += 1
-    step = calibration.steps_of(matrix)[0]
-    for c in range(k):
-        counts[c, k + 1 + (0 if actual == c else steps) + int(step[c])] += 1
+    for c in range(k):  # bisect_left is searchsorted(side="left"), per row without numpy's call overhead
+        counts[c, k + 1 + (0 if actual == c else steps) + bisect.bisect_left(calibration.edges[c], values[c])] += 1
     counts[0, -1] += 1
     return True
 

@@ -268,7 +268,8 @@ def check_scores(scores: dict[str, float], prediction: object) -> None:
     if abs(total - 1.0) > SCORES_SUM_TOLERANCE:
         raise ContractError("invalid_scores", f"scores sum to {total:.6g}, not 1 (within {SCORES_SUM_TOLERANCE})")
     if class_name(prediction) not in names:
-        raise ContractError("invalid_scores", f"prediction {prediction!r} is not one of the scores' classes {list(scores)}")
+        raise ContractError("invalid_scores",
+                            f"prediction {prediction!r} is not one of the scores' classes {list(scores)}")
 
 
 def to_epoch(ts: Timestamp) -> float:

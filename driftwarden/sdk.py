@@ -40,6 +40,7 @@ from driftwarden.events import (
     ContractError,
     Label,
     Prediction,
+    check_semantics,
     decode_batch,
     encode,
 )
@@ -316,6 +317,7 @@ class DriftwardenProducer:
 
 def _validated(event: Prediction | Label) -> bytes:
     """The event's JSON, after the same decode and checks the stream applies (raises ContractError)."""
+    check_semantics(event)  # before encoding, which would turn a NaN score into a less telling null
     try:
         data = encode(event)
     except (TypeError, msgspec.EncodeError) as exc:

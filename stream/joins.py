@@ -83,9 +83,9 @@ class JoinPlan:
     drop_labels: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
 
     def join(self, model: str, event_id: str, pred: PendingPrediction, label: PendingLabel) -> None:
-        per_class = pred.score if isinstance(pred.score, dict) else None
-        self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label,
-                                            None if per_class is not None else pred.score, pred.timestamp, per_class))
+        score, per_class = (None, pred.score) if isinstance(pred.score, dict) else (pred.score, None)
+        self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label, score, pred.timestamp,
+                                            per_class))
         self.delays[model].append(label.timestamp - pred.timestamp)
         self.versions[model].append(pred.version)
         if pred.features is None:  # not kept for retraining (see the module's docstring)
