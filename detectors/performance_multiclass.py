@@ -82,13 +82,16 @@ class MulticlassCalibration:
     def matrix(self, scores: Sequence[Mapping[str, float] | None]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
         """Raw scores as a (rows, classes) matrix in class order, and which rows are usable (scores for exactly
         the calibrated classes, all finite)."""
-        out = np.full((len(scores), len(self.classes)), np.nan)
-        ok = np.zeros(len(scores), dtype=bool)
+        classes = self.classes
+        # the common case, every row's keys spelled and ordered as the classes, as one array; the rest row by row
+        same = [row is not None and tuple(row) == classes for row in scores]
+        out = np.full((len(scores), len(classes)), np.nan)
+        if any(same):
+            out[same] = [list(row.values()) for row, fast in zip(scores, same, strict=True) if fast]  # type: ignore[union-attr]
         for i, row in enumerate(scores):
-            values = self.row(row)
-            if values is not None:
-                out[i], ok[i] = values, True
-        return out, ok
+            if not same[i] and (values := self.row(row)) is not None:
+                out[i] = values
+        return out, np.isfinite(out).all(axis=1)
 
     def index_of(self, name: object) -> int | None:
         """The position of a class (a score's key, a prediction or a label) among ``classes``, None if not one."""
@@ -192,7 +195,12 @@ def window_counts(calibration: MulticlassCalibration, scores: Sequence[Mapping[s
     calibrated are not counted: their number is returned beside."""
     k, steps = len(calibration.classes), calibration.steps
     matrix, ok = calibration.matrix(scores)
-    predicted = np.array([-1 if (c := calibration.index_of(p)) is None else c for p in predictions], dtype=np.intp)
+    index: dict[object, int] = dict(zip(calibration.classes, range(k), strict=True))  # predictions spelled as classes
+    slow = [p for p in predictions if p not in index]
+    for p in dict.fromkeys(slow):  # e.g. a class 1 predicted as 1.0, or one the calibration does not know
+        position = calibration.index_of(p)
+        index[p] = -1 if position is None else position
+    predicted = np.array([index[p] for p in predictions], dtype=np.intp)
     ok &= predicted >= 0
     out = np.zeros((k, k + 2 * steps + 1), dtype=np.int64)
     if ok.any():
