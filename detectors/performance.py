@@ -169,7 +169,8 @@ def fit_calibration(scores: Sequence[float], predictions: Sequence[object], labe
     label_keys = [class_key(labels[i]) for i in keep]
     classes = set(label_keys)
     if len(classes) != 2:
-        return (f"binary only: the score is one number, and the labels have {len(classes)} value(s)"
+        return (f"binary only: the score is one number, and the labels have {len(classes)} value(s); send per-class "
+                "scores for one-vs-rest"
                 if len(classes) > 2 else "the labels have a single value")
     a, b = sorted(classes, key=str)
     is_b = np.array([k == b for k in label_keys])
