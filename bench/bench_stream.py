@@ -48,12 +48,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftwarden.columnar import encode_arrow  # noqa: E402
-from driftwarden.config import Settings, load_settings  # noqa: E402
-from driftwarden.demo import isolated_env  # noqa: E402
-from driftwarden.devstack import Stack, free_port  # noqa: E402
-from driftwarden.events import ARROW_FORMAT, FORMAT_HEADER, Prediction, decode_message, wire_format  # noqa: E402
-from driftwarden.kafka_io import client_config, ensure_topics  # noqa: E402
+from driftwarden.contract.columnar import encode_arrow  # noqa: E402
+from driftwarden.contract.events import ARROW_FORMAT, FORMAT_HEADER, Prediction, decode_message, wire_format  # noqa: E402
+from driftwarden.contract.kafka import client_config, ensure_topics  # noqa: E402
+from driftwarden.contract.settings import Settings, load_settings  # noqa: E402
+from driftwarden.devtools.demo import isolated_env  # noqa: E402
+from driftwarden.devtools.devstack import Stack, free_port  # noqa: E402
 from stream.state import Keys, decode_pending_prediction  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bench_stream.json"

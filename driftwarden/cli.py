@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from driftwarden.config import load_settings
-from driftwarden.exceptions import DriftwardenError
+from driftwarden.contract.errors import DriftwardenError
+from driftwarden.contract.settings import load_settings
 
 
 def _setup_logging(level: str) -> None:
@@ -49,7 +49,7 @@ def show_config(ctx: click.Context) -> None:
 @click.pass_context
 def redis_acl(ctx: click.Context, user: str) -> None:
     """Print the workers' least-privilege Redis ACL (an ACL file line) for the configured key prefix."""
-    from driftwarden.redis_acl import acl_user_line
+    from driftwarden.ops.redis_acl import acl_user_line
 
     click.echo(acl_user_line(user, _settings(ctx).redis.key_prefix))
 
@@ -63,7 +63,7 @@ def stack() -> None:
 @click.option("--home", type=click.Path(file_okay=False), default=None, help="State folder (default .devstack).")
 def stack_up(home: str | None) -> None:
     """Start whatever is not running and print the addresses as shell exports."""
-    from driftwarden.devstack import DEFAULT_HOME, Stack
+    from driftwarden.devtools.devstack import DEFAULT_HOME, Stack
 
     try:
         env = Stack(Path(home) if home else DEFAULT_HOME).up(log=lambda s: click.echo(s, err=True))
@@ -77,7 +77,7 @@ def stack_up(home: str | None) -> None:
 @click.option("--home", type=click.Path(file_okay=False), default=None)
 def stack_down(home: str | None) -> None:
     """Stop the stack's services (their data stays in the state folder)."""
-    from driftwarden.devstack import DEFAULT_HOME, Stack
+    from driftwarden.devtools.devstack import DEFAULT_HOME, Stack
 
     Stack(Path(home) if home else DEFAULT_HOME).down(log=click.echo)
 
@@ -86,7 +86,7 @@ def stack_down(home: str | None) -> None:
 @click.option("--home", type=click.Path(file_okay=False), default=None)
 def stack_status(home: str | None) -> None:
     """Say which services are up; exit 1 if any is down."""
-    from driftwarden.devstack import DEFAULT_HOME, Stack
+    from driftwarden.devtools.devstack import DEFAULT_HOME, Stack
 
     status = Stack(Path(home) if home else DEFAULT_HOME).status()
     for name, up in status.items():
@@ -119,7 +119,7 @@ def run_retrain_worker(ctx: click.Context) -> None:
 @click.pass_context
 def run_alert_relay(ctx: click.Context) -> None:
     """Forward drift-alerts to Alertmanager and/or a JSON webhook (alert_relay settings), at least once."""
-    from driftwarden.alert_relay import run_relay
+    from driftwarden.ops.alert_relay import run_relay
 
     try:
         run_relay(_settings(ctx))
@@ -153,7 +153,7 @@ def run_rollback(ctx: click.Context, model: str) -> None:
 def run_onboard(ctx: click.Context, model: str, training_file: Path, prediction: str | None, score: str | None,
                 label: str | None, ignore: tuple[str, ...], version: str | None) -> None:
     """Make TRAINING_FILE (CSV or Parquet) MODEL's reference: the stream compares from its first prediction."""
-    from driftwarden.onboard import onboard
+    from driftwarden.devtools.onboard import onboard
 
     try:
         done = onboard(_settings(ctx), model, training_file, prediction=prediction, score=score, label=label,
@@ -178,7 +178,7 @@ def run_onboard(ctx: click.Context, model: str, training_file: Path, prediction:
 def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | None, batch_size: int,
                fmt: str, wire_format: str, no_progress: bool) -> None:
     """Send a historical CSV or JSONL file of predictions (and labels) through the topics."""
-    from driftwarden.replay import run
+    from driftwarden.sdk.replay import run
 
     sys.exit(run(_settings(ctx), file, fmt=fmt, model=model, rate=rate,  # type: ignore[arg-type]
                  batch_size=batch_size, show_progress=not no_progress, wire_format=wire_format))
@@ -197,7 +197,7 @@ def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | 
 def run_report(ctx: click.Context, reference: Path, current: Path, output: Path, model: str | None,
                prediction: str | None, ignore: tuple[str, ...], fail_on_drift: bool) -> None:
     """Compare CURRENT with REFERENCE (CSV or Parquet) with the stream's detectors; write an HTML report."""
-    from driftwarden.report import summary_lines, write_report
+    from driftwarden.report.comparison import summary_lines, write_report
 
     settings = _settings(ctx)
     try:
@@ -221,7 +221,7 @@ def run_status(ctx: click.Context, url: str | None, no_mlflow: bool, as_json: bo
     """Each model's drift state, open alerts, champion version and performance, from the running stream."""
     from rich.console import Console
 
-    from driftwarden.status_view import champion_versions, fetch_status, status_table
+    from driftwarden.devtools.status_view import champion_versions, fetch_status, status_table
 
     settings = _settings(ctx)
     try:
@@ -246,7 +246,7 @@ def run_status(ctx: click.Context, url: str | None, no_mlflow: bool, as_json: bo
 @click.pass_context
 def run_demo(ctx: click.Context, home: str | None) -> None:
     """Start the stack and both workers, send drifting traffic, show detection, retrain and promotion."""
-    from driftwarden.demo import run_demo as demo
+    from driftwarden.devtools.demo import run_demo as demo
 
     sys.exit(demo(ctx.obj["config_path"], Path(home) if home else None))
 

@@ -21,8 +21,8 @@ from typing import Literal
 
 import msgspec
 
-from driftwarden.config import RetrainSettings
-from driftwarden.events import DriftEvent, ModelUpdate
+from driftwarden.contract.events import DriftEvent, ModelUpdate
+from driftwarden.contract.settings import RetrainSettings
 
 IncidentStatus = Literal["training", "decided", "done"]
 Action = Literal["retrain", "resume", "join", "republish", "skip"]

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, fields
 from typing import Any
 
-from driftwarden.config import MonitorSettings
+from driftwarden.contract.settings import MonitorSettings
 
 log = logging.getLogger(__name__)
 FEATURES_FORMAT = "driftwarden.features/1"

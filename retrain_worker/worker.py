@@ -22,10 +22,10 @@ import redis
 from confluent_kafka import KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, start_http_server
 
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, DeadLetter, DriftEvent, ModelUpdate, decode, encode, iso
-from driftwarden.exceptions import ServiceError
-from driftwarden.kafka_io import ensure_topics, make_consumer, make_producer
+from driftwarden.contract.errors import ServiceError
+from driftwarden.contract.events import ContractError, DeadLetter, DriftEvent, ModelUpdate, decode, encode, iso
+from driftwarden.contract.kafka import ensure_topics, make_consumer, make_producer
+from driftwarden.contract.settings import Settings
 from retrain_worker.exceptions import RetrainError, ServiceUnavailable
 from retrain_worker.incidents import IncidentStore
 from retrain_worker.metrics import RetrainMetrics

@@ -40,4 +40,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-.venv/bin/python -c "from driftwarden.devstack import ensure_kafka_jars; print('[bootstrap] kafka jars in', ensure_kafka_jars())"
+.venv/bin/python -c "from driftwarden.devtools.devstack import ensure_kafka_jars; print('[bootstrap] kafka jars in', ensure_kafka_jars())"

@@ -22,10 +22,10 @@ import faust
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, ModelUpdate, decode, wire_format
-from driftwarden.exceptions import ConfigError
-from driftwarden.kafka_io import ensure_topics
+from driftwarden.contract.errors import ConfigError
+from driftwarden.contract.events import ContractError, ModelUpdate, decode, wire_format
+from driftwarden.contract.kafka import ensure_topics
+from driftwarden.contract.settings import Settings
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
 from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop

@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
-from driftwarden.config import Settings
-from driftwarden.events import (
+from driftwarden.contract.events import (
     JSON_FORMAT,
     ContractError,
     DeadLetter,
@@ -18,6 +17,7 @@ from driftwarden.events import (
     iso,
     to_epoch,
 )
+from driftwarden.contract.settings import Settings
 from stream.outbox import Outgoing
 from stream.records import RawRecord
 

@@ -33,7 +33,7 @@ import msgspec
 import redis
 
 from detectors.monitor import Outcome
-from driftwarden.events import Label, Prediction
+from driftwarden.contract.events import Label, Prediction
 from stream.decoding import epoch
 from stream.state import (
     Keys,

@@ -8,8 +8,8 @@ from collections import defaultdict
 
 from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome, Signal
 from detectors.task import infer_task
-from driftwarden.config import MonitorSettings, Settings
-from driftwarden.events import DriftAlert, DriftEvent, PerformanceEstimate, Prediction, Window, drift_id
+from driftwarden.contract.events import DriftAlert, DriftEvent, PerformanceEstimate, Prediction, Window, drift_id
+from driftwarden.contract.settings import MonitorSettings, Settings
 from stream.alerts import AlertPolicy, alert_key, on_drift, on_window_closed
 from stream.decoding import epoch
 from stream.state import ModelState, VersionPerformance

@@ -27,8 +27,8 @@ import redis
 
 from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
+from driftwarden.contract.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
+from driftwarden.contract.settings import Settings
 from stream import watch
 from stream.batch_metrics import record_estimates, record_model, record_traffic, record_window_scores
 from stream.decoding import Decoded, dead_letter, decode_record, epoch

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from driftwarden.config import Settings, load_settings
-from driftwarden.devstack import Stack
+from driftwarden.contract.settings import Settings, load_settings
+from driftwarden.devtools.devstack import Stack
 
 
 @pytest.fixture(scope="session")

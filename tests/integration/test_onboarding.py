@@ -20,10 +20,10 @@ from sklearn.linear_model import LogisticRegression
 
 from detectors.monitor import ModelMonitor
 from driftwarden.cli import main
-from driftwarden.config import Settings
-from driftwarden.events import ModelUpdate, Prediction, decode, encode
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.onboard import OnboardError, onboard
+from driftwarden.contract.events import ModelUpdate, Prediction, decode, encode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings
+from driftwarden.devtools.onboard import OnboardError, onboard
 from retrain_worker.registry import ModelRegistry
 from retrain_worker.rollback import rollback
 from stream.app import StreamService

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from monitoring_support import Alertmanager, Prometheus, wait_until
 
-from driftwarden.config import load_settings
-from driftwarden.demo import Workers, isolated_env, produce_traffic
-from driftwarden.devstack import free_port
-from driftwarden.kafka_io import ensure_topics
-from driftwarden.traffic import SHIFTED_FEATURE, TrafficSpec
+from driftwarden.contract.kafka import ensure_topics
+from driftwarden.contract.settings import load_settings
+from driftwarden.devtools.demo import Workers, isolated_env, produce_traffic
+from driftwarden.devtools.devstack import free_port
+from driftwarden.devtools.traffic import SHIFTED_FEATURE, TrafficSpec
 
 pytestmark = pytest.mark.services
 

@@ -17,9 +17,9 @@ import redis
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
-from driftwarden.config import Settings
-from driftwarden.events import DriftEvent, ModelUpdate, Window, decode, drift_id, encode
-from driftwarden.kafka_io import make_consumer, make_producer
+from driftwarden.contract.events import DriftEvent, ModelUpdate, Window, decode, drift_id, encode
+from driftwarden.contract.kafka import make_consumer, make_producer
+from driftwarden.contract.settings import Settings
 from retrain_worker.dataset import Dataset
 from retrain_worker.trainer import train_default
 

@@ -26,7 +26,7 @@ from test_retrain_support import (
 
 import driftwarden
 from driftwarden.cli import main
-from driftwarden.config import Settings
+from driftwarden.contract.settings import Settings
 from retrain_worker.rollback import rollback
 from retrain_worker.worker import RetrainWorker
 

@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 from scipy.stats import norm
 
 from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
-from driftwarden.config import Settings
-from driftwarden.events import DeadLetter, DriftAlert, DriftEvent, Label, Prediction, decode, encode
-from driftwarden.kafka_io import client_config, ensure_topics
+from driftwarden.contract.events import DeadLetter, DriftAlert, DriftEvent, Label, Prediction, decode, encode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings
 from stream.app import StreamService
 from stream.joins import digest
 from stream.metrics import build_metrics

@@ -24,12 +24,12 @@ import redis
 from confluent_kafka import Consumer, Producer
 
 from detectors.monitor import ModelMonitor, Observation
-from driftwarden.config import Settings, load_settings
-from driftwarden.demo import Workers, isolated_env
-from driftwarden.devstack import free_port
-from driftwarden.events import DeadLetter, DriftEvent, ModelUpdate, decode, drift_id, encode, to_epoch
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.traffic import TrafficSpec, generate
+from driftwarden.contract.events import DeadLetter, DriftEvent, ModelUpdate, decode, drift_id, encode, to_epoch
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings, load_settings
+from driftwarden.devtools.demo import Workers, isolated_env
+from driftwarden.devtools.devstack import free_port
+from driftwarden.devtools.traffic import TrafficSpec, generate
 from retrain_worker.reference import build_reference
 from stream.monitoring import monitor_config
 from stream.state import Keys, decode_state

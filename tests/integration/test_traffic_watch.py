@@ -12,9 +12,9 @@ import redis
 from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
 
-from driftwarden.config import Settings
-from driftwarden.events import DriftAlert, Label, Prediction, decode, encode
-from driftwarden.kafka_io import client_config, ensure_topics
+from driftwarden.contract.events import DriftAlert, Label, Prediction, decode, encode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings
 from stream.metrics import build_metrics
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from driftwarden.alert_payloads import alertmanager_alert, webhook_payload
-from driftwarden.events import AlertAnnotations, AlertLabels, DriftAlert, iso
+from driftwarden.contract.alerts import alertmanager_alert, webhook_payload
+from driftwarden.contract.events import AlertAnnotations, AlertLabels, DriftAlert, iso
 
 NOW = 1_800_000_000.0
 

@@ -9,9 +9,8 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import Producer
 
-from driftwarden.columnar import decode_arrow, encode_arrow
-from driftwarden.config import load_settings
-from driftwarden.events import (
+from driftwarden.contract.columnar import decode_arrow, encode_arrow
+from driftwarden.contract.events import (
     ARROW_FORMAT,
     FORMAT_HEADER,
     ContractError,
@@ -22,7 +21,8 @@ from driftwarden.events import (
     encode,
     wire_format,
 )
-from driftwarden.sdk import DriftwardenProducer
+from driftwarden.contract.settings import load_settings
+from driftwarden.sdk.producer import DriftwardenProducer
 
 
 def predictions(n: int) -> list[Prediction]:

@@ -20,9 +20,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from driftwarden.alert_relay import RelayMetrics
 from driftwarden.cli import main as cli
-from driftwarden.config import ENV_ADDRESSES, Settings, load_settings
+from driftwarden.contract.settings import ENV_ADDRESSES, Settings, load_settings
+from driftwarden.ops.alert_relay import RelayMetrics
 from retrain_worker.metrics import RetrainMetrics
 from stream.metrics import build_metrics
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from driftwarden import devstack
-from driftwarden.devstack import _ephemeral_range, free_port
+from driftwarden.devtools import devstack
+from driftwarden.devtools.devstack import _ephemeral_range, free_port
 
 
 def test_free_ports_are_outside_the_ephemeral_range_and_bindable() -> None:

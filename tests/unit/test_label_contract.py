@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detectors.monitor import ModelMonitor, MonitorConfig, Outcome
-from driftwarden.events import ContractError, Label, decode_batch
+from driftwarden.contract.events import ContractError, Label, decode_batch
 from stream.state import PendingLabel, decode_pending_label, encode_state
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from detectors.config import MonitorConfig
-from driftwarden.live import LiveView
+from driftwarden.devtools.live import LiveView
 
 
 def snapshot(predictions: int, labels: int, *, drifted: bool, version: str = "1") -> dict[str, Any]:

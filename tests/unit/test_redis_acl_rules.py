@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from driftwarden.cli import main as cli
-from driftwarden.redis_acl import WORKER_COMMANDS, key_pattern
+from driftwarden.ops.redis_acl import WORKER_COMMANDS, key_pattern
 
 
 def test_the_cli_prints_the_users_line_for_the_configured_prefix(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -17,8 +17,8 @@ from detectors.reference import build_reference, column_histogram
 from detectors.values import infer_kind
 from detectors.window import fill
 from driftwarden.cli import main
-from driftwarden.config import MonitorSettings
-from driftwarden.report import compare, monitor_config, reference_of, write_report
+from driftwarden.contract.settings import MonitorSettings
+from driftwarden.report.comparison import compare, monitor_config, reference_of, write_report
 
 
 def frames(n_ref: int = 3000, n_cur: int = 1500, shift: float = 2.0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -137,8 +137,8 @@ def test_reference_from_columns_is_build_reference_from_rows() -> None:
 
 
 def test_a_statistic_that_does_not_decide_still_gets_its_score_bar() -> None:
-    from driftwarden.report import Statistic
-    from driftwarden.report_html import scores_svg
+    from driftwarden.report.comparison import Statistic
+    from driftwarden.report.html import scores_svg
 
     svg = scores_svg([Statistic("ks", 0.05, math.nan, False, False)])
     assert svg.count("<rect") == 2, "the background and the score bar"

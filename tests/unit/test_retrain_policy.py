@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from driftwarden.config import RetrainSettings
-from driftwarden.events import DriftEvent, ModelUpdate, Window, drift_id
+from driftwarden.contract.events import DriftEvent, ModelUpdate, Window, drift_id
+from driftwarden.contract.settings import RetrainSettings
 from retrain_worker.policy import (
     Incident,
     ModelState,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 
-from driftwarden.config import MonitorSettings
+from driftwarden.contract.settings import MonitorSettings
 from retrain_worker.reference import FEATURES_FORMAT, build_reference
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, Label, Prediction, decode_batch
-from driftwarden.sdk import DeliveryReport, DriftwardenProducer, ProducerClosedError
+from driftwarden.contract.events import ContractError, Label, Prediction, decode_batch
+from driftwarden.contract.settings import Settings
+from driftwarden.sdk.producer import DeliveryReport, DriftwardenProducer, ProducerClosedError
 
 
 class FakeClock:
@@ -188,8 +188,8 @@ def test_a_full_local_queue_is_drained_and_retried(kafka: Any) -> None:
 
 def test_close_flushes_and_unregisters_from_atexit(kafka: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     registered: list[Any] = []
-    monkeypatch.setattr("driftwarden.sdk.atexit.register", registered.append)
-    monkeypatch.setattr("driftwarden.sdk.atexit.unregister", registered.remove)
+    monkeypatch.setattr("driftwarden.sdk.producer.atexit.register", registered.append)
+    monkeypatch.setattr("driftwarden.sdk.producer.atexit.unregister", registered.remove)
     with make(kafka, linger_s=60) as dw:
         assert registered == [dw.close]
         dw.log_prediction("m", {"x": 1.0}, 1.0)

@@ -10,10 +10,10 @@ from unittest.mock import create_autospec
 import pytest
 from confluent_kafka import Producer
 
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, Label, Prediction, decode_batch
-from driftwarden.replay import ReplayRow, detect_format, read_rows, replay
-from driftwarden.sdk import DriftwardenProducer
+from driftwarden.contract.events import ContractError, Label, Prediction, decode_batch
+from driftwarden.contract.settings import Settings
+from driftwarden.sdk.producer import DriftwardenProducer
+from driftwarden.sdk.replay import ReplayRow, detect_format, read_rows, replay
 
 CSV = """event_id,model,timestamp,prediction,score,label,age,plan,churned_before
 e1,churn,1700000000,1,0.9,1,41,pro,true

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from driftwarden.events import DriftEvent, Window
+from driftwarden.contract.events import DriftEvent, Window
 from stream.alerts import AlertBook, AlertPolicy, alert_key, on_drift, on_window_closed
 
 POLICY = AlertPolicy(resolve_after=2, cooldown_s=100.0)

@@ -9,7 +9,7 @@ import faust
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from driftwarden.config import load_settings
+from driftwarden.contract.settings import load_settings
 from stream.app import data_dir
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from driftwarden.config import MonitorSettings
+from driftwarden.contract.settings import MonitorSettings
 from stream.alerts import AlertBook, on_window_closed
 from stream.idle import due, event_now
 from stream.state import Activity, TrafficState
@@ -56,8 +56,8 @@ def test_label_delay_quantiles_keep_the_newest_delays() -> None:
 
 
 def test_the_timer_runs_only_when_some_model_has_a_time_bound() -> None:
-    from driftwarden.config import Settings
-    from driftwarden.exceptions import ConfigError
+    from driftwarden.contract.errors import ConfigError
+    from driftwarden.contract.settings import Settings
     from stream.app import timer_interval
 
     off = msgspec.structs.replace(Settings().monitor, silence_seconds=None, window_seconds=None)

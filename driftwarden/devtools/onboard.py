@@ -26,10 +26,10 @@ import redis
 from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from detectors.reference import build_reference
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, Prediction, decode_batch, encode
-from driftwarden.exceptions import DriftwardenError
-from driftwarden.report import ReportError, read_table
+from driftwarden.contract.errors import DriftwardenError
+from driftwarden.contract.events import ContractError, Prediction, decode_batch, encode
+from driftwarden.contract.settings import Settings
+from driftwarden.report.comparison import ReportError, read_table
 from stream.monitoring import monitor_config, snapshot_key
 from stream.state import Keys, Onboarding, ReferenceOrigin, decode_state, encode_state
 

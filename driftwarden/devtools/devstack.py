@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from driftwarden.exceptions import ServiceError
+from driftwarden.contract.errors import ServiceError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 KAFKA_POM = REPO / "scripts" / "kafka" / "pom.xml"
 KAFKA_LOG4J = REPO / "scripts" / "kafka" / "log4j2.properties"
 KAFKA_VERSION = "4.1.1"

@@ -23,11 +23,11 @@ from typing import Any
 from confluent_kafka import KafkaException, Message
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-from driftwarden.alert_payloads import alertmanager_alert, webhook_payload
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, DeadLetter, DriftAlert, decode, encode, iso
-from driftwarden.exceptions import DriftwardenError, ServiceError
-from driftwarden.kafka_io import ensure_topics, make_consumer, make_producer
+from driftwarden.contract.alerts import alertmanager_alert, webhook_payload
+from driftwarden.contract.errors import DriftwardenError, ServiceError
+from driftwarden.contract.events import ContractError, DeadLetter, DriftAlert, decode, encode, iso
+from driftwarden.contract.kafka import ensure_topics, make_consumer, make_producer
+from driftwarden.contract.settings import Settings
 
 log = logging.getLogger(__name__)
 # A receiver may be down for hours while the relay waits on one message: stay in the group meanwhile.

@@ -8,8 +8,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported, not listed in __all__
 
-from driftwarden.config import Settings
-from driftwarden.exceptions import ServiceError
+from driftwarden.contract.errors import ServiceError
+from driftwarden.contract.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftwarden.events import Label, Prediction
+from driftwarden.contract.events import Label, Prediction
 
 NUMERIC = ("income", "age", "debt_ratio", "tenure", "utilisation")
 CATEGORICAL = ("region", "channel")

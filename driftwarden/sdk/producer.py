@@ -1,17 +1,17 @@
 """Producer SDK for teams that publish their model's predictions and labels to driftwarden.
 
-    from driftwarden.sdk import DriftwardenProducer
+    from driftwarden.sdk.producer import DriftwardenProducer
 
     with DriftwardenProducer(bootstrap_servers="kafka:9092") as dw:
         event_id = dw.log_prediction("churn", {"age": 41, "plan": "pro"}, 1, score=0.83)
         ...
         dw.log_label("churn", event_id, 0)   # later, when the truth is known
 
-Every event is checked against the contract (``driftwarden.events``) before it is buffered, so a bad
+Every event is checked against the contract (``driftwarden.contract.events``) before it is buffered, so a bad
 call fails in the caller's code, not as a dead letter minutes later. Events are batched per model into
 JSON arrays (one Kafka message per batch, keyed by the model so a model's events stay in order in one
 partition), or with ``wire_format="arrow"`` into one Arrow record batch per message, which the stream
-decodes several times faster per event (``driftwarden.columnar``; a batch whose columns mix types
+decodes several times faster per event (``driftwarden.contract.columnar``; a batch whose columns mix types
 falls back to JSON). A batch is sent when it is full, when its oldest event is ``linger_s`` old, on ``flush()``
 and on exit (context manager or ``atexit``).
 """
@@ -31,9 +31,9 @@ from typing import Any
 import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
-from driftwarden.columnar import encode_arrow
-from driftwarden.config import Settings, load_settings
-from driftwarden.events import (
+from driftwarden.contract.columnar import encode_arrow
+from driftwarden.contract.errors import DriftwardenError
+from driftwarden.contract.events import (
     ARROW_FORMAT,
     FORMAT_HEADER,
     JSON_FORMAT,
@@ -43,8 +43,8 @@ from driftwarden.events import (
     decode_batch,
     encode,
 )
-from driftwarden.exceptions import DriftwardenError
-from driftwarden.kafka_io import make_producer
+from driftwarden.contract.kafka import make_producer
+from driftwarden.contract.settings import Settings, load_settings
 
 
 class ProducerClosedError(DriftwardenError):

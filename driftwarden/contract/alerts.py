@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from driftwarden.events import DriftAlert, iso
+from driftwarden.contract.events import DriftAlert, iso
 
 RECEIVER = "driftwarden-alert-relay"
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
-from driftwarden.report import FeatureResult, Report, Statistic, fmt
+from driftwarden.report.comparison import FeatureResult, Report, Statistic, fmt
 
 REFERENCE_COLOUR = "#4e79a7"
 CURRENT_COLOUR = "#f28e2b"

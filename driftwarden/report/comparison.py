@@ -32,8 +32,8 @@ from detectors.multivariate import as_matrix, fit_pca
 from detectors.reference import Reference, column_histogram, kind_of
 from detectors.values import infer_kind
 from detectors.window import fill
-from driftwarden.config import MonitorSettings
-from driftwarden.exceptions import DriftwardenError
+from driftwarden.contract.errors import DriftwardenError
+from driftwarden.contract.settings import MonitorSettings
 
 PREDICTION = "prediction"  # the monitor's name for the prediction column, whatever the file calls it
 _RANK = {None: 0, WARNING: 1, CRITICAL: 2}
@@ -268,7 +268,7 @@ def summary_lines(report: Report) -> list[str]:
 def write_report(reference_path: str | Path, current_path: str | Path, output: str | Path,
                  settings: MonitorSettings, *, prediction: str | None = None,
                  ignore: Sequence[str] = ()) -> Report:
-    from driftwarden.report_html import render
+    from driftwarden.report.html import render
 
     reference, current = read_table(reference_path), read_table(current_path)
     report = compare(reference, current, monitor_config(settings, max(len(current), 1)), prediction=prediction,

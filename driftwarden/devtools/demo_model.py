@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from driftwarden.config import Settings
-from driftwarden.onboard import Onboarded, onboard
-from driftwarden.traffic import TrafficSpec, generate
+from driftwarden.contract.settings import Settings
+from driftwarden.devtools.onboard import Onboarded, onboard
+from driftwarden.devtools.traffic import TrafficSpec, generate
 from retrain_worker.dataset import build_dataset
 from retrain_worker.evaluate import score
 from retrain_worker.registry import ModelRegistry

@@ -6,7 +6,7 @@ Two formats, told apart by the file's extension (or ``fmt``):
   ``prediction`` optional; also ``model_version`` and ``label_timestamp``); every other column is a
   feature. Cells are typed on the way in: empty is missing, ``true``/``false`` are booleans, numbers
   are floats, anything else is a category.
-* JSONL, one contract object per line: a ``Prediction`` (``driftwarden.events``) that may carry a
+* JSONL, one contract object per line: a ``Prediction`` (``driftwarden.contract.events``) that may carry a
   ``label`` (and ``label_timestamp``), or a bare ``Label`` (no ``features``).
 
 Rows go through the producer SDK, so they are validated exactly as live traffic is; each model's batch
@@ -26,9 +26,9 @@ from typing import Literal
 
 import msgspec
 
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, FeatureValue, Timestamp
-from driftwarden.sdk import DriftwardenProducer
+from driftwarden.contract.events import ContractError, FeatureValue, Timestamp
+from driftwarden.contract.settings import Settings
+from driftwarden.sdk.producer import DriftwardenProducer
 
 Format = Literal["auto", "csv", "jsonl"]
 RESERVED = ("event_id", "model", "timestamp", "prediction", "score", "label", "model_version", "label_timestamp")
@@ -261,7 +261,7 @@ def run(settings: Settings, path: Path, *, fmt: Format = "auto", model: str | No
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from driftwarden.kafka_io import ensure_topics
+    from driftwarden.contract.kafka import ensure_topics
 
     console = Console(stderr=True)
     try:

@@ -1,7 +1,7 @@
 """``driftwarden demo``: the whole loop on real services, shown to a person in the terminal.
 
 Starts the local stack, trains version 1 on a labelled reference period, registers it as ``champion``
-and onboards it with its training file (``driftwarden.demo_model``), then starts both workers, sends a
+and onboards it with its training file (``driftwarden.devtools.demo_model``), then starts both workers, sends a
 stream whose ``income`` distribution and label rule shift part-way, and follows ``drift-events``,
 ``drift-alerts`` and ``model-updates`` until a challenger trained on recent labelled data beats version 1
 on the same holdout and is promoted. Each run uses its own topics and Redis prefix, so runs never see
@@ -25,15 +25,15 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 from rich.live import Live
 
-from driftwarden.config import Settings, load_settings
-from driftwarden.demo_model import REFERENCE_ROWS, train_first_version
-from driftwarden.devstack import DEFAULT_HOME, Stack, free_port
-from driftwarden.events import ContractError, DriftAlert, DriftEvent, ModelUpdate, decode, encode
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.live import LiveView
-from driftwarden.report import monitor_config
-from driftwarden.status_view import StatusUnavailable, fetch_status
-from driftwarden.traffic import SHIFTED_FEATURE, TrafficSpec, generate
+from driftwarden.contract.events import ContractError, DriftAlert, DriftEvent, ModelUpdate, decode, encode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings, load_settings
+from driftwarden.devtools.demo_model import REFERENCE_ROWS, train_first_version
+from driftwarden.devtools.devstack import DEFAULT_HOME, Stack, free_port
+from driftwarden.devtools.live import LiveView
+from driftwarden.devtools.status_view import StatusUnavailable, fetch_status
+from driftwarden.devtools.traffic import SHIFTED_FEATURE, TrafficSpec, generate
+from driftwarden.report.comparison import monitor_config
 
 RECENT_SAMPLES = 1000  # the retrain worker's max_samples in the demo: the newest labelled predictions
 DEMO_RATE = 1000.0

@@ -17,7 +17,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from driftwarden.exceptions import DriftwardenError
+from driftwarden.contract.errors import DriftwardenError
 
 CHAMPION = "champion"
 

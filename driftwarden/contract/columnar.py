@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from driftwarden.events import ContractError, Label, Prediction
+from driftwarden.contract.events import ContractError, Label, Prediction
 
 
 def _pa() -> Any:
@@ -133,7 +133,7 @@ def _typed(pa: Any, child: Any, name: str) -> Any:
 
 
 def _checked(events: list[Any]) -> list[Any]:
-    from driftwarden.events import check_semantics
+    from driftwarden.contract.events import check_semantics
 
     for event in events:
         check_semantics(event)

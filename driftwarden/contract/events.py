@@ -27,7 +27,7 @@ AlertStatus = Literal["firing", "resolved"]
 
 SCHEMA_VERSION = 1
 # Kafka header naming a predictions/labels message's format; absent means JSON. ``arrow``: one Arrow IPC
-# stream of the model's batch (``driftwarden.columnar``).
+# stream of the model's batch (``driftwarden.contract.columnar``).
 FORMAT_HEADER = "driftwarden-format"
 JSON_FORMAT = "json"
 ARROW_FORMAT = "arrow"
@@ -217,7 +217,7 @@ def decode_message(kind: type[T], data: bytes, fmt: str = JSON_FORMAT) -> list[T
     if fmt == JSON_FORMAT:
         return decode_batch(kind, data)
     if fmt == ARROW_FORMAT:
-        from driftwarden.columnar import decode_arrow
+        from driftwarden.contract.columnar import decode_arrow
 
         return decode_arrow(kind, data)
     raise ContractError("unknown_format", f"header {FORMAT_HEADER}={fmt!r}; expected json or arrow")

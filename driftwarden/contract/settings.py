@@ -16,9 +16,9 @@ from typing import Any
 import msgspec
 import yaml
 
-from driftwarden.exceptions import ConfigError
+from driftwarden.contract.errors import ConfigError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "driftwarden.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "driftwarden.yaml"
 ENV_ADDRESSES = {
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
     "REDIS_URL": ("redis", "url"),
