@@ -144,6 +144,7 @@ async def take_batches(stream: Any, max_events: int, within: float,
     on_message_in = stream._on_message_in
     on_message_out = stream._on_message_out
     flow_control = app.flow_control
+    inbound_time = app.monitor.stream_inbound_time
     seen_bytes, seen_messages = 0, 0
     max_bytes = buffer_bytes // 4 if buffer_bytes else 0
 
@@ -181,8 +182,12 @@ async def take_batches(stream: Any, max_events: int, within: float,
             batch = [event for event in batch if current(event)]
             if not batch:
                 continue
+            inbound = time.monotonic()
             for event in batch:
                 message = event.message
+                # Faust's liveness check reads this (set per event by the monitor sensor, which is skipped
+                # here): without it every busy partition is logged as "has not started processing".
+                inbound_time[message.tp] = inbound
                 if message.topic in acking_topics and not message.tracked:
                     message.tracked = True
                     unacked.add(message)

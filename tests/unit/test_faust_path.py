@@ -18,6 +18,7 @@ from typing import Any
 import faust
 import pytest
 from faust.agents.actor import Actor
+from faust.sensors.monitor import Monitor
 from faust.streams import Stream
 from faust.transport.consumer import ConsumerMessage
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -139,6 +140,7 @@ def test_a_batch_is_tracked_while_applied_and_acked_when_the_next_is_asked_for()
         first = await batches.__anext__()
         assert [e.message.offset for e in first] == [0, 1, 2]
         assert len(app.consumer.unacked) == 3 and _acked(app) == []  # wait_empty waits for them
+        assert set(app.monitor.stream_inbound_time) == {first[0].message.tp}  # Faust's liveness check
         stream.channel.queue.put_nowait(_event(app, 3))
         assert [e.message.offset for e in await batches.__anext__()] == [3]
         assert _acked(app) == [0, 1, 2]
@@ -223,3 +225,6 @@ def test_faust_still_does_what_take_batches_relies_on_around_rebalances() -> Non
         "_consumer_wait_empty")
     assert "_unacked_messages" in inspect.getsource(faust.transport.consumer.Consumer.wait_empty)
     assert {"_channel_stop_iteration", "service_reset", "stop"} <= set(dir(Stream))
+    # Faust's "has not started processing" check reads the time the monitor sensor sets per event.
+    assert "self.stream_inbound_time[tp] = monotonic()" in inspect.getsource(Monitor.on_stream_event_in)
+    assert "monitor.stream_inbound_time.get(tp)" in inspect.getsource(AIOKafkaConsumerThread)
