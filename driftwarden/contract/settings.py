@@ -122,9 +122,8 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     onboarding: bool = True
     max_message_bytes: int = 1_000_000
     buffer_mib: int = 32  # consumed messages held ahead of the batch being applied (about a second of traffic)
-    # Experimental: drain whole batches from Faust's queue (stream/faust_path.take_batches). Off by default: in
-    # one CI run of the two-worker takeover test the surviving worker applied nothing after the rebalance.
-    fast_batches: bool = False
+    # Drain whole batches from Faust's queue (stream/faust_path.take_batches); false = Faust's take_events.
+    fast_batches: bool = True
     label_ttl_s: int = 7 * 24 * 3600
     # Predictions waiting for a label, per model; beyond it the oldest are evicted (and counted), so a
     # model whose labels never come cannot fill Redis. ~100 bytes each (see stream/joins.py); 0 = no cap.
