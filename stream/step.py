@@ -55,6 +55,7 @@ class Snapshot:
     labels_waiting: dict[str, int] = field(default_factory=dict)  # model -> early labels waiting
     joins: dict[str, JoinReads] = field(default_factory=dict)
     idle: dict[str, Source] = field(default_factory=dict)  # models without records (the timer), their source
+    routed: Routed | None = None  # ``route`` of the batch as the read did it (the joins read what it names)
 
 
 @dataclass
@@ -66,7 +67,6 @@ class Routed:
     preds: dict[str, list[Prediction]] = field(default_factory=lambda: defaultdict(list))
     labels: dict[str, list[Label]] = field(default_factory=lambda: defaultdict(list))
     sources: dict[str, Source] = field(default_factory=dict)  # model -> partition of its first record
-    dead: list[tuple[Source, Outgoing]] = field(default_factory=list)
 
 
 @dataclass
@@ -99,12 +99,11 @@ def models_of(decoded: list[Decoded], idle: dict[str, Source]) -> tuple[list[Sou
     return partitions, models
 
 
-def route(snapshot: Snapshot, decoded: list[Decoded], settings: Settings, now: float) -> Routed:
+def route(snapshot: Snapshot, decoded: list[Decoded], settings: Settings) -> Routed:
     """Drop records at or below the applied offsets, refuse unknown models (onboarding off), group the rest."""
     routed = Routed()
     onboarding = settings.stream.onboarding
     configured = set(settings.models)
-    dead_topic = settings.kafka.topics.dead_letters
     for d in decoded:
         r = d.record
         if d.error is None and not onboarding:
@@ -117,7 +116,6 @@ def route(snapshot: Snapshot, decoded: list[Decoded], settings: Settings, now: f
             continue
         routed.fresh.append(d)
         if d.error is not None:
-            routed.dead.append(((r.topic, r.partition), dead_letter(d, dead_topic, now)))
             continue
         for p in d.predictions:
             routed.preds[p.model].append(p)
@@ -153,7 +151,7 @@ def load(model: str, blob: bytes | None, settings: Settings) -> tuple[Loaded, st
 
 def step(snapshot: Snapshot, decoded: list[Decoded], settings: Settings, now: float) -> Applied:
     """Apply one batch to the snapshot's states; returns the new states, writes and messages (no IO)."""
-    routed = route(snapshot, decoded, settings, now)
+    routed = snapshot.routed if snapshot.routed is not None else route(snapshot, decoded, settings)
     partitions, _models = models_of(decoded, snapshot.idle)
     stream, topics = settings.stream, settings.kafka.topics
     active = sorted(set(routed.preds) | set(routed.labels) | set(snapshot.idle))
@@ -169,7 +167,9 @@ def step(snapshot: Snapshot, decoded: list[Decoded], settings: Settings, now: fl
     plan = plan_joins(snapshot.joins, routed.preds, routed.labels, stream.pending_max, stream.samples_max)
     applied = Applied(routed=routed, partitions=partitions, states=states, blobs={}, activity={},
                       versions={m: snapshot.versions.get(m, 0) + 1 for m in states}, plan=plan,
-                      outgoing=list(routed.dead), offsets={}, rejected=rejected)
+                      outgoing=[((d.record.topic, d.record.partition), dead_letter(d, topics.dead_letters, now))
+                                for d in routed.fresh if d.error is not None],
+                      offsets={}, rejected=rejected)
     key_of_snapshots = snapshot_key(settings)
     for m, (state, monitor) in states.items():
         windows_before = monitor.windows_closed

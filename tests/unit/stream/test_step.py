@@ -71,7 +71,7 @@ class Memory:
                             switches={m: v for m, v in self.switches.items() if m in models},
                             labels_waiting={m: 0 for m in models})
         snapshot.references = {m: self.references.get(f"{m}:{v}") for m, v in snapshot.switches.items()}
-        routed = route(snapshot, decoded, self.settings, NOW)
+        routed = route(snapshot, decoded, self.settings)
         for m in set(routed.preds) | set(routed.labels):
             reads = join_keys(routed.preds.get(m, []), routed.labels.get(m, []))
             waiting = self.pending.get(m, {})
