@@ -241,27 +241,31 @@ def plan_joins(reads: dict[str, JoinReads], preds: dict[str, list[Prediction]],
     plan = JoinPlan()
     models = sorted(set(preds) | set(labels))
     expiring: dict[str, list[bytes | str]] = {}
-    waiting: dict[str, dict[bytes, PendingPrediction]] = {}  # this batch's predictions left waiting
+    waiting: dict[str, dict[bytes, int]] = {}  # this batch's predictions left waiting
     over: dict[str, tuple[int, int]] = {}  # model -> (excess, batches already expiring)
     for m in models:
         r = reads[m]
         plan.watermark[m] = r.watermark
         plan.feature_holders[m] = r.holders
-        batch_preds: dict[bytes, PendingPrediction] = {}
-        for j, p in enumerate(preds.get(m, ())):
-            key = r.pred_keys[j]
-            pending = PendingPrediction(r.pred_times[j], p.prediction, p.score, p.model_version, p.features)
-            stored_label = r.waiting_labels[j] if r.waiting_labels else None
-            if stored_label is not None:
-                plan.join(m, p.event_id, pending, decode_pending_label(stored_label))
-                plan.drop_labels[m].add(key)
-            else:
-                batch_preds[key] = pending
+        model_preds = preds.get(m, [])
+        batch_preds: dict[bytes, int] = {}  # digest -> index in model_preds (its struct made only if it waits)
+        if r.waiting_labels:
+            for j, p in enumerate(model_preds):
+                key = r.pred_keys[j]
+                stored_label = r.waiting_labels[j]
+                if stored_label is not None:
+                    plan.join(m, p.event_id, _pending(p, r.pred_times[j]), decode_pending_label(stored_label))
+                    plan.drop_labels[m].add(key)
+                else:
+                    batch_preds[key] = j
+        else:
+            batch_preds = dict(zip(r.pred_keys, range(len(model_preds)), strict=True))
         for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), r.waiting_preds, strict=False)):
             key = r.label_keys[j]
             label = PendingLabel(r.label_times[j], lab.label)
             if key in batch_preds:
-                plan.join(m, lab.event_id, batch_preds.pop(key), label)
+                k = batch_preds.pop(key)
+                plan.join(m, lab.event_id, _pending(model_preds[k], r.pred_times[k]), label)
             elif stored_pred is not None and key not in plan.drop_preds[m]:
                 joined = decode_pending_prediction(stored_pred)
                 plan.join(m, lab.event_id, joined, label)
@@ -284,16 +288,27 @@ def plan_joins(reads: dict[str, JoinReads], preds: dict[str, list[Prediction]],
     evicting = _oldest_batches(reads, plan, over)
     _count_expired(reads, plan, expiring, evicting)
     for m, batch_preds in waiting.items():  # after expiry and eviction, which free feature slots
-        plan.add_preds[m] = {key: encode_state(_slot(plan, m, p, samples_max)) for key, p in batch_preds.items()}
+        plan.add_preds[m] = _waiting(plan, m, preds.get(m, []), reads[m].pred_times, batch_preds, samples_max)
     return plan
 
 
-def _slot(plan: JoinPlan, model: str, pending: PendingPrediction, samples_max: int) -> PendingPrediction:
-    """The prediction as it waits: with its features while a slot is free, else without them."""
-    if samples_max and plan.feature_holders[model] >= samples_max:
-        return msgspec.structs.replace(pending, features=None)
-    plan.feature_holders[model] += 1
-    return pending
+def _pending(p: Prediction, timestamp: float, keep_features: bool = True) -> PendingPrediction:
+    return PendingPrediction(timestamp, p.prediction, p.score, p.model_version, p.features if keep_features else None)
+
+
+def _waiting(plan: JoinPlan, model: str, preds: list[Prediction], times: list[float], batch_preds: dict[bytes, int],
+             samples_max: int) -> dict[bytes, bytes]:
+    """The predictions left waiting, packed: with their features while a slot is free (in arrival order), else
+    without them."""
+    holders = plan.feature_holders[model]
+    packed: dict[bytes, bytes] = {}
+    encode = _ids_encoder.encode
+    for key, j in batch_preds.items():
+        keep = not samples_max or holders < samples_max
+        holders += keep
+        packed[key] = encode(_pending(preds[j], times[j], keep))
+    plan.feature_holders[model] = holders
+    return packed
 
 
 def _oldest_batches(reads: dict[str, JoinReads], plan: JoinPlan,

@@ -54,8 +54,9 @@ def to_event(model: str, version: str | None, s: Signal, now: float) -> DriftEve
 
 def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
                       preds: list[Prediction], outcomes: list[Outcome], settings: Settings,
-                      now: float) -> tuple[list[DriftEvent], list[DriftAlert]]:
-    """Feed one model's predictions and joined outcomes of a batch; return its events and alerts."""
+                      now: float, times: list[float] | None = None) -> tuple[list[DriftEvent], list[DriftAlert]]:
+    """Feed one model's predictions and joined outcomes of a batch; return its events and alerts. ``times``: the
+    predictions' epoch timestamps when the caller has them already."""
     policy = alert_policy(settings)
     events: list[DriftEvent] = []
     alerts: list[DriftAlert] = []
@@ -63,7 +64,7 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
         for p in preds:
             if p.model_version is not None:
                 state.version = p.model_version
-        batch = columns(preds)
+        batch = columns(preds, times)
         signals = monitor.update_columns(batch)
         state.observations += len(preds)
         _closed_windows(model, state, monitor, signals, float(batch.timestamps[-1]), policy, now, events, alerts)
@@ -78,9 +79,11 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
     return events, alerts
 
 
-def columns(preds: list[Prediction]) -> Predictions:
+def columns(preds: list[Prediction], times: list[float] | None = None) -> Predictions:
     """One model's predictions of a batch as the monitor's columns."""
-    return Predictions(np.fromiter((epoch(p.timestamp) for p in preds), np.float64, len(preds)),
+    stamps = (np.asarray(times, dtype=np.float64) if times is not None
+              else np.fromiter((epoch(p.timestamp) for p in preds), np.float64, len(preds)))
+    return Predictions(stamps,
                        [p.features for p in preds], [p.prediction for p in preds], [p.score for p in preds])
 
 

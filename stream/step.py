@@ -19,7 +19,7 @@ from detectors.monitor import ModelMonitor
 from driftwarden.config import Settings
 from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
 from stream import watch
-from stream.decoding import Decoded, dead_letter, epoch
+from stream.decoding import Decoded, dead_letter
 from stream.idle import activity
 from stream.joins import JoinPlan, JoinReads, plan_joins
 from stream.monitoring import (
@@ -182,11 +182,12 @@ def step(snapshot: Snapshot, decoded: list[Decoded], settings: Settings, now: fl
             applied.switched.append(m)
         model_preds = routed.preds.get(m, [])
         outcomes = plan.outcomes.get(m, [])
-        events, alerts = apply_predictions(m, state, monitor, model_preds, outcomes, settings, now)
+        times = snapshot.joins[m].pred_times if model_preds else None  # epoch seconds, made once by the read
+        events, alerts = apply_predictions(m, state, monitor, model_preds, outcomes, settings, now, times)
         alerts += watch.on_batch(
             state.alerts, state.traffic, m, watch.WatchPolicy.from_settings(settings.monitor_for(m)), now,
             len(model_preds), plan.delays.get(m, []), source[1] if model_preds else None,
-            max(epoch(p.timestamp) for p in model_preds) if model_preds else None)
+            max(times) if times else None)
         estimates = take_estimates(m, state, monitor, now)
         state.monitor = monitor.to_bytes(key_of_snapshots)
         if monitor.windows_closed != windows_before:  # every feature's score, drifted or not
