@@ -6,7 +6,9 @@ import dataclasses
 import math
 from collections import defaultdict
 
-from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome, Signal
+import numpy as np
+
+from detectors.monitor import ModelMonitor, MonitorConfig, Outcome, Predictions, Signal
 from detectors.task import infer_task
 from driftwarden.contract.events import DriftAlert, DriftEvent, PerformanceEstimate, Prediction, Window, drift_id
 from driftwarden.contract.settings import MonitorSettings, Settings
@@ -52,8 +54,9 @@ def to_event(model: str, version: str | None, s: Signal, now: float) -> DriftEve
 
 def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
                       preds: list[Prediction], outcomes: list[Outcome], settings: Settings,
-                      now: float) -> tuple[list[DriftEvent], list[DriftAlert]]:
-    """Feed one model's predictions and joined outcomes of a batch; return its events and alerts."""
+                      now: float, times: list[float] | None = None) -> tuple[list[DriftEvent], list[DriftAlert]]:
+    """Feed one model's predictions and joined outcomes of a batch; return its events and alerts. ``times``: the
+    predictions' epoch timestamps when the caller has them already."""
     policy = alert_policy(settings)
     events: list[DriftEvent] = []
     alerts: list[DriftAlert] = []
@@ -61,10 +64,10 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
         for p in preds:
             if p.model_version is not None:
                 state.version = p.model_version
-        observations = [Observation(epoch(p.timestamp), p.features, p.prediction, p.score) for p in preds]
-        signals = monitor.update(observations)
+        batch = columns(preds, times)
+        signals = monitor.update_columns(batch)
         state.observations += len(preds)
-        _closed_windows(model, state, monitor, signals, observations[-1].timestamp, policy, now, events, alerts)
+        _closed_windows(model, state, monitor, signals, float(batch.timestamps[-1]), policy, now, events, alerts)
     if outcomes:
         for s in monitor.update_outcomes(outcomes):
             event = to_event(model, state.version, s, now)
@@ -74,6 +77,14 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
                 alerts.append(alert)
         state.outcomes += len(outcomes)
     return events, alerts
+
+
+def columns(preds: list[Prediction], times: list[float] | None = None) -> Predictions:
+    """One model's predictions of a batch as the monitor's columns."""
+    stamps = (np.asarray(times, dtype=np.float64) if times is not None
+              else np.fromiter((epoch(p.timestamp) for p in preds), np.float64, len(preds)))
+    return Predictions(stamps,
+                       [p.features for p in preds], [p.prediction for p in preds], [p.score for p in preds])
 
 
 def close_idle_window(model: str, state: ModelState, monitor: ModelMonitor, settings: Settings, now: float,
