@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import redis
 from confluent_kafka import KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, start_http_server
 
 from driftwarden.config import Settings
+from driftwarden.contract.storage import Keys, connect
 from driftwarden.events import ContractError, DeadLetter, DriftEvent, ModelUpdate, decode, encode, iso
 from driftwarden.exceptions import ServiceError
 from driftwarden.kafka_io import ensure_topics, make_consumer, make_producer
@@ -84,8 +84,8 @@ class RetrainWorker:
         s = self.settings
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-        client = redis.Redis.from_url(s.redis.url, socket_timeout=10, socket_connect_timeout=5)
-        self.store = IncidentStore(client, s.redis.key_prefix)
+        client = connect(s.redis.url, s.redis.cluster, socket_timeout=10, socket_connect_timeout=5)
+        self.store = IncidentStore(client, Keys(s.redis.key_prefix, s.redis.cluster))
         self.registry = ModelRegistry(s.mlflow.tracking_uri, s.mlflow.experiment)
         self.registry.start()
         self.retrainer = Retrainer(s, self.store, self.registry, self.metrics, code_version())
