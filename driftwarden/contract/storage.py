@@ -52,8 +52,9 @@ class Keys:
     tag: str | None = None  # the shard these keys are bound to (cluster only)
 
     def __post_init__(self) -> None:
-        if "{" in self.prefix or "}" in self.prefix:
-            raise ValueError(f"redis.key_prefix must not contain braces (hash tags): {self.prefix!r}")
+        if self.cluster and ("{" in self.prefix or "}" in self.prefix):
+            raise ValueError(f"on a Redis Cluster, redis.key_prefix must not contain braces (hash tags): "
+                             f"{self.prefix!r}")
 
     # -- shards
     def for_model(self, model: str) -> Keys:

@@ -66,7 +66,8 @@ def test_tags_of_names_with_braces_are_digests_and_distinct() -> None:
     assert model_tag("fraud") == "m:fraud"
     assert model_tag("{a}").startswith("h:") and model_tag("{a}") != model_tag("{b}")
     with pytest.raises(ValueError, match="braces"):
-        Keys("dw{1}")
+        Keys("dw{1}", cluster=True)
+    assert Keys("dw{1}").state("a") == "dw{1}:monitor:a"  # one node: any prefix, as before
 
 
 def test_a_joined_sample_has_the_bytes_the_stream_always_wrote() -> None:
