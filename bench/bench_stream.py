@@ -206,7 +206,7 @@ def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_e
     taking batches with Faust's ``take_events`` or with our consumer path.
     """
     client = redis.Redis.from_url(settings.redis.url)
-    prefix = settings.redis.key_prefix
+    keys = Keys(settings.redis.key_prefix)
     topic = settings.kafka.topics.predictions
     target = {p: hw - 1 for p, hw in high_watermarks(settings, topic).items() if hw > 0}
     mem_before = int(client.info("memory")["used_memory"])
@@ -226,13 +226,13 @@ def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_e
     def applied() -> int:
         pipe = client.pipeline(transaction=False)
         for m in models:
-            pipe.hget(f"{prefix}:counters:{m}", "predictions")
+            pipe.hget(keys.counters(m), "predictions")
         return sum(int(v or 0) for v in pipe.execute())
 
     def done() -> bool:
         if ceiling:
             return True
-        offsets = {int(p): int(o) for p, o in client.hgetall(f"{prefix}:offsets:{topic}").items()}
+        offsets = {int(p): int(o) for p, o in client.hgetall(keys.offsets(topic)).items()}
         return all(offsets.get(p, -1) >= o for p, o in target.items())
 
     samples: list[tuple[float, int]] = []

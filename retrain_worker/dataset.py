@@ -18,23 +18,13 @@ import numpy as np
 import pandas as pd
 
 from detectors.task import Task, infer_task
+from driftwarden.contract.storage import JoinedSample, decode_sample
 from retrain_worker.exceptions import InvalidRetrainConfig, NotEnoughSamples, SingleClassHoldout
 
 __all__ = ["Dataset", "Sample", "Task", "build_dataset", "feature_frame", "infer_task", "parse_samples"]
 
 
-class Sample(msgspec.Struct, frozen=True):
-    """One joined (prediction, label) pair, as the stream writes it to ``{p}:samples:{model}``."""
-
-    event_id: str
-    timestamp: float
-    features: dict[str, float | str | bool | None]
-    label: int | float | str | bool
-    prediction: float | str | bool | None = None
-    model_version: str | None = None
-
-
-_decoder = msgspec.json.Decoder(Sample)
+Sample = JoinedSample  # one joined (prediction, label) pair, as the stream writes it
 
 
 @dataclass(frozen=True)
@@ -70,7 +60,7 @@ def parse_samples(raw: Sequence[bytes]) -> tuple[list[tuple[Sample, bytes]], int
     skipped = 0
     for entry in raw:
         try:
-            sample = _decoder.decode(entry)
+            sample = decode_sample(entry)
         except msgspec.DecodeError:
             skipped += 1
             continue

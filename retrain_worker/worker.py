@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import redis
 from confluent_kafka import KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -26,6 +25,7 @@ from driftwarden.contract.errors import ServiceError
 from driftwarden.contract.events import ContractError, DeadLetter, DriftEvent, ModelUpdate, decode, encode, iso
 from driftwarden.contract.kafka import ensure_topics, make_consumer, make_producer
 from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import Keys, connect
 from retrain_worker.exceptions import RetrainError, ServiceUnavailable
 from retrain_worker.incidents import IncidentStore
 from retrain_worker.metrics import RetrainMetrics
@@ -84,8 +84,8 @@ class RetrainWorker:
         s = self.settings
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-        client = redis.Redis.from_url(s.redis.url, socket_timeout=10, socket_connect_timeout=5)
-        self.store = IncidentStore(client, s.redis.key_prefix)
+        client = connect(s.redis.url, s.redis.cluster, socket_timeout=10, socket_connect_timeout=5)
+        self.store = IncidentStore(client, Keys(s.redis.key_prefix, s.redis.cluster))
         self.registry = ModelRegistry(s.mlflow.tracking_uri, s.mlflow.experiment)
         self.registry.start()
         self.retrainer = Retrainer(s, self.store, self.registry, self.metrics, code_version())

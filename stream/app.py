@@ -26,12 +26,13 @@ from driftwarden.contract.errors import ConfigError
 from driftwarden.contract.events import ContractError, ModelUpdate, decode, wire_format
 from driftwarden.contract.kafka import ensure_topics
 from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import connect
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
 from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop
 from stream.metrics import build_metrics
 from stream.monitoring import snapshot_key
-from stream.outbox import flush_outbox
+from stream.outbox import flush_outbox, outbox_shards
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
@@ -52,11 +53,13 @@ class StreamService:
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
         self.stopping = threading.Event()
         self.redis: redis.Redis | None = None
+        self.keys = Keys(settings.redis.key_prefix, settings.redis.cluster)
         self.processor: BatchProcessor | None = None
         self.publisher: KafkaPublisher | None = None
 
     def setup(self) -> None:
-        self.redis = redis.Redis.from_url(self.settings.redis.url, socket_timeout=10, health_check_interval=30)
+        self.redis = connect(self.settings.redis.url, self.settings.redis.cluster, socket_timeout=10,
+                             health_check_interval=30)
         self.publisher = KafkaPublisher(self.settings)
         self.processor = BatchProcessor(self.settings, self.redis, self.publisher, self.metrics)
 
@@ -101,7 +104,8 @@ class StreamService:
         if self.redis is None or self.publisher is None or not partitions:
             return 0
         try:
-            return flush_outbox(self.redis, Keys(self.settings.redis.key_prefix), self.publisher, partitions)
+            return sum(flush_outbox(self.redis, keys, self.publisher, partitions)
+                       for keys in outbox_shards(self.redis, self.keys, partitions))
         except (redis.RedisError, StreamError) as exc:  # the partition's next batch flushes it again
             log.warning("could not flush outboxes on assignment: %s", exc)
             return 0
@@ -133,12 +137,12 @@ class StreamService:
         """Mark a promoted version: the next batch of the model adopts its reference histograms."""
         assert self.redis is not None
         if update.promoted and update.version:
-            self.redis.set(Keys(self.settings.redis.key_prefix).reference_switch(update.model), update.version)
+            self.redis.set(self.keys.reference_switch(update.model), update.version)
 
     def status(self) -> dict[str, Any]:
         assert self.redis is not None
-        keys = Keys(self.settings.redis.key_prefix)
-        models = sorted(m.decode() for m in self.redis.smembers(keys.models()))
+        keys = self.keys
+        models = sorted(m.decode() for m in self.redis.smembers(keys.all_models()))
         key = snapshot_key(self.settings)
         return {"models": {m: model_status(self.redis, keys, m, key, self.settings.monitor_for(m).reference_size)
                            for m in models},

@@ -34,6 +34,7 @@ import redis
 
 from detectors.monitor import Outcome
 from driftwarden.contract.events import Label, Prediction
+from driftwarden.contract.storage import JoinedSample, encode_sample
 from stream.decoding import epoch
 from stream.state import (
     Keys,
@@ -55,7 +56,6 @@ class _FeaturesOnly(msgspec.Struct, array_like=True):
     features: Any = None
 
 
-_json = msgspec.json.Encoder()
 _ids_encoder = msgspec.msgpack.Encoder()
 _ids_decoder = msgspec.msgpack.Decoder(list[Any])  # bytes digests; str ids in members written before them
 _pred_features = msgspec.msgpack.Decoder(_FeaturesOnly)
@@ -107,10 +107,9 @@ class JoinPlan:
         self.versions[model].append(pred.version)
         if pred.features is None:  # not kept for retraining (see the module's docstring)
             return
-        self.samples[model].append(_json.encode({
-            "event_id": event_id, "timestamp": pred.timestamp, "features": pred.features,
-            "prediction": pred.prediction, "label": label.label, "model_version": pred.version,
-        }))
+        self.samples[model].append(encode_sample(JoinedSample(
+            event_id=event_id, timestamp=pred.timestamp, features=pred.features, prediction=pred.prediction,
+            label=label.label, model_version=pred.version)))
 
     def write(self, tx: Any, keys: Keys, samples_max: int, ttl_s: float) -> None:
         """Queue this plan's writes on an open MULTI."""
@@ -177,7 +176,9 @@ def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
         if labels_waiting.get(m) and preds.get(m):
             reads.hmget(keys.pending_labels(m), r.pred_keys)
         else:
-            reads.echo(b"")  # keeps six replies per model; no ids sent when no label waits
+            # Keeps six replies per model, no ids sent when no label waits; a command on a key of the
+            # model's slot, since a cluster pipeline routes every command by its key (ECHO has none).
+            reads.hlen(keys.pending_labels(m))
         reads.hmget(keys.pending_predictions(m), r.label_keys or ["-"])
         reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", r.watermark)
         reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", r.watermark)

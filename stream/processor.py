@@ -57,6 +57,18 @@ class BatchReport:
     published: int = 0
     attempts: int = 0
 
+    def add(self, other: BatchReport) -> None:
+        """Fold in the report of another shard of the same batch."""
+        self.processed += other.processed
+        self.duplicates += other.duplicates
+        self.duplicate_records += other.duplicate_records
+        self.dead_letters += other.dead_letters
+        self.drift_events += other.drift_events
+        self.alerts += other.alerts
+        self.switched += other.switched
+        self.published += other.published
+        self.attempts = max(self.attempts, other.attempts)
+
 
 class BatchProcessor:
     def __init__(self, settings: Settings, client: redis.Redis, publisher: Publisher,
@@ -66,37 +78,68 @@ class BatchProcessor:
         self.publisher = publisher
         self.metrics = metrics
         self.clock = clock
-        self.keys = Keys(settings.redis.key_prefix)
+        self.keys = Keys(settings.redis.key_prefix, settings.redis.cluster)
         self.topics = settings.kafka.topics
         self.snapshot_key = snapshot_key(settings)
         self._seen: set[str] = set()  # models whose gauges this process has set at least once
         self._cache: dict[str, tuple[int, ModelState, ModelMonitor]] = {}  # model -> (version, state)
+        self._indexed: set[str] = set()  # cluster: models this process has put in ``all_models``
 
     def process(self, records: Sequence[RawRecord]) -> BatchReport:
         if not records:
             return BatchReport()
         started = time.perf_counter()
-        partitions = {(r.topic, r.partition) for r in records}
-        leftovers = flush_outbox(self.redis, self.keys, self.publisher, partitions)
+        report = BatchReport()
         # A batch makes its garbage in bulk and drops it after: collections in the middle of it only walk
         # the worker's long-lived objects (they more than doubled decode and column building).
         with gc_paused():
             decoded = [decode_record(r, self.settings) for r in records]
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                report = BatchReport(published=leftovers, attempts=attempt)
-                try:
-                    outgoing = self._apply(decoded, report)
-                    break
-                except (redis.WatchError, StateConflict):
-                    log.info("state changed under this batch (rebalance?), retrying (attempt %d)", attempt)
-            else:
-                raise StateConflict(f"batch could not be applied after {MAX_ATTEMPTS} attempts")
-        if outgoing:
-            self.publisher.publish(outgoing)
-            self.redis.delete(*[self.keys.outbox(t, p) for t, p in sorted(partitions)])
-            report.published += len(outgoing)
+            shards = shard_batch(self.keys, decoded)
+            for keys, part in shards:  # one node: one shard, the whole batch in one transaction
+                partitions = {(d.record.topic, d.record.partition) for d in part}
+                report.published += flush_outbox(self.redis, keys, self.publisher, partitions)
+            for keys, part in shards:
+                report.add(self._apply_shard(part, keys))
+                self._index({p.model for d in part if d.error is None for p in d.predictions}
+                            | {lab.model for d in part if d.error is None for lab in d.labels})
         self.metrics.batch_seconds.labels(topic=records[0].topic).observe(time.perf_counter() - started)
         return report
+
+    def _apply_shard(self, part: list[Decoded], keys: Keys) -> BatchReport:
+        """One shard's transaction (retried while a WATCHed key changes), then its messages published."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            applied = BatchReport(attempts=attempt)
+            try:
+                outgoing = self._apply(part, applied, keys=keys)
+                break
+            except (redis.WatchError, StateConflict):
+                log.info("state changed under this batch (rebalance?), retrying (attempt %d)", attempt)
+        else:
+            raise StateConflict(f"batch could not be applied after {MAX_ATTEMPTS} attempts")
+        if outgoing:
+            self.publisher.publish(outgoing)
+            partitions = {(d.record.topic, d.record.partition) for d in part}
+            self.redis.delete(*[keys.outbox(t, p) for t, p in sorted(partitions)])
+            applied.published += len(outgoing)
+        return applied
+
+    def _index(self, models: set[str]) -> None:
+        """Cluster: record models in ``all_models`` (outside every shard, so after their transaction;
+        idempotent, and a crash before it is mended by the model's next batch in the next process)."""
+        new = sorted(models - self._indexed) if self.keys.cluster else []
+        if new:
+            self.redis.sadd(self.keys.all_models(), *new)
+            self._indexed.update(new)
+
+    def _activity(self) -> dict[bytes, bytes]:
+        """Every model's ``Activity`` entry: one hash on one node, one per model shard on a cluster."""
+        if not self.keys.cluster:
+            return self.redis.hgetall(self.keys.activity())  # type: ignore[return-value]
+        models = sorted(m.decode() for m in self.redis.smembers(self.keys.all_models()))  # type: ignore[union-attr]
+        pipe = self.redis.pipeline(transaction=False)
+        for m in models:
+            pipe.hgetall(self.keys.for_model(m).activity())
+        return {k: v for entries in pipe.execute() for k, v in entries.items()}
 
     # -- the idle timer ----------------------------------------------------------------------------
 
@@ -106,12 +149,12 @@ class BatchProcessor:
         report = BatchReport()
         now = self.clock()
         min_idle = self.settings.stream.batch_timeout_s
-        raw: dict[bytes, bytes] = self.redis.hgetall(self.keys.activity())  # type: ignore[assignment]
+        raw = self._activity()
         entries = {m.decode(): decode_activity(v) for m, v in raw.items()}
         for model, entry in sorted(entries.items()):
             if entry.partition in partitions and due(entry, self.settings.monitor_for(model), now, min_idle):
                 # Like a batch: publish what a crash left in the partition's outbox before adding to it.
-                report.published += flush_outbox(self.redis, self.keys, self.publisher,
+                report.published += flush_outbox(self.redis, self.keys.for_model(model), self.publisher,
                                                  [(self.topics.predictions, entry.partition)])
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     try:
@@ -123,7 +166,7 @@ class BatchProcessor:
                     raise StateConflict(f"timer could not update {model} after {MAX_ATTEMPTS} attempts")
                 if outgoing:
                     self.publisher.publish(outgoing)
-                    self.redis.delete(self.keys.outbox(self.topics.predictions, entry.partition))
+                    self.redis.delete(self.keys.for_model(model).outbox(self.topics.predictions, entry.partition))
                     report.published += len(outgoing)
         report.published += self._adopt_pending({m: e.partition for m, e in entries.items()
                                                  if e.partition in partitions}, report)
@@ -141,10 +184,11 @@ class BatchProcessor:
                    if n}
         published = 0
         for m, source in sorted(pending.items()):
-            published += flush_outbox(self.redis, self.keys, self.publisher, [source])
+            keys = self.keys.for_model(m)
+            published += flush_outbox(self.redis, keys, self.publisher, [source])
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
-                    outgoing = self._apply([], report, idle={m: source})
+                    outgoing = self._apply([], report, idle={m: source}, keys=keys)
                     break
                 except (redis.WatchError, StateConflict):
                     log.info("state of %s changed under the timer, retrying (attempt %d)", m, attempt)
@@ -152,12 +196,12 @@ class BatchProcessor:
                 raise StateConflict(f"timer could not adopt the new reference of {m} after {MAX_ATTEMPTS} attempts")
             if outgoing:
                 self.publisher.publish(outgoing)
-                self.redis.delete(self.keys.outbox(*source))
+                self.redis.delete(keys.outbox(*source))
                 published += len(outgoing)
         return published
 
     def _tick_model(self, model: str, partition: int, report: BatchReport) -> list[Outgoing]:
-        keys, source = self.keys, (self.topics.predictions, partition)
+        keys, source = self.keys.for_model(model), (self.topics.predictions, partition)
         with self.redis.pipeline(transaction=True) as tx:
             tx.watch(keys.state_version(model), keys.fence(*source))
             version = int(self.redis.get(keys.state_version(model)) or 0)
@@ -205,10 +249,11 @@ class BatchProcessor:
 
     # -- one attempt -------------------------------------------------------------------------------
 
-    def _read(self, tx: redis.client.Pipeline, decoded: list[Decoded], idle: dict[str, Source]) -> Snapshot:
-        """Everything the batch's step needs, read under WATCH; the states this process holds are taken out
-        of its cache (a failed attempt must not leave half-applied objects there)."""
-        keys = self.keys
+    def _read(self, tx: redis.client.Pipeline, decoded: list[Decoded], idle: dict[str, Source],
+              keys: Keys) -> Snapshot:
+        """Everything the batch's step needs, read under WATCH from one shard (``keys``; one node: the only
+        one); the states this process holds are taken out of its cache (a failed attempt must not leave
+        half-applied objects there)."""
         partitions, models = models_of(decoded, idle)
         # Fences are per partition: two workers conflict only over the same partition or model, not
         # over the shared offsets hash (watching that would make every worker retry every batch).
@@ -278,9 +323,9 @@ class BatchProcessor:
                      "the same monitor.snapshot_key", why, model)
         self.metrics.state_rejected.labels(model=model).inc()
 
-    def _write(self, tx: redis.client.Pipeline, applied: Applied) -> None:
+    def _write(self, tx: redis.client.Pipeline, applied: Applied, keys: Keys) -> None:
         """Queue the applied batch on one MULTI and execute it (fails on a WATCHed change)."""
-        keys, stream = self.keys, self.settings.stream
+        stream = self.settings.stream
         preds, labels = applied.routed.preds, applied.routed.labels
         tx.multi()
         for m, blob in applied.blobs.items():
@@ -313,13 +358,15 @@ class BatchProcessor:
         self.metrics.state_write_seconds.observe(time.perf_counter() - t0)
 
     def _apply(self, decoded: list[Decoded], report: BatchReport,
-               idle: dict[str, Source] | None = None) -> list[Outgoing]:
+               idle: dict[str, Source] | None = None, keys: Keys | None = None) -> list[Outgoing]:
         """One attempt at a batch: read, step, write; ``idle`` adds models without records (the timer adopting
-        a pending reference switch or onboarding), each with the source partition its messages belong to."""
+        a pending reference switch or onboarding), each with the source partition its messages belong to;
+        ``keys`` the shard every key of the transaction is in (one node: the only one)."""
+        keys = keys or self.keys
         with self.redis.pipeline(transaction=True) as tx:
-            snapshot = self._read(tx, decoded, idle or {})
+            snapshot = self._read(tx, decoded, idle or {}, keys)
             applied = step(snapshot, decoded, self.settings, self.clock())
-            self._write(tx, applied)
+            self._write(tx, applied, keys)
         for m, (state, monitor) in applied.states.items():
             self._cache[m] = (applied.versions[m], state, monitor)
         for m, (state, monitor) in snapshot.cached.items():  # held, not touched: still current
@@ -376,6 +423,27 @@ class BatchProcessor:
             report.alerts.extend(alerts)
         report.processed = sum(map(len, preds.values())) + sum(map(len, labels.values()))
         report.dead_letters = len(dead)
+
+
+def shard_batch(keys: Keys, decoded: list[Decoded]) -> list[tuple[Keys, list[Decoded]]]:
+    """The batch split by the shard its transaction must stay in. One node: one shard, the whole batch.
+    Cluster: one part per model (a record naming several models is split into one view per model, each
+    applied, and skipped on replay, by its model's offsets) and one per source partition for records
+    naming no model (dead letters)."""
+    if not keys.cluster:
+        return [(keys, decoded)]
+    parts: dict[Keys, list[Decoded]] = defaultdict(list)
+    for d in decoded:
+        models = sorted({p.model for p in d.predictions} | {lab.model for lab in d.labels})
+        if d.error is not None or not models:
+            parts[keys.for_partition(d.record.topic, d.record.partition)].append(d)
+        elif len(models) == 1:
+            parts[keys.for_model(models[0])].append(d)
+        else:
+            for m in models:
+                parts[keys.for_model(m)].append(Decoded(d.record, [p for p in d.predictions if p.model == m],
+                                                        [lab for lab in d.labels if lab.model == m]))
+    return list(parts.items())
 
 
 def _events_per_model(records: list[Decoded]) -> Counter[tuple[str, str]]:

@@ -49,6 +49,7 @@ class KafkaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "dw"
+    cluster: bool = False  # url names a node of a Redis Cluster: keys sharded per model (contract/storage.py)
 
 
 class MlflowSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

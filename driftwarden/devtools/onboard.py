@@ -29,11 +29,17 @@ from detectors.reference import build_reference
 from driftwarden.contract.errors import DriftwardenError
 from driftwarden.contract.events import ContractError, Prediction, decode_batch, encode
 from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import (
+    REFERENCE_FILENAME,
+    Keys,
+    Onboarding,
+    ReferenceOrigin,
+    connect,
+    encode_onboarding,
+)
 from driftwarden.report.comparison import ReportError, read_table
 from stream.monitoring import monitor_config, snapshot_key
-from stream.state import Keys, Onboarding, ReferenceOrigin, decode_state, encode_state
-
-REFERENCE_ARTIFACT = "reference.bin"  # the retrain worker's file name for detectors reference bytes
+from stream.state import decode_state
 
 
 class OnboardError(DriftwardenError):
@@ -113,8 +119,8 @@ def onboard(settings: Settings, model: str, path: str | Path, *, prediction: str
     """Build ``model``'s reference from a training file and hand it to the stream (see the module doc)."""
     check_model_name(model)
     data = read_training(path, prediction=prediction, score=score, label=label, ignore=ignore)
-    client = client if client is not None else redis.Redis.from_url(settings.redis.url, socket_timeout=10)
-    keys = Keys(settings.redis.key_prefix)
+    client = client if client is not None else connect(settings.redis.url, settings.redis.cluster, socket_timeout=10)
+    keys = Keys(settings.redis.key_prefix, settings.redis.cluster).for_model(model)  # one slot: one transaction
     try:
         _check_common_columns(settings, client, keys, model, data)
         reference = build_reference(data.rows, monitor_config(settings.monitor_for(model)), data.predictions,
@@ -127,11 +133,13 @@ def onboard(settings: Settings, model: str, path: str | Path, *, prediction: str
         tx = client.pipeline(transaction=True)
         if version is not None:
             tx.set(keys.reference(model, version), reference)
-            tx.set(keys.reference_origin(model, version), encode_state(origin))
+            tx.set(keys.reference_origin(model, version), encode_onboarding(origin))
         if adopted:
-            tx.set(keys.onboarding(model), encode_state(Onboarding(reference, origin)))
+            tx.set(keys.onboarding(model), encode_onboarding(Onboarding(reference, origin)))
             tx.sadd(keys.models(), model)
         tx.execute()
+        if adopted and keys.cluster:  # the index outside every shard (one node: the same set, written above)
+            client.sadd(keys.all_models(), model)
     except redis.RedisError as exc:
         raise OnboardError(f"cannot store the reference in Redis at {settings.redis.url}: {exc}") from exc
     return Onboarded(model, data.file, data.sha256, len(data.rows), data.features, version, adopted, reason)
@@ -179,7 +187,7 @@ def _attach_to_version(settings: Settings, model: str, version: str, reference: 
                                               "reference_rows": str(origin.rows)})
         if found.run_id:
             with tempfile.TemporaryDirectory() as tmp, mlflow_errors("log the reference artifact"):
-                target = Path(tmp) / REFERENCE_ARTIFACT
+                target = Path(tmp) / REFERENCE_FILENAME
                 target.write_bytes(reference)
                 registry.client.log_artifact(found.run_id, str(target), artifact_path="reference")
         champion = registry.alias(model, CHAMPION)

@@ -16,7 +16,6 @@ from itertools import count
 import msgspec
 import numpy as np
 import pytest
-import redis
 from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
 from scipy.stats import norm
@@ -25,6 +24,7 @@ from detectors.monitor import ModelMonitor
 from driftwarden.contract.events import DeadLetter, Label, Prediction, decode, encode
 from driftwarden.contract.kafka import client_config, ensure_topics
 from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import Keys, connect
 from stream.app import StreamService
 from stream.joins import digest
 from stream.metrics import build_metrics
@@ -32,7 +32,7 @@ from stream.outbox import Outgoing, queue_outbox
 from stream.processor import BatchProcessor, BatchReport
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
-from stream.state import Keys, decode_pending_prediction, decode_state
+from stream.state import decode_pending_prediction, decode_state
 
 pytestmark = pytest.mark.services
 
@@ -44,10 +44,10 @@ class Feed:
         ensure_topics(settings)
         self.settings = settings
         self.registry = CollectorRegistry()
-        self.redis = redis.Redis.from_url(settings.redis.url)
+        self.redis = connect(settings.redis.url, settings.redis.cluster)
         self.publisher = KafkaPublisher(settings)
         self.processor = BatchProcessor(settings, self.redis, self.publisher, build_metrics(self.registry))
-        self.keys = Keys(settings.redis.key_prefix)
+        self.keys = Keys(settings.redis.key_prefix, settings.redis.cluster)
         self.offsets: dict[tuple[str, int], Iterator[int]] = {}
 
     def record(self, topic: str, value: bytes | None, key: bytes | None = b"m", partition: int = 0) -> RawRecord:
@@ -112,6 +112,7 @@ def pred(model: str, i: int, t: float, x: float | str = 0.0, version: str | None
 
 # -- delayed labels ------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_labels_before_and_after_predictions_join_expire_and_are_measured(settings: Settings) -> None:
     feed = Feed(tuned(settings, label_ttl_s=100))
     m = "late"
@@ -213,6 +214,7 @@ def quantiles(n: int, shift: float = 0.0) -> list[float]:
 
 # -- dead letters --------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_every_kind_of_bad_input_is_a_dead_letter_and_the_batch_goes_on(settings: Settings) -> None:
     s = tuned(settings, max_message_bytes=2_000, onboarding=False)
     s = msgspec.structs.replace(s, models={"known": {}})
@@ -275,6 +277,7 @@ def test_redis_commands_per_batch_do_not_grow_with_events(settings: Settings) ->
     assert commands(100, 1_000) == commands(2_000, 10_000)
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_a_worker_that_lost_its_partition_cannot_apply_a_stale_batch(settings: Settings) -> None:
     """Worker A has read its batch; worker B (the partition's new owner) applies the same records
     before A's transaction executes. A's EXEC fails on the fence, and its retry finds them applied."""
@@ -306,11 +309,12 @@ def test_a_worker_that_lost_its_partition_cannot_apply_a_stale_batch(settings: S
     assert a.process(more).attempts == 1
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_an_outbox_left_by_a_crash_is_published_when_its_partition_is_assigned(settings: Settings) -> None:
     service = StreamService(settings, CollectorRegistry())
     ensure_topics(settings)
     service.setup()
-    keys = Keys(settings.redis.key_prefix)
+    keys = Keys(settings.redis.key_prefix, settings.redis.cluster).for_partition(settings.kafka.topics.predictions, 1)
     letter = Outgoing(settings.kafka.topics.dead_letters, b"k", b'{"left": "by a crash"}')
     with service.redis.pipeline(transaction=True) as tx:  # committed with state, never published
         queue_outbox(tx, keys, [((settings.kafka.topics.predictions, 1), letter)])
