@@ -197,7 +197,8 @@ def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | 
 def run_report(ctx: click.Context, reference: Path, current: Path, output: Path, model: str | None,
                prediction: str | None, ignore: tuple[str, ...], fail_on_drift: bool) -> None:
     """Compare CURRENT with REFERENCE (CSV or Parquet) with the stream's detectors; write an HTML report."""
-    from driftwarden.report.comparison import summary_lines, write_report
+    from driftwarden.report.comparison import summary_lines
+    from driftwarden.report.html import write_report
 
     settings = _settings(ctx)
     try:

@@ -263,15 +263,3 @@ def summary_lines(report: Report) -> list[str]:
         for q in f.quality:
             lines.append(f"quality {f.name}: {q.signal} {fmt(q.score)} >= {fmt(q.threshold)} ({q.severity})")
     return lines
-
-
-def write_report(reference_path: str | Path, current_path: str | Path, output: str | Path,
-                 settings: MonitorSettings, *, prediction: str | None = None,
-                 ignore: Sequence[str] = ()) -> Report:
-    from driftwarden.report.html import render
-
-    reference, current = read_table(reference_path), read_table(current_path)
-    report = compare(reference, current, monitor_config(settings, max(len(current), 1)), prediction=prediction,
-                     ignore=ignore, reference_path=str(reference_path), current_path=str(current_path))
-    Path(output).write_text(render(report), encoding="utf-8")
-    return report

@@ -18,7 +18,8 @@ from detectors.values import infer_kind
 from detectors.window import fill
 from driftwarden.cli import main
 from driftwarden.contract.settings import MonitorSettings
-from driftwarden.report.comparison import compare, monitor_config, reference_of, write_report
+from driftwarden.report.comparison import compare, monitor_config, reference_of
+from driftwarden.report.html import write_report
 
 
 def frames(n_ref: int = 3000, n_cur: int = 1500, shift: float = 2.0) -> tuple[pd.DataFrame, pd.DataFrame]:
