@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import defaultdict
 
-from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome, Signal
+from detectors.monitor import ModelMonitor, Observation, Outcome, Signal
 from detectors.task import infer_task
 from driftwarden.contract.events import DriftAlert, DriftEvent, PerformanceEstimate, Prediction, Window, drift_id
-from driftwarden.contract.settings import MonitorSettings, Settings
+from driftwarden.contract.settings import MonitorSettings, Settings, monitor_config
+from driftwarden.contract.settings import snapshot_key as snapshot_key  # re-exported for stream.processor
 from stream.alerts import AlertPolicy, alert_key, on_drift, on_window_closed
 from stream.decoding import epoch
 from stream.state import ModelState, VersionPerformance
-
-
-def monitor_config(ms: MonitorSettings) -> MonitorConfig:
-    """The detector configuration from the settings fields the two share."""
-    names = {f.name for f in dataclasses.fields(MonitorConfig)}
-    values = {k: getattr(ms, k) for k in ms.__struct_fields__ if k in names}
-    for k, v in values.items():
-        if isinstance(v, list):
-            values[k] = tuple(v)
-    return MonitorConfig(**values)
-
-
-def snapshot_key(settings: Settings) -> bytes:
-    """The HMAC key of every monitor snapshot the stream writes and reads (``monitor.snapshot_key``)."""
-    return settings.monitor.snapshot_key.encode()
 
 
 def new_state(ms: MonitorSettings, key: bytes = b"") -> ModelState:

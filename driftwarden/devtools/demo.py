@@ -27,13 +27,12 @@ from rich.live import Live
 
 from driftwarden.contract.events import ContractError, DriftAlert, DriftEvent, ModelUpdate, decode, encode
 from driftwarden.contract.kafka import client_config, ensure_topics
-from driftwarden.contract.settings import Settings, load_settings
+from driftwarden.contract.settings import Settings, load_settings, monitor_config
 from driftwarden.devtools.demo_model import REFERENCE_ROWS, train_first_version
 from driftwarden.devtools.devstack import DEFAULT_HOME, Stack, free_port
 from driftwarden.devtools.live import LiveView
 from driftwarden.devtools.status_view import StatusUnavailable, fetch_status
 from driftwarden.devtools.traffic import SHIFTED_FEATURE, TrafficSpec, generate
-from driftwarden.report.comparison import monitor_config
 
 RECENT_SAMPLES = 1000  # the retrain worker's max_samples in the demo: the newest labelled predictions
 DEMO_RATE = 1000.0
@@ -167,7 +166,7 @@ def run_demo(config_path: str | None = None, home: Path | None = None, timeout: 
     sender = Sender(settings, spec, rate=DEMO_RATE)
     status_url = f"http://127.0.0.1:{settings.stream.web_port}"
     monitor = settings.monitor_for(spec.model)
-    view = LiveView(spec.model, monitor_config(monitor, monitor.window_size))
+    view = LiveView(spec.model, monitor_config(monitor, window_seconds=None))
     view.champion = first.version
     # A terminal gets the live view; a log (CI, a pipe) gets the same facts as plain lines.
     live = Live(view, console=console, refresh_per_second=4) if console.is_terminal else None

@@ -9,7 +9,6 @@ histograms plotted are the reference's bins, with the current rows counted into 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,6 @@ from detectors.reference import Reference, column_histogram, kind_of
 from detectors.values import infer_kind
 from detectors.window import fill
 from driftwarden.contract.errors import DriftwardenError
-from driftwarden.contract.settings import MonitorSettings
 
 PREDICTION = "prediction"  # the monitor's name for the prediction column, whatever the file calls it
 _RANK = {None: 0, WARNING: 1, CRITICAL: 2}
@@ -91,14 +89,6 @@ class Report:
     @property
     def drifted(self) -> list[FeatureResult]:
         return [f for f in self.features if f.drifted]
-
-
-def monitor_config(ms: MonitorSettings, window_size: int) -> MonitorConfig:
-    """The stream's detector configuration, with one window as long as the current file."""
-    names = {f.name for f in dataclasses.fields(MonitorConfig)}
-    values = {k: getattr(ms, k) for k in ms.__struct_fields__ if k in names}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return MonitorConfig(**{**values, "window_size": window_size, "window_seconds": None})
 
 
 def read_table(path: str | Path) -> Any:

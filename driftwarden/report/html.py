@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
-from driftwarden.contract.settings import MonitorSettings
+from driftwarden.contract.settings import MonitorSettings, monitor_config
 from driftwarden.report.comparison import (
     FeatureResult,
     Report,
     Statistic,
     compare,
     fmt,
-    monitor_config,
     read_table,
 )
 
@@ -246,7 +245,9 @@ def write_report(reference_path: str | Path, current_path: str | Path, output: s
                  ignore: Sequence[str] = ()) -> Report:
     """Compare two files (``comparison.compare``) and write the page to ``output``."""
     reference, current = read_table(reference_path), read_table(current_path)
-    report = compare(reference, current, monitor_config(settings, max(len(current), 1)), prediction=prediction,
+    # the stream's detectors, with the whole current file as one window
+    config = monitor_config(settings, window_size=max(len(current), 1), window_seconds=None)
+    report = compare(reference, current, config, prediction=prediction,
                      ignore=ignore, reference_path=str(reference_path), current_path=str(current_path))
     Path(output).write_text(render(report), encoding="utf-8")
     return report
