@@ -26,11 +26,10 @@ import redis
 from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from detectors.reference import build_reference
-from driftwarden.contract.errors import DriftwardenError
+from driftwarden.contract.errors import DriftwardenError, TableError
 from driftwarden.contract.events import ContractError, Prediction, decode_batch, encode
-from driftwarden.contract.settings import Settings
-from driftwarden.report.comparison import ReportError, read_table
-from stream.monitoring import monitor_config, snapshot_key
+from driftwarden.contract.settings import Settings, monitor_config, snapshot_key
+from driftwarden.contract.tables import read_table
 from stream.state import Keys, Onboarding, ReferenceOrigin, decode_state, encode_state
 
 REFERENCE_ARTIFACT = "reference.bin"  # the retrain worker's file name for detectors reference bytes
@@ -80,7 +79,7 @@ def read_training(path: str | Path, *, prediction: str | None = None, score: str
     try:
         frame = read_table(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except ReportError as exc:
+    except TableError as exc:
         raise OnboardError(str(exc)) from exc
     except OSError as exc:
         raise OnboardError(f"cannot read {path}: {exc}") from exc

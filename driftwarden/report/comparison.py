@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from detectors.histogram import Histogram, NumericHistogram
@@ -89,25 +88,6 @@ class Report:
     @property
     def drifted(self) -> list[FeatureResult]:
         return [f for f in self.features if f.drifted]
-
-
-def read_table(path: str | Path) -> Any:
-    """A pandas DataFrame from a ``.csv`` (optionally compressed) or ``.parquet`` file."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise ReportError(f"no such file: {path}")
-    suffixes = [s.lower() for s in path.suffixes]
-    try:
-        if ".parquet" in suffixes or ".pq" in suffixes:
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (OSError, ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise ReportError(f"cannot read {path} as {'Parquet' if '.parquet' in suffixes else 'CSV'}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for a corrupt file
-        raise ReportError(f"cannot read {path}: {exc}") from exc
 
 
 def _columns(frame: Any, ignore: Sequence[str]) -> tuple[list[str], list[str]]:

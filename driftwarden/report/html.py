@@ -14,13 +14,13 @@ from pathlib import Path
 
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
 from driftwarden.contract.settings import MonitorSettings, monitor_config
+from driftwarden.contract.tables import read_table
 from driftwarden.report.comparison import (
     FeatureResult,
     Report,
     Statistic,
     compare,
     fmt,
-    read_table,
 )
 
 REFERENCE_COLOUR = "#4e79a7"
