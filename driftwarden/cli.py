@@ -153,7 +153,7 @@ def run_rollback(ctx: click.Context, model: str) -> None:
 def run_onboard(ctx: click.Context, model: str, training_file: Path, prediction: str | None, score: str | None,
                 label: str | None, ignore: tuple[str, ...], version: str | None) -> None:
     """Make TRAINING_FILE (CSV or Parquet) MODEL's reference: the stream compares from its first prediction."""
-    from driftwarden.devtools.onboard import onboard
+    from retrain_worker.onboard import onboard
 
     try:
         done = onboard(_settings(ctx), model, training_file, prediction=prediction, score=score, label=label,

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from driftwarden.contract.settings import Settings
-from driftwarden.devtools.onboard import Onboarded, onboard
 from driftwarden.devtools.traffic import TrafficSpec, generate
 from retrain_worker.dataset import build_dataset
 from retrain_worker.evaluate import score
+from retrain_worker.onboard import Onboarded, onboard
 from retrain_worker.registry import ModelRegistry
 from retrain_worker.trainer import train_default
 
