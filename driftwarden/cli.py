@@ -8,11 +8,17 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from driftwarden.contract.errors import DriftwardenError
-from driftwarden.contract.settings import load_settings
+from driftwarden.contract.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from driftwarden.devtools.demo_model import FirstVersion
 
 
 def _setup_logging(level: str) -> None:
@@ -249,7 +255,16 @@ def run_demo(ctx: click.Context, home: str | None) -> None:
     """Start the stack and both workers, send drifting traffic, show detection, retrain and promotion."""
     from driftwarden.devtools.demo import run_demo as demo
 
-    sys.exit(demo(ctx.obj["config_path"], Path(home) if home else None))
+    sys.exit(demo(_demo_first_version, ctx.obj["config_path"], Path(home) if home else None))
+
+
+def _demo_first_version(settings: Settings, model: str, frame: pd.DataFrame, training_file: Path) -> FirstVersion:
+    """The demo's version 1, made by the retrain worker's code (devtools may not import the worker)."""
+    from driftwarden.devtools.demo_model import FirstVersion
+    from retrain_worker.initial import train_initial_version
+
+    made = train_initial_version(settings, model, frame, training_file)
+    return FirstVersion(made.version, training_file, made.holdout, made.onboarded.file, made.onboarded.sha256)
 
 
 if __name__ == "__main__":
