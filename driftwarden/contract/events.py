@@ -212,17 +212,6 @@ def wire_format(headers: Any) -> str:
     return JSON_FORMAT
 
 
-def decode_message(kind: type[T], data: bytes, fmt: str = JSON_FORMAT) -> list[T]:
-    """Decode a ``predictions`` or ``labels`` message in the format its header names."""
-    if fmt == JSON_FORMAT:
-        return decode_batch(kind, data)
-    if fmt == ARROW_FORMAT:
-        from driftwarden.contract.columnar import decode_arrow
-
-        return decode_arrow(kind, data)
-    raise ContractError("unknown_format", f"header {FORMAT_HEADER}={fmt!r}; expected json or arrow")
-
-
 def _reason_of(exc: msgspec.DecodeError) -> str:
     text = str(exc)
     if isinstance(exc, msgspec.ValidationError):
