@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,10 +27,15 @@ def _setup_logging(level: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML config file (default: $DRIFTWARDEN_CONFIG or config/driftwarden.yaml).")
-@click.option("--log-level", default=lambda: os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info"), show_default="info")
+@click.option("--log-level", default=None, help="Log level (default: the settings' log_level, info).")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
     """driftwarden: streaming drift detection and self-healing for ML models."""
+    if log_level is None:
+        try:
+            log_level = load_settings(config_path).log_level
+        except DriftwardenError:
+            log_level = "info"  # the command that needs the settings reports the error
     _setup_logging(log_level)
     ctx.obj = {"config_path": config_path}
 

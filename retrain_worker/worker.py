@@ -82,8 +82,7 @@ class RetrainWorker:
         """Connect to Redis, MLflow and Kafka, subscribe, serve /metrics. Nothing here needs MLflow or
         Redis to answer yet: an outage is reported per event, not at start."""
         s = self.settings
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+        os.environ.update(s.mlflow.client_env())  # MLflow's client reads its retries and timeout only there
         client = redis.Redis.from_url(s.redis.url, socket_timeout=10, socket_connect_timeout=5)
         self.store = IncidentStore(client, s.redis.key_prefix)
         self.registry = ModelRegistry(s.mlflow.tracking_uri, s.mlflow.experiment)

@@ -183,7 +183,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         topic_partitions=settings.kafka.partitions,
         consumer_auto_offset_reset="earliest",
         web_port=settings.stream.web_port,
-        web_host=os.environ.get("DRIFTWARDEN_WEB_HOST", "127.0.0.1"),
+        web_host=settings.stream.web_host,
         stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),  # until take_batches fits it
         broker_commit_interval=1.0,
         broker_credentials=broker_credentials(settings.kafka.client_config),
@@ -269,6 +269,6 @@ def run_worker(settings: Settings) -> None:
     ensure_topics(settings)
     use_uvloop()
     app, _service = create_app(settings)
-    worker = faust.Worker(app, loglevel=os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info").upper(),
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(),
                           override_logging=False)
     worker.execute_from_commandline()

@@ -27,6 +27,13 @@ ENV_ADDRESSES = {
     "REDIS_URL": ("redis", "url"),
     "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
 }
+# Shorter names kept for what deployments set most (the Docker image, docker-compose.yml, MLflow's own names).
+ENV_NAMES = {
+    "DRIFTWARDEN_LOG_LEVEL": ("log_level",),
+    "DRIFTWARDEN_WEB_HOST": ("stream", "web_host"),
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": ("mlflow", "request_max_retries"),
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": ("mlflow", "request_timeout_s"),
+}
 ENV_PREFIX = "DRIFTWARDEN__"
 
 
@@ -57,6 +64,14 @@ class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class MlflowSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tracking_uri: str = "http://127.0.0.1:5000"
     experiment: str = "driftwarden"
+    # MLflow's client retries for minutes by default; the retrain worker retries an event itself instead.
+    request_max_retries: int = 3
+    request_timeout_s: int = 60
+
+    def client_env(self) -> dict[str, str]:
+        """The environment MLflow's client reads these from (it has no arguments for them)."""
+        return {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.request_max_retries),
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.request_timeout_s)}
 
 
 def _config_fields() -> list[tuple[str, Any, Any]]:
@@ -109,6 +124,7 @@ def snapshot_key(settings: Settings) -> bytes:
 class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     app_id: str = "driftwarden-stream"
     web_port: int = 6066
+    web_host: str = "127.0.0.1"  # Faust's web server (/status, /healthz, /metrics) binds here
     batch_size: int = 1000
     batch_timeout_s: float = 0.5
     onboarding: bool = True
@@ -197,6 +213,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retrain: RetrainSettings = RetrainSettings()
     alert_relay: AlertRelaySettings = AlertRelaySettings()
     models: dict[str, dict[str, Any]] = {}
+    log_level: str = "info"  # of the workers and the CLI (--log-level overrides it)
 
     def monitor_for(self, model: str) -> MonitorSettings:
         """The monitor settings of ``model``: the defaults with its ``models.<name>`` overrides."""
@@ -256,6 +273,12 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     for var, (section, field) in ENV_ADDRESSES.items():
         if env.get(var):
             data.setdefault(section, {})[field] = env[var]
+    for var, path in ENV_NAMES.items():
+        if env.get(var):
+            node = data
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = yaml.safe_load(env[var])
     for var, value in env.items():
         if var.startswith(ENV_PREFIX):
             keys = [k.lower() for k in var[len(ENV_PREFIX):].split("__") if k]
