@@ -34,8 +34,11 @@ T = TypeVar("T", Prediction, Label)
 
 
 def _pa() -> Any:
-    import pyarrow as pa
-    import pyarrow.ipc  # noqa: F401 - registers pa.ipc
+    try:
+        import pyarrow as pa
+        import pyarrow.ipc  # noqa: F401 - registers pa.ipc
+    except ImportError as exc:  # the SDK's base install has no pyarrow
+        raise ImportError("the Arrow wire format needs pyarrow: pip install 'driftwarden[arrow]'") from exc
 
     return pa
 
