@@ -216,8 +216,6 @@ def _reason_of(exc: msgspec.DecodeError) -> str:
     text = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         return "missing_field" if "missing required field" in text else "invalid_field"
-    if "malformed" in text.lower() or "truncated" in text.lower() or "invalid" in text.lower():
-        return "invalid_json"
     return "invalid_json"
 
 
