@@ -30,7 +30,7 @@ from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
 from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop
 from stream.metrics import build_metrics
-from stream.monitoring import snapshot_key
+from stream.model_events import snapshot_key
 from stream.outbox import flush_outbox
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher

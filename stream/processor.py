@@ -36,7 +36,7 @@ from stream.exceptions import StateConflict
 from stream.idle import activity, due, event_now
 from stream.joins import JoinPlan, plan_joins
 from stream.metrics import StreamMetrics
-from stream.monitoring import (
+from stream.model_events import (
     apply_predictions,
     close_idle_window,
     monitor_config,

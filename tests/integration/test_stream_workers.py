@@ -31,7 +31,7 @@ from driftwarden.devtools.demo import Workers, isolated_env
 from driftwarden.devtools.devstack import free_port
 from driftwarden.devtools.traffic import TrafficSpec, generate
 from retrain_worker.reference import build_reference
-from stream.monitoring import monitor_config
+from stream.model_events import monitor_config
 from stream.state import Keys, decode_state
 
 pytestmark = pytest.mark.services

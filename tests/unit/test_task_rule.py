@@ -16,7 +16,7 @@ import pytest
 from detectors.monitor import ModelMonitor, MonitorConfig, Outcome
 from driftwarden.contract.events import Label, decode_batch
 from retrain_worker.dataset import build_dataset
-from stream.monitoring import record_performance
+from stream.model_events import record_performance
 from stream.state import ModelState, PendingLabel, PendingPrediction, decode_pending_label, decode_pending_prediction
 
 N = 40
