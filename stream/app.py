@@ -25,12 +25,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from driftwarden.contract.errors import ConfigError
 from driftwarden.contract.events import ContractError, ModelUpdate, decode, wire_format
 from driftwarden.contract.kafka import ensure_topics
-from driftwarden.contract.settings import Settings
+from driftwarden.contract.settings import Settings, snapshot_key
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
 from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop
 from stream.metrics import build_metrics
-from stream.model_events import snapshot_key
 from stream.outbox import flush_outbox
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher
