@@ -63,7 +63,10 @@ class Label(msgspec.Struct, frozen=True):
     timestamp: Timestamp
 
 
-class Window(msgspec.Struct, frozen=True):
+class WindowSpan(msgspec.Struct, frozen=True):
+    """Which window an event is about: its index, event-time span and size (the monitor's open window itself is
+    ``detectors.window.Window``)."""
+
     index: int
     start: float
     end: float
@@ -83,7 +86,7 @@ class DriftEvent(msgspec.Struct, frozen=True):
     score: float
     threshold: float
     severity: Severity
-    window: Window
+    window: WindowSpan
     detected_at: float
     details: dict[str, Any] = {}
 
@@ -98,7 +101,7 @@ class PerformanceEstimate(msgspec.Struct, frozen=True):
     estimate_id: str
     model: str
     model_version: str | None
-    window: Window
+    window: WindowSpan
     n_scored: int  # rows with a usable score: the estimate's sample
     unscored: int
     estimated: dict[str, float | None]

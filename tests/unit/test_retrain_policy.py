@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from driftwarden.contract.events import DriftEvent, ModelUpdate, Window, drift_id
+from driftwarden.contract.events import DriftEvent, ModelUpdate, WindowSpan, drift_id
 from driftwarden.contract.settings import RetrainSettings
 from retrain_worker.policy import (
     Incident,
@@ -31,7 +31,7 @@ def event(kind: str = "concept_drift", severity: str = "critical", feature: str 
                       model_version="1", kind=kind,  # type: ignore[arg-type]
                       signal="psi", feature=feature, score=0.3, threshold=0.2,
                       severity=severity,  # type: ignore[arg-type]
-                      window=Window(window, 0.0, 10.0, 1000), detected_at=NOW)
+                      window=WindowSpan(window, 0.0, 10.0, 1000), detected_at=NOW)
 
 
 def opened(e: DriftEvent, status: str = "training", started_at: float = NOW - 5) -> Incident:
