@@ -17,7 +17,7 @@ WORKER_COMMANDS = (
     # to keep those refusals out of ACL LOG.
     "ping", "echo",
     "watch", "unwatch", "multi", "exec", "discard",  # the batch transaction
-    "get", "set", "del", "incrby",  # redis-py sends INCR as INCRBY
+    "get", "set", "del", "exists", "incrby",  # redis-py sends INCR as INCRBY
     "hget", "hmget", "hset", "hdel", "hincrby", "hlen", "hgetall",
     "zadd", "zrange", "zrangebyscore", "zrem", "zremrangebyscore",
     "rpush", "lrange", "ltrim", "llen",
