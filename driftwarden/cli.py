@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from driftwarden.contract.errors import DriftwardenError
-from driftwarden.contract.settings import load_settings
+from driftwarden.contract.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from driftwarden.devtools.demo_model import FirstVersion
 
 
 def _setup_logging(level: str) -> None:
@@ -22,10 +27,15 @@ def _setup_logging(level: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML config file (default: $DRIFTWARDEN_CONFIG or config/driftwarden.yaml).")
-@click.option("--log-level", default=lambda: os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info"), show_default="info")
+@click.option("--log-level", default=None, help="Log level (default: the settings' log_level, info).")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
     """driftwarden: streaming drift detection and self-healing for ML models."""
+    if log_level is None:
+        try:
+            log_level = load_settings(config_path).log_level
+        except DriftwardenError:
+            log_level = "info"  # the command that needs the settings reports the error
     _setup_logging(log_level)
     ctx.obj = {"config_path": config_path}
 
@@ -153,7 +163,7 @@ def run_rollback(ctx: click.Context, model: str) -> None:
 def run_onboard(ctx: click.Context, model: str, training_file: Path, prediction: str | None, score: str | None,
                 label: str | None, ignore: tuple[str, ...], version: str | None) -> None:
     """Make TRAINING_FILE (CSV or Parquet) MODEL's reference: the stream compares from its first prediction."""
-    from driftwarden.devtools.onboard import onboard
+    from retrain_worker.onboard import onboard
 
     try:
         done = onboard(_settings(ctx), model, training_file, prediction=prediction, score=score, label=label,
@@ -197,7 +207,8 @@ def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | 
 def run_report(ctx: click.Context, reference: Path, current: Path, output: Path, model: str | None,
                prediction: str | None, ignore: tuple[str, ...], fail_on_drift: bool) -> None:
     """Compare CURRENT with REFERENCE (CSV or Parquet) with the stream's detectors; write an HTML report."""
-    from driftwarden.report.comparison import summary_lines, write_report
+    from driftwarden.report.comparison import summary_lines
+    from driftwarden.report.html import write_report
 
     settings = _settings(ctx)
     try:
@@ -248,7 +259,16 @@ def run_demo(ctx: click.Context, home: str | None) -> None:
     """Start the stack and both workers, send drifting traffic, show detection, retrain and promotion."""
     from driftwarden.devtools.demo import run_demo as demo
 
-    sys.exit(demo(ctx.obj["config_path"], Path(home) if home else None))
+    sys.exit(demo(_demo_first_version, ctx.obj["config_path"], Path(home) if home else None))
+
+
+def _demo_first_version(settings: Settings, model: str, frame: pd.DataFrame, training_file: Path) -> FirstVersion:
+    """The demo's version 1, made by the retrain worker's code (devtools may not import the worker)."""
+    from driftwarden.devtools.demo_model import FirstVersion
+    from retrain_worker.initial import train_initial_version
+
+    made = train_initial_version(settings, model, frame, training_file)
+    return FirstVersion(made.version, training_file, made.holdout, made.onboarded.file, made.onboarded.sha256)
 
 
 if __name__ == "__main__":

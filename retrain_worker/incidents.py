@@ -16,7 +16,7 @@ import redis
 
 from driftwarden.contract.storage import Keys
 from retrain_worker.exceptions import ServiceUnavailable
-from retrain_worker.policy import Incident, ModelState, Starved
+from retrain_worker.policy import Incident, IncidentContext, Starved
 
 _decoder = msgspec.json.Decoder(Incident)
 _starved_decoder = msgspec.json.Decoder(Starved)
@@ -41,14 +41,14 @@ class IncidentStore:
         raw = self._redis.hget(self.key(model), f"incident:{iid}")
         return None if raw is None else _decoder.decode(raw)
 
-    def state(self, model: str, drift_id: str | None, window_key: str) -> ModelState:
+    def state(self, model: str, drift_id: str | None, window_key: str) -> IncidentContext:
         """What is recorded for this drift id, this window and the model's cooldown."""
         source = window_key.split(":", 1)[0]
         try:
             by_drift_id, by_window_id, last, starved = self._redis.hmget(
                 self.key(model), f"drift:{drift_id}", f"window:{window_key}", "cooldown_from",
                 f"starved:{source}")
-            return ModelState(
+            return IncidentContext(
                 by_drift=self._incident(model, by_drift_id) if drift_id else None,
                 by_window=self._incident(model, by_window_id),
                 cooldown_from=float(last) if last is not None else None,

@@ -25,13 +25,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from driftwarden.contract.errors import ConfigError
 from driftwarden.contract.events import ContractError, ModelUpdate, decode, wire_format
 from driftwarden.contract.kafka import ensure_topics
-from driftwarden.contract.settings import Settings
+from driftwarden.contract.settings import Settings, snapshot_key
 from driftwarden.contract.storage import connect
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
 from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop
 from stream.metrics import build_metrics
-from stream.monitoring import snapshot_key
 from stream.outbox import flush_outbox, outbox_shards
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher
@@ -187,7 +186,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         topic_partitions=settings.kafka.partitions,
         consumer_auto_offset_reset="earliest",
         web_port=settings.stream.web_port,
-        web_host=os.environ.get("DRIFTWARDEN_WEB_HOST", "127.0.0.1"),
+        web_host=settings.stream.web_host,
         stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),  # until take_batches fits it
         broker_commit_interval=1.0,
         broker_credentials=broker_credentials(settings.kafka.client_config),
@@ -273,6 +272,6 @@ def run_worker(settings: Settings) -> None:
     ensure_topics(settings)
     use_uvloop()
     app, _service = create_app(settings)
-    worker = faust.Worker(app, loglevel=os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info").upper(),
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(),
                           override_logging=False)
     worker.execute_from_commandline()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
+from driftwarden.contract.columnar import decode_message
 from driftwarden.contract.events import (
     JSON_FORMAT,
     ContractError,
@@ -12,7 +13,6 @@ from driftwarden.contract.events import (
     Label,
     Prediction,
     Timestamp,
-    decode_message,
     encode,
     iso,
     to_epoch,

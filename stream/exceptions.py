@@ -11,7 +11,3 @@ class StreamError(DriftwardenError):
 
 class StateConflict(StreamError):
     """Another worker changed the state this batch read (a rebalance in progress); retry the batch."""
-
-
-class StateCorrupt(StreamError):
-    """A state blob in Redis could not be decoded."""

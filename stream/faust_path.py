@@ -1,5 +1,5 @@
 """Our use of Faust's internals, all in one place (tested with the faust-streaming range pinned in
-pyproject.toml; ``tests/unit/test_faust_path.py`` fails loudly when an internal used here changes).
+pyproject.toml; ``tests/unit/stream/test_faust_path.py`` fails loudly when an internal used here changes).
 
 Faust's per-message machinery, not driftwarden's code, bounds a worker fed single events (issue 12):
 

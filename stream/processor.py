@@ -26,7 +26,7 @@ import redis
 
 from detectors.monitor import ModelMonitor
 from driftwarden.contract.events import DriftAlert, DriftEvent, encode
-from driftwarden.contract.settings import Settings
+from driftwarden.contract.settings import Settings, snapshot_key
 from stream import watch
 from stream.batch_metrics import record_estimates, record_model, record_traffic, record_window_scores
 from stream.decoding import Decoded, decode_record
@@ -35,7 +35,7 @@ from stream.faust_path import gc_paused
 from stream.idle import activity, due, event_now
 from stream.joins import read_joins
 from stream.metrics import StreamMetrics
-from stream.monitoring import close_idle_window, snapshot_key
+from stream.model_events import close_idle_window
 from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
 from stream.records import RawRecord
 from stream.state import Keys, ModelState, decode_activity, encode_state

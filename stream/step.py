@@ -17,17 +17,15 @@ import msgspec
 from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from driftwarden.contract.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
-from driftwarden.contract.settings import Settings
+from driftwarden.contract.settings import Settings, monitor_config, snapshot_key
 from stream import watch
 from stream.decoding import Decoded, dead_letter
 from stream.idle import activity
 from stream.joins import JoinPlan, JoinReads, plan_joins
-from stream.monitoring import (
+from stream.model_events import (
     apply_predictions,
-    monitor_config,
     new_state,
     record_performance,
-    snapshot_key,
     take_estimates,
 )
 from stream.onboarding import adopt_onboarding, adopted_origin

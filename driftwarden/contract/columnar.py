@@ -17,14 +17,28 @@ pyarrow is imported on first use: the contract module stays cheap to import.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from driftwarden.contract.events import ContractError, Label, Prediction
+from driftwarden.contract.events import (
+    ARROW_FORMAT,
+    FORMAT_HEADER,
+    JSON_FORMAT,
+    ContractError,
+    Label,
+    Prediction,
+    check_semantics,
+    decode_batch,
+)
+
+T = TypeVar("T", Prediction, Label)
 
 
 def _pa() -> Any:
-    import pyarrow as pa
-    import pyarrow.ipc  # noqa: F401 - registers pa.ipc
+    try:
+        import pyarrow as pa
+        import pyarrow.ipc  # noqa: F401 - registers pa.ipc
+    except ImportError as exc:  # the SDK's base install has no pyarrow
+        raise ImportError("the Arrow wire format needs pyarrow: pip install 'driftwarden[arrow]'") from exc
 
     return pa
 
@@ -133,7 +147,6 @@ def _typed(pa: Any, child: Any, name: str) -> Any:
 
 
 def _checked(events: list[Any]) -> list[Any]:
-    from driftwarden.contract.events import check_semantics
 
     for event in events:
         check_semantics(event)
@@ -172,3 +185,12 @@ def _labels(pa: Any, table: Any) -> list[Label]:
     times = _required(pa, table, "timestamp", ("number", "string", "timestamp"))
     return _checked([Label(event_id=e, model=m, label=lab, timestamp=t)
                      for e, m, lab, t in zip(ids, models, labels, times, strict=True)])
+
+
+def decode_message(kind: type[T], data: bytes, fmt: str = JSON_FORMAT) -> list[T]:
+    """Decode a ``predictions`` or ``labels`` message in the format its header names (``events.wire_format``)."""
+    if fmt == JSON_FORMAT:
+        return decode_batch(kind, data)
+    if fmt == ARROW_FORMAT:
+        return decode_arrow(kind, data)
+    raise ContractError("unknown_format", f"header {FORMAT_HEADER}={fmt!r}; expected json or arrow")

@@ -13,3 +13,7 @@ class ConfigError(DriftwardenError):
 
 class ServiceError(DriftwardenError):
     """A backing service (Kafka, Redis, MLflow) could not be started or reached."""
+
+
+class TableError(DriftwardenError):
+    """A file that cannot be read as a table (CSV or Parquet)."""

@@ -63,7 +63,10 @@ class Label(msgspec.Struct, frozen=True):
     timestamp: Timestamp
 
 
-class Window(msgspec.Struct, frozen=True):
+class WindowSpan(msgspec.Struct, frozen=True):
+    """Which window an event is about: its index, event-time span and size (the monitor's open window itself is
+    ``detectors.window.Window``)."""
+
     index: int
     start: float
     end: float
@@ -83,7 +86,7 @@ class DriftEvent(msgspec.Struct, frozen=True):
     score: float
     threshold: float
     severity: Severity
-    window: Window
+    window: WindowSpan
     detected_at: float
     details: dict[str, Any] = {}
 
@@ -98,7 +101,7 @@ class PerformanceEstimate(msgspec.Struct, frozen=True):
     estimate_id: str
     model: str
     model_version: str | None
-    window: Window
+    window: WindowSpan
     n_scored: int  # rows with a usable score: the estimate's sample
     unscored: int
     estimated: dict[str, float | None]
@@ -212,23 +215,10 @@ def wire_format(headers: Any) -> str:
     return JSON_FORMAT
 
 
-def decode_message(kind: type[T], data: bytes, fmt: str = JSON_FORMAT) -> list[T]:
-    """Decode a ``predictions`` or ``labels`` message in the format its header names."""
-    if fmt == JSON_FORMAT:
-        return decode_batch(kind, data)
-    if fmt == ARROW_FORMAT:
-        from driftwarden.contract.columnar import decode_arrow
-
-        return decode_arrow(kind, data)
-    raise ContractError("unknown_format", f"header {FORMAT_HEADER}={fmt!r}; expected json or arrow")
-
-
 def _reason_of(exc: msgspec.DecodeError) -> str:
     text = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         return "missing_field" if "missing required field" in text else "invalid_field"
-    if "malformed" in text.lower() or "truncated" in text.lower() or "invalid" in text.lower():
-        return "invalid_json"
     return "invalid_json"
 
 

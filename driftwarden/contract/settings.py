@@ -8,14 +8,17 @@ other field is reachable as ``DRIFTWARDEN__SECTION__FIELD`` (the value is parsed
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
 
+from detectors.config import MonitorConfig
 from driftwarden.contract.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "driftwarden.yaml"
@@ -23,6 +26,13 @@ ENV_ADDRESSES = {
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
     "REDIS_URL": ("redis", "url"),
     "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
+}
+# Shorter names kept for what deployments set most (the Docker image, docker-compose.yml, MLflow's own names).
+ENV_NAMES = {
+    "DRIFTWARDEN_LOG_LEVEL": ("log_level",),
+    "DRIFTWARDEN_WEB_HOST": ("stream", "web_host"),
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": ("mlflow", "request_max_retries"),
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": ("mlflow", "request_timeout_s"),
 }
 ENV_PREFIX = "DRIFTWARDEN__"
 
@@ -55,55 +65,37 @@ class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class MlflowSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tracking_uri: str = "http://127.0.0.1:5000"
     experiment: str = "driftwarden"
+    # MLflow's client retries for minutes by default; the retrain worker retries an event itself instead.
+    request_max_retries: int = 3
+    request_timeout_s: int = 60
+
+    def client_env(self) -> dict[str, str]:
+        """The environment MLflow's client reads these from (it has no arguments for them)."""
+        return {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.request_max_retries),
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.request_timeout_s)}
 
 
-# MonitorSettings fields the stream reads itself; every other one is a detectors.MonitorConfig field.
-STREAM_MONITOR_FIELDS = frozenset({"snapshot_key", "silence_seconds", "traffic_drop_share",
-                                   "label_coverage_drop_share"})
+def _config_fields() -> list[tuple[str, Any, Any]]:
+    """(name, type, default) of every ``detectors.MonitorConfig`` field, for the settings struct below."""
+    hints = typing.get_type_hints(MonitorConfig)
+    return [(f.name, hints[f.name], f.default if f.default is not dataclasses.MISSING
+             else msgspec.field(default_factory=f.default_factory))
+            for f in dataclasses.fields(MonitorConfig)]
 
 
-class MonitorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+# Each detector field is defined once, in MonitorConfig (type, default, the comment saying why): the settings
+# struct takes them from there, so a new detector option is configurable from YAML and the environment at once.
+_MonitorConfigFields = msgspec.defstruct("_MonitorConfigFields", _config_fields(), frozen=True,
+                                         forbid_unknown_fields=True, module=__name__)
+
+
+class MonitorSettings(_MonitorConfigFields, frozen=True, forbid_unknown_fields=True):  # type: ignore[misc, valid-type]
     """Per-model drift monitoring; ``models.<name>`` entries override any of these fields.
 
-    Every field but ``snapshot_key`` and the traffic fields (``silence_seconds``, ``traffic_drop_share``,
-    ``label_coverage_drop_share``: the stream's own watch, not the detectors') is a
-    ``detectors.MonitorConfig`` field of the same name and default (docs/detectors.md says where each
-    default comes from); ``MonitorConfig`` validates the values.
+    Every ``detectors.MonitorConfig`` field, under its name and with its default (docs/detectors.md says where
+    each default comes from; ``MonitorConfig`` validates the values), plus the stream's own fields below.
     """
 
-    reference_size: int = 2000
-    window_size: int = 1000
-    window_seconds: float | None = None
-    min_window_n: int = 30
-    n_bins: int = 20
-    top_k: int = 10_000
-    max_known_categories: int = 10_000
-    max_unexpected_features: int = 100
-    false_alarm_rate: float = 0.001
-    warning_rate: float = 0.01
-    psi_floor: float = 0.03
-    js_floor: float = 0.04
-    wasserstein_floor: float = 0.1
-    ks_floor: float = 0.05
-    chi2_floor: float = 0.05
-    psi_epsilon: float = 1e-4
-    drift_signals: tuple[str, ...] = ("psi", "js", "wasserstein")
-    alert_after_windows: tuple[int, int] = (1, 1)
-    multivariate_variance: float = 0.9
-    multivariate_floor: float = 0.1
-    performance_reference_size: int = 1000
-    performance_bins: int = 20
-    performance_margin: float = 0.02
-    ranking_windows: int = 8
-    missing_share_threshold: float = 0.05
-    out_of_range_share_threshold: float = 0.05
-    unseen_category_share_threshold: float = 0.05
-    schema_mismatch_threshold: float = 0.01
-    task: str = "auto"
-    concept_detectors: tuple[dict[str, Any], ...] = ({"kind": "ADWIN", "params": {"delta": 0.002, "clock": 16}},)
-    concept_confirmation: int = 1
-    concept_confirmation_window: int = 1000
-    concept_cooldown: int = 1000
     # Silent producers: a traffic alert when nothing arrives for this long (wall clock), or when a
     # bucket of this length carries less than traffic_drop_share of the usual rate; null = off.
     silence_seconds: float | None = 900.0
@@ -115,9 +107,25 @@ class MonitorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     snapshot_key: str = ""
 
 
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(MonitorConfig))
+# MonitorSettings fields the stream reads itself; every other one is a MonitorConfig field.
+STREAM_MONITOR_FIELDS = frozenset(MonitorSettings.__struct_fields__) - frozenset(CONFIG_FIELDS)
+
+
+def monitor_config(ms: MonitorSettings, **overrides: Any) -> MonitorConfig:
+    """The detectors' configuration from the settings fields of the same name (with ``overrides``)."""
+    return MonitorConfig(**{name: getattr(ms, name) for name in CONFIG_FIELDS} | overrides)
+
+
+def snapshot_key(settings: Settings) -> bytes:
+    """The HMAC key of every monitor snapshot the stream writes and reads (``monitor.snapshot_key``)."""
+    return settings.monitor.snapshot_key.encode()
+
+
 class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     app_id: str = "driftwarden-stream"
     web_port: int = 6066
+    web_host: str = "127.0.0.1"  # Faust's web server (/status, /healthz, /metrics) binds here
     batch_size: int = 1000
     batch_timeout_s: float = 0.5
     onboarding: bool = True
@@ -205,6 +213,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retrain: RetrainSettings = RetrainSettings()
     alert_relay: AlertRelaySettings = AlertRelaySettings()
     models: dict[str, dict[str, Any]] = {}
+    log_level: str = "info"  # of the workers and the CLI (--log-level overrides it)
 
     def monitor_for(self, model: str) -> MonitorSettings:
         """The monitor settings of ``model``: the defaults with its ``models.<name>`` overrides."""
@@ -264,6 +273,12 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     for var, (section, field) in ENV_ADDRESSES.items():
         if env.get(var):
             data.setdefault(section, {})[field] = env[var]
+    for var, path in ENV_NAMES.items():
+        if env.get(var):
+            node = data
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = yaml.safe_load(env[var])
     for var, value in env.items():
         if var.startswith(ENV_PREFIX):
             keys = [k.lower() for k in var[len(ENV_PREFIX):].split("__") if k]

@@ -228,3 +228,18 @@ def decode_onboarding(data: bytes) -> Onboarding:
 
 def decode_origin(data: bytes) -> ReferenceOrigin:
     return _origin_decoder.decode(data)
+
+
+class _StateMonitor(msgspec.Struct):
+    """The one field of a model's stream state (``stream.state.ModelState``, a msgpack map) that another side
+    reads: onboarding checks the features the stream already sees. Other fields are ignored on decode."""
+
+    monitor: bytes
+
+
+_state_monitor_decoder = msgspec.msgpack.Decoder(_StateMonitor)
+
+
+def state_monitor(blob: bytes) -> bytes:
+    """The monitor snapshot inside a model's stream state, without the stream's own types."""
+    return _state_monitor_decoder.decode(blob).monitor

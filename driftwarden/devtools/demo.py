@@ -27,13 +27,12 @@ from rich.live import Live
 
 from driftwarden.contract.events import ContractError, DriftAlert, DriftEvent, ModelUpdate, decode, encode
 from driftwarden.contract.kafka import client_config, ensure_topics
-from driftwarden.contract.settings import Settings, load_settings
-from driftwarden.devtools.demo_model import REFERENCE_ROWS, train_first_version
+from driftwarden.contract.settings import Settings, load_settings, monitor_config
+from driftwarden.devtools.demo_model import REFERENCE_ROWS, FirstVersionTrainer, train_first_version
 from driftwarden.devtools.devstack import DEFAULT_HOME, Stack, free_port
 from driftwarden.devtools.live import LiveView
 from driftwarden.devtools.status_view import StatusUnavailable, fetch_status
 from driftwarden.devtools.traffic import SHIFTED_FEATURE, TrafficSpec, generate
-from driftwarden.report.comparison import monitor_config
 
 RECENT_SAMPLES = 1000  # the retrain worker's max_samples in the demo: the newest labelled predictions
 DEMO_RATE = 1000.0
@@ -125,7 +124,10 @@ def produce_traffic(settings: Settings, spec: TrafficSpec, batch: int = 100, lab
     return sent
 
 
-def run_demo(config_path: str | None = None, home: Path | None = None, timeout: float = 170.0) -> int:
+def run_demo(first_version: FirstVersionTrainer, config_path: str | None = None, home: Path | None = None,
+             timeout: float = 170.0) -> int:
+    """The demo; ``first_version`` trains and registers version 1 (``retrain_worker.initial``, handed in by the
+    CLI since devtools may not import a worker)."""
     from rich.console import Console
 
     console = Console()
@@ -150,10 +152,10 @@ def run_demo(config_path: str | None = None, home: Path | None = None, timeout: 
     # MLflow model names outlive a run: a per-run name gives every demo its own version 1.
     # The traffic goes on after the promotion, so the stream adopts version 2's reference while we watch.
     spec = TrafficSpec(model=f"credit-risk-{run_id}", total=DEMO_TOTAL)
-    first = train_first_version(settings, spec, workers.folder)
+    first = train_first_version(settings, spec, workers.folder, first_version)
     console.print(f"version {first.version} of {spec.model} trained on {REFERENCE_ROWS} labelled rows of the "
                   f"reference period (holdout accuracy {first.holdout['accuracy']:.3f}), registered in MLflow, "
-                  f"alias champion; onboarded with {first.onboarded.file} (sha256 {first.onboarded.sha256[:12]}…)")
+                  f"alias champion; onboarded with {first.file} (sha256 {first.sha256[:12]}…)")
     workers.start("stream", "stream")
     workers.start("retrain-worker", "retrain-worker")
     console.print(f"workers started (logs in {workers.folder}); run id [bold]{run_id}[/]")
@@ -167,7 +169,7 @@ def run_demo(config_path: str | None = None, home: Path | None = None, timeout: 
     sender = Sender(settings, spec, rate=DEMO_RATE)
     status_url = f"http://127.0.0.1:{settings.stream.web_port}"
     monitor = settings.monitor_for(spec.model)
-    view = LiveView(spec.model, monitor_config(monitor, monitor.window_size))
+    view = LiveView(spec.model, monitor_config(monitor, window_seconds=None))
     view.champion = first.version
     # A terminal gets the live view; a log (CI, a pipe) gets the same facts as plain lines.
     live = Live(view, console=console, refresh_per_second=4) if console.is_terminal else None
@@ -269,7 +271,7 @@ def run_demo(config_path: str | None = None, home: Path | None = None, timeout: 
     if reference:
         console.print(f"the stream compares against: {describe_reference(reference)}")
     bin_dir = Path(sys.executable).parent
-    console.print(f"roll back to version {first.version} (the stream switches back to {first.onboarded.file}) with:\n"
+    console.print(f"roll back to version {first.version} (the stream switches back to {first.file}) with:\n"
                   f"  DRIFTWARDEN__KAFKA__TOPICS__MODEL_UPDATES={t.model_updates} "
                   f"MLFLOW_TRACKING_URI={settings.mlflow.tracking_uri} {bin_dir}/driftwarden rollback {spec.model}")
     console.print(f"the stack keeps running; stop it with: {bin_dir}/driftwarden stack down")

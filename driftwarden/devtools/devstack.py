@@ -36,14 +36,16 @@ DEFAULT_HOME = REPO / ".devstack"
 SERVICES = ("kafka", "redis", "mlflow")
 
 
-def kafka_jars_dir() -> Path:
-    cache = Path(os.environ.get("DRIFTWARDEN_CACHE", Path.home() / ".cache" / "driftwarden"))
+DEFAULT_CACHE = Path.home() / ".cache" / "driftwarden"
+
+
+def kafka_jars_dir(cache: Path = DEFAULT_CACHE) -> Path:
     return cache / f"kafka-{KAFKA_VERSION}"
 
 
-def ensure_kafka_jars() -> Path:
-    """Copy the broker's jars from Maven Central into the cache once; later calls are offline."""
-    target = kafka_jars_dir()
+def ensure_kafka_jars(cache: Path = DEFAULT_CACHE) -> Path:
+    """Copy the broker's jars from Maven Central into ``cache`` once; later calls are offline."""
+    target = kafka_jars_dir(cache)
     if (target / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
         return target
     if shutil.which("mvn") is None:
@@ -102,6 +104,7 @@ class Stack:
     """A stack rooted at ``home``: one folder per service with its data, log and pid file."""
 
     home: Path = DEFAULT_HOME
+    cache: Path = DEFAULT_CACHE  # the Kafka jars, shared by every stack of the machine
 
     @property
     def state_file(self) -> Path:
@@ -223,7 +226,7 @@ class Stack:
     # -- services ------------------------------------------------------------------------------------
 
     def _start_kafka(self, ports: dict[str, int]) -> None:
-        jars = ensure_kafka_jars()
+        jars = ensure_kafka_jars(self.cache)
         java = shutil.which("java")
         if java is None:
             raise ServiceError("Java 17+ is needed to run the Kafka broker")

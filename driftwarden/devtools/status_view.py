@@ -56,8 +56,8 @@ def champion_versions(tracking_uri: str, models: Iterable[str], timeout_s: int =
 
     MLflow's client retries for minutes by default: one quick try is enough for a status line.
     """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
+    # MLflow's client reads its retries and timeout only from the environment
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 

@@ -9,11 +9,9 @@ histograms plotted are the reference's bins, with the current rows counted into 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from detectors.histogram import Histogram, NumericHistogram
@@ -33,7 +31,6 @@ from detectors.reference import Reference, column_histogram, kind_of
 from detectors.values import infer_kind
 from detectors.window import fill
 from driftwarden.contract.errors import DriftwardenError
-from driftwarden.contract.settings import MonitorSettings
 
 PREDICTION = "prediction"  # the monitor's name for the prediction column, whatever the file calls it
 _RANK = {None: 0, WARNING: 1, CRITICAL: 2}
@@ -91,33 +88,6 @@ class Report:
     @property
     def drifted(self) -> list[FeatureResult]:
         return [f for f in self.features if f.drifted]
-
-
-def monitor_config(ms: MonitorSettings, window_size: int) -> MonitorConfig:
-    """The stream's detector configuration, with one window as long as the current file."""
-    names = {f.name for f in dataclasses.fields(MonitorConfig)}
-    values = {k: getattr(ms, k) for k in ms.__struct_fields__ if k in names}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return MonitorConfig(**{**values, "window_size": window_size, "window_seconds": None})
-
-
-def read_table(path: str | Path) -> Any:
-    """A pandas DataFrame from a ``.csv`` (optionally compressed) or ``.parquet`` file."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise ReportError(f"no such file: {path}")
-    suffixes = [s.lower() for s in path.suffixes]
-    try:
-        if ".parquet" in suffixes or ".pq" in suffixes:
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (OSError, ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise ReportError(f"cannot read {path} as {'Parquet' if '.parquet' in suffixes else 'CSV'}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for a corrupt file
-        raise ReportError(f"cannot read {path}: {exc}") from exc
 
 
 def _columns(frame: Any, ignore: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -263,15 +233,3 @@ def summary_lines(report: Report) -> list[str]:
         for q in f.quality:
             lines.append(f"quality {f.name}: {q.signal} {fmt(q.score)} >= {fmt(q.threshold)} ({q.severity})")
     return lines
-
-
-def write_report(reference_path: str | Path, current_path: str | Path, output: str | Path,
-                 settings: MonitorSettings, *, prediction: str | None = None,
-                 ignore: Sequence[str] = ()) -> Report:
-    from driftwarden.report.html import render
-
-    reference, current = read_table(reference_path), read_table(current_path)
-    report = compare(reference, current, monitor_config(settings, max(len(current), 1)), prediction=prediction,
-                     ignore=ignore, reference_path=str(reference_path), current_path=str(current_path))
-    Path(output).write_text(render(report), encoding="utf-8")
-    return report

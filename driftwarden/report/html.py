@@ -10,9 +10,18 @@ import html
 import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
-from driftwarden.report.comparison import FeatureResult, Report, Statistic, fmt
+from driftwarden.contract.settings import MonitorSettings, monitor_config
+from driftwarden.contract.tables import read_table
+from driftwarden.report.comparison import (
+    FeatureResult,
+    Report,
+    Statistic,
+    compare,
+    fmt,
+)
 
 REFERENCE_COLOUR = "#4e79a7"
 CURRENT_COLOUR = "#f28e2b"
@@ -229,3 +238,16 @@ def _positions(s: Statistic) -> tuple[float | None, float]:
         return None, 0.5
     score = None if s.score is None or not math.isfinite(s.score) else s.score / top
     return score, s.threshold / top if math.isfinite(s.threshold) else 0.5
+
+
+def write_report(reference_path: str | Path, current_path: str | Path, output: str | Path,
+                 settings: MonitorSettings, *, prediction: str | None = None,
+                 ignore: Sequence[str] = ()) -> Report:
+    """Compare two files (``comparison.compare``) and write the page to ``output``."""
+    reference, current = read_table(reference_path), read_table(current_path)
+    # the stream's detectors, with the whole current file as one window
+    config = monitor_config(settings, window_size=max(len(current), 1), window_seconds=None)
+    report = compare(reference, current, config, prediction=prediction,
+                     ignore=ignore, reference_path=str(reference_path), current_path=str(current_path))
+    Path(output).write_text(render(report), encoding="utf-8")
+    return report

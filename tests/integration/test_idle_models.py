@@ -26,7 +26,7 @@ from driftwarden.contract.kafka import client_config, ensure_topics
 from driftwarden.contract.settings import load_settings
 from driftwarden.devtools.demo import Workers, isolated_env
 from driftwarden.devtools.devstack import free_port
-from driftwarden.devtools.onboard import onboard
+from retrain_worker.onboard import onboard
 from stream.state import Keys, decode_state
 
 pytestmark = pytest.mark.services

@@ -23,7 +23,7 @@ from driftwarden.contract.events import ModelUpdate, Prediction, decode, encode
 from driftwarden.contract.kafka import client_config, ensure_topics
 from driftwarden.contract.settings import Settings
 from driftwarden.contract.storage import Keys, connect
-from driftwarden.devtools.onboard import OnboardError, onboard
+from retrain_worker.onboard import OnboardError, onboard
 from retrain_worker.registry import ModelRegistry
 from retrain_worker.rollback import rollback
 from stream.app import StreamService

@@ -13,8 +13,7 @@ import pandas as pd
 from PIL import Image  # installed with mlflow (via matplotlib)
 
 from driftwarden.contract.settings import MonitorSettings
-from driftwarden.report.comparison import write_report
-from driftwarden.report.html import CURRENT_COLOUR, FIRED_COLOUR, REFERENCE_COLOUR
+from driftwarden.report.html import CURRENT_COLOUR, FIRED_COLOUR, REFERENCE_COLOUR, write_report
 
 WIDTH, HEIGHT = 1280, 1400
 

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
-from driftwarden.contract.events import DriftEvent, ModelUpdate, Window, decode, drift_id, encode
+from driftwarden.contract.events import DriftEvent, ModelUpdate, WindowSpan, decode, drift_id, encode
 from driftwarden.contract.kafka import make_consumer, make_producer
 from driftwarden.contract.settings import Settings
 from driftwarden.contract.storage import Keys, connect
@@ -68,7 +68,7 @@ def drift_event(model: str, kind: str = "concept_drift", feature: str | None = N
         drift_id=drift_id(model, "1", kind, signal, feature, window), model=model, model_version="1",
         kind=kind, signal=signal, feature=feature, score=0.4, threshold=0.2,  # type: ignore[arg-type]
         severity=severity,  # type: ignore[arg-type]
-        window=Window(index=window, start=START, end=START + 1000, n=1000), detected_at=time.time())
+        window=WindowSpan(index=window, start=START, end=START + 1000, n=1000), detected_at=time.time())
 
 
 def produce(settings: Settings, *payloads: DriftEvent | bytes) -> None:

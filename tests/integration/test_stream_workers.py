@@ -26,13 +26,12 @@ from confluent_kafka import Consumer, Producer
 from detectors.monitor import ModelMonitor, Observation
 from driftwarden.contract.events import DeadLetter, DriftEvent, ModelUpdate, decode, drift_id, encode, to_epoch
 from driftwarden.contract.kafka import client_config, ensure_topics
-from driftwarden.contract.settings import Settings, load_settings
+from driftwarden.contract.settings import Settings, load_settings, monitor_config
 from driftwarden.contract.storage import Keys, connect
 from driftwarden.devtools.demo import Workers, isolated_env
 from driftwarden.devtools.devstack import free_port
 from driftwarden.devtools.traffic import TrafficSpec, generate
 from retrain_worker.reference import build_reference
-from stream.monitoring import monitor_config
 from stream.state import decode_state
 
 pytestmark = pytest.mark.services

@@ -219,10 +219,12 @@ def test_worker_ports_match_the_settings(services: dict[str, Any]) -> None:
 
 
 def test_the_stream_web_server_listens_beyond_loopback(services: dict[str, Any]) -> None:
-    # stream/app.py binds Faust's web server to $DRIFTWARDEN_WEB_HOST (loopback by default):
+    # stream/app.py binds Faust's web server to stream.web_host ($DRIFTWARDEN_WEB_HOST; loopback by default):
     # Prometheus in another container could not scrape it otherwise.
-    assert "DRIFTWARDEN_WEB_HOST" in (REPO / "stream" / "app.py").read_text()
+    assert "settings.stream.web_host" in (REPO / "stream" / "app.py").read_text()
     assert services["stream"]["environment"]["DRIFTWARDEN_WEB_HOST"] == "0.0.0.0"
+    assert Settings().stream.web_host == "127.0.0.1"
+    assert load_settings(env={"DRIFTWARDEN_WEB_HOST": "0.0.0.0"}).stream.web_host == "0.0.0.0"
 
 
 def test_kafka_is_a_single_kraft_node(services: dict[str, Any]) -> None:

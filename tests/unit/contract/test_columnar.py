@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import Producer
 
-from driftwarden.contract.columnar import decode_arrow, encode_arrow
+from driftwarden.contract.columnar import decode_arrow, decode_message, encode_arrow
 from driftwarden.contract.events import (
     ARROW_FORMAT,
     FORMAT_HEADER,
@@ -17,7 +17,6 @@ from driftwarden.contract.events import (
     Label,
     Prediction,
     decode_batch,
-    decode_message,
     encode,
     wire_format,
 )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from driftwarden.contract.events import DriftEvent, ModelUpdate, Window, drift_id
+from driftwarden.contract.events import DriftEvent, ModelUpdate, WindowSpan, drift_id
 from driftwarden.contract.settings import RetrainSettings
 from retrain_worker.policy import (
     Incident,
-    ModelState,
+    IncidentContext,
     Policy,
     Starved,
     decide,
@@ -31,30 +31,30 @@ def event(kind: str = "concept_drift", severity: str = "critical", feature: str 
                       model_version="1", kind=kind,  # type: ignore[arg-type]
                       signal="psi", feature=feature, score=0.3, threshold=0.2,
                       severity=severity,  # type: ignore[arg-type]
-                      window=Window(window, 0.0, 10.0, 1000), detected_at=NOW)
+                      window=WindowSpan(window, 0.0, 10.0, 1000), detected_at=NOW)
 
 
 def opened(e: DriftEvent, status: str = "training", started_at: float = NOW - 5) -> Incident:
-    decision = decide(e, ModelState(), POLICY, started_at)
+    decision = decide(e, IncidentContext(), POLICY, started_at)
     assert decision.incident is not None
     return msgspec.structs.replace(decision.incident, status=status)
 
 
 def test_defaults_retrain_on_concept_drift_and_critical_data_drift_only() -> None:
-    assert decide(event("concept_drift"), ModelState(), POLICY, NOW).action == "retrain"
-    assert decide(event("data_drift", feature="amount"), ModelState(), POLICY, NOW).action == "retrain"
-    warning = decide(event("data_drift", "warning", "amount"), ModelState(), POLICY, NOW)
+    assert decide(event("concept_drift"), IncidentContext(), POLICY, NOW).action == "retrain"
+    assert decide(event("data_drift", feature="amount"), IncidentContext(), POLICY, NOW).action == "retrain"
+    warning = decide(event("data_drift", "warning", "amount"), IncidentContext(), POLICY, NOW)
     assert (warning.action, warning.reason) == ("skip", "severity_not_triggering:warning")
-    other = decide(event("prediction_drift"), ModelState(), POLICY, NOW)
+    other = decide(event("prediction_drift"), IncidentContext(), POLICY, NOW)
     assert (other.action, other.reason) == ("skip", "kind_not_triggering:prediction_drift")
-    quality = decide(event("data_quality", feature="age"), ModelState(), POLICY, NOW)
+    quality = decide(event("data_quality", feature="age"), IncidentContext(), POLICY, NOW)
     assert quality.action == "skip"
 
 
 def test_new_incident_carries_the_trigger() -> None:
     e = event("data_drift", feature="amount", window=12)
-    first = decide(e, ModelState(), POLICY, NOW)
-    later = decide(e, ModelState(), POLICY, NOW + 50)  # e.g. the stream's state was reset since
+    first = decide(e, IncidentContext(), POLICY, NOW)
+    later = decide(e, IncidentContext(), POLICY, NOW + 50)  # e.g. the stream's state was reset since
     assert first.incident is not None and later.incident is not None
     assert first.incident.incident_id == incident_id("fraud", "predictions:12", NOW)
     assert later.incident.incident_id != first.incident.incident_id
@@ -71,9 +71,9 @@ def test_per_model_override_changes_the_triggers() -> None:
     churn = Policy.from_settings(settings.for_model("churn"))
     fraud = Policy.from_settings(settings.for_model("fraud"))
     e = event("prediction_drift", "warning", model="churn")
-    assert decide(e, ModelState(), churn, NOW).action == "retrain"
-    assert decide(e, ModelState(), fraud, NOW).action == "skip"
-    assert decide(event("concept_drift", model="churn"), ModelState(), churn, NOW).action == "skip"
+    assert decide(e, IncidentContext(), churn, NOW).action == "retrain"
+    assert decide(e, IncidentContext(), fraud, NOW).action == "skip"
+    assert decide(event("concept_drift", model="churn"), IncidentContext(), churn, NOW).action == "skip"
 
 
 def test_events_of_one_window_form_one_incident() -> None:
@@ -81,7 +81,7 @@ def test_events_of_one_window_form_one_incident() -> None:
     incident = opened(first, status="done")
     second = event("data_drift", feature="country")  # same window, another feature
     assert window_key(second) == window_key(first)
-    decision = decide(second, ModelState(by_window=incident), POLICY, NOW)
+    decision = decide(second, IncidentContext(by_window=incident), POLICY, NOW)
     assert (decision.action, decision.incident) == ("join", incident)
 
 
@@ -94,7 +94,7 @@ def test_concept_and_data_windows_are_separate_index_spaces() -> None:
 def test_a_redelivered_event_finds_its_incident(status: str, action: str) -> None:
     e = event()
     incident = opened(e, status=status)
-    decision = decide(e, ModelState(by_drift=incident, cooldown_from=NOW - 5), POLICY, NOW)
+    decision = decide(e, IncidentContext(by_drift=incident, cooldown_from=NOW - 5), POLICY, NOW)
     assert decision.action == action
     assert decision.incident == incident
 
@@ -104,22 +104,22 @@ def test_redelivery_wins_over_policy_changes() -> None:
     e = event()
     incident = opened(e)
     strict = Policy(frozenset({"data_drift"}), frozenset({"critical"}), 600.0, 0.0)
-    assert decide(e, ModelState(by_drift=incident), strict, NOW).action == "resume"
+    assert decide(e, IncidentContext(by_drift=incident), strict, NOW).action == "resume"
 
 
 def test_a_sibling_event_of_an_unfinished_incident_resumes_it() -> None:
     incident = opened(event("data_drift", feature="amount"))
-    decision = decide(event("data_drift", feature="age"), ModelState(by_window=incident), POLICY, NOW)
+    decision = decide(event("data_drift", feature="age"), IncidentContext(by_window=incident), POLICY, NOW)
     assert (decision.action, decision.incident) == ("resume", incident)
 
 
 def test_cooldown_suppresses_a_new_window_until_it_expires() -> None:
     e = event(window=8)
-    inside = decide(e, ModelState(cooldown_from=NOW - 599), POLICY, NOW)
+    inside = decide(e, IncidentContext(cooldown_from=NOW - 599), POLICY, NOW)
     assert (inside.action, inside.reason) == ("skip", "cooldown")
-    assert decide(e, ModelState(cooldown_from=NOW - 600), POLICY, NOW).action == "retrain"
+    assert decide(e, IncidentContext(cooldown_from=NOW - 600), POLICY, NOW).action == "retrain"
     no_cooldown = Policy.from_settings(RetrainSettings(cooldown_s=0))
-    assert decide(e, ModelState(cooldown_from=NOW), no_cooldown, NOW).action == "retrain"
+    assert decide(e, IncidentContext(cooldown_from=NOW), no_cooldown, NOW).action == "retrain"
 
 
 def test_only_a_retrain_that_trained_starts_the_cooldown() -> None:
@@ -155,8 +155,8 @@ def test_incident_round_trips_through_json() -> None:
     assert msgspec.json.decode(msgspec.json.encode(incident), type=Incident) == incident
 
 
-def starved_at(e: DriftEvent) -> ModelState:
-    return ModelState(starved=Starved("first", e.window.index))
+def starved_at(e: DriftEvent) -> IncidentContext:
+    return IncidentContext(starved=Starved("first", e.window.index))
 
 
 def test_a_refusal_for_want_of_data_is_repeated_silently_while_its_drift_incident_goes_on() -> None:
@@ -172,7 +172,7 @@ def test_a_refusal_for_want_of_data_is_repeated_silently_while_its_drift_inciden
     far = decide(event("concept_drift", window=7_041), starved_at(concept), policy, NOW)
     assert near.incident is not None and near.incident.continues == "first"
     assert far.incident is not None and far.incident.continues is None
-    cooling = ModelState(starved=Starved("first", 7), cooldown_from=NOW - 10)
+    cooling = IncidentContext(starved=Starved("first", 7), cooldown_from=NOW - 10)
     assert decide(event("data_drift", feature="age", window=8), cooling, policy, NOW).action == "skip"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from driftwarden.contract.events import DriftEvent, Window
+from driftwarden.contract.events import DriftEvent, WindowSpan
 from stream.alerts import AlertBook, AlertPolicy, alert_key, on_drift, on_window_closed
 
 POLICY = AlertPolicy(resolve_after=2, cooldown_s=100.0)
@@ -14,7 +14,7 @@ def event(end: float, severity: str = "warning", feature: str | None = "x", kind
     return DriftEvent(drift_id=f"id-{end}", model="m", model_version="1", kind=kind,  # type: ignore[arg-type]
                       signal="psi", feature=feature, score=0.15, threshold=0.1,
                       severity=severity,  # type: ignore[arg-type]
-                      window=Window(index=int(end), start=end - 1, end=end, n=10), detected_at=end)
+                      window=WindowSpan(index=int(end), start=end - 1, end=end, n=10), detected_at=end)
 
 
 def test_warning_fires_repeats_are_silent_and_critical_escalates_the_same_alert() -> None:

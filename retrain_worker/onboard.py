@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import redis
 
 from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from detectors.reference import build_reference
-from driftwarden.contract.errors import DriftwardenError
+from driftwarden.contract.errors import DriftwardenError, TableError
 from driftwarden.contract.events import ContractError, Prediction, decode_batch, encode
-from driftwarden.contract.settings import Settings
+from driftwarden.contract.settings import Settings, monitor_config, snapshot_key
 from driftwarden.contract.storage import (
     REFERENCE_FILENAME,
     Keys,
@@ -36,10 +37,9 @@ from driftwarden.contract.storage import (
     ReferenceOrigin,
     connect,
     encode_onboarding,
+    state_monitor,
 )
-from driftwarden.report.comparison import ReportError, read_table
-from stream.monitoring import monitor_config, snapshot_key
-from stream.state import decode_state
+from driftwarden.contract.tables import read_table
 
 
 class OnboardError(DriftwardenError):
@@ -86,7 +86,7 @@ def read_training(path: str | Path, *, prediction: str | None = None, score: str
     try:
         frame = read_table(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except ReportError as exc:
+    except TableError as exc:
         raise OnboardError(str(exc)) from exc
     except OSError as exc:
         raise OnboardError(f"cannot read {path}: {exc}") from exc
@@ -152,8 +152,8 @@ def _check_common_columns(settings: Settings, client: redis.Redis, keys: Keys, m
     if blob is None:
         return
     try:
-        monitor = ModelMonitor.from_bytes(decode_state(blob).monitor, snapshot_key(settings))
-    except (SnapshotError, ValueError):
+        monitor = ModelMonitor.from_bytes(state_monitor(blob), snapshot_key(settings))
+    except (SnapshotError, ValueError, msgspec.DecodeError):
         return  # the stream starts such a model over anyway
     known = set(monitor.reference.features) if monitor.reference is not None else {
         name for o in monitor.buffer for name in (o.features or {})}

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import defaultdict
 
 import numpy as np
 
-from detectors.monitor import ModelMonitor, MonitorConfig, Outcome, Predictions, Signal
+from detectors.monitor import ModelMonitor, Outcome, Predictions, Signal
 from detectors.task import infer_task
-from driftwarden.contract.events import DriftAlert, DriftEvent, PerformanceEstimate, Prediction, Window, drift_id
-from driftwarden.contract.settings import MonitorSettings, Settings
+from driftwarden.contract.events import DriftAlert, DriftEvent, PerformanceEstimate, Prediction, WindowSpan, drift_id
+from driftwarden.contract.settings import MonitorSettings, Settings, monitor_config
+from driftwarden.contract.settings import snapshot_key as snapshot_key  # re-exported for stream.processor
 from stream.alerts import AlertPolicy, alert_key, on_drift, on_window_closed
 from stream.decoding import epoch
 from stream.state import ModelState, VersionPerformance
-
-
-def monitor_config(ms: MonitorSettings) -> MonitorConfig:
-    """The detector configuration from the settings fields the two share."""
-    names = {f.name for f in dataclasses.fields(MonitorConfig)}
-    values = {k: getattr(ms, k) for k in ms.__struct_fields__ if k in names}
-    for k, v in values.items():
-        if isinstance(v, list):
-            values[k] = tuple(v)
-    return MonitorConfig(**values)
-
-
-def snapshot_key(settings: Settings) -> bytes:
-    """The HMAC key of every monitor snapshot the stream writes and reads (``monitor.snapshot_key``)."""
-    return settings.monitor.snapshot_key.encode()
 
 
 def new_state(ms: MonitorSettings, key: bytes = b"") -> ModelState:
@@ -47,7 +32,7 @@ def to_event(model: str, version: str | None, s: Signal, now: float) -> DriftEve
         model=model, model_version=version, kind=s.kind, signal=s.signal,  # type: ignore[arg-type]
         feature=s.feature, score=float(s.score), threshold=float(s.threshold),
         severity=s.severity,  # type: ignore[arg-type]
-        window=Window(index=s.window_index, start=s.window_start, end=s.window_end, n=s.window_n),
+        window=WindowSpan(index=s.window_index, start=s.window_start, end=s.window_end, n=s.window_n),
         detected_at=now, details=dict(s.details),
     )
 
@@ -129,7 +114,7 @@ def take_estimates(model: str, state: ModelState, monitor: ModelMonitor, now: fl
         out.append(PerformanceEstimate(
             estimate_id=drift_id(model, state.version, "performance_estimate", "", None, int(w["index"])),
             model=model, model_version=state.version,
-            window=Window(index=int(w["index"]), start=float(w["start"] or 0.0), end=float(w["end"] or 0.0),
+            window=WindowSpan(index=int(w["index"]), start=float(w["start"] or 0.0), end=float(w["end"] or 0.0),
                           n=int(w["n"])),
             n_scored=r["n_scored"], unscored=r["unscored"], estimated=r["estimated"],
             reference_accuracy=r["reference_accuracy"], accuracy_drop=r["accuracy_drop"],

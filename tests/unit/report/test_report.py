@@ -18,7 +18,8 @@ from detectors.values import infer_kind
 from detectors.window import fill
 from driftwarden.cli import main
 from driftwarden.contract.settings import MonitorSettings
-from driftwarden.report.comparison import compare, monitor_config, reference_of, write_report
+from driftwarden.report.comparison import compare, reference_of
+from driftwarden.report.html import write_report
 
 
 def frames(n_ref: int = 3000, n_cur: int = 1500, shift: float = 2.0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -73,9 +74,13 @@ def test_scores_on_the_page_are_the_engines_and_only_the_shifted_feature_drifts(
     assert html.count("<svg") == 2 * len(report.features)
 
 
-def test_the_window_is_the_whole_current_file() -> None:
-    config = monitor_config(MonitorSettings(psi_floor=0.3), window_size=1234)
-    assert (config.window_size, config.psi_floor, config.window_seconds) == (1234, 0.3, None)
+def test_the_window_is_the_whole_current_file(tmp_path: Path) -> None:
+    reference, current = frames()
+    reference.to_csv(tmp_path / "ref.csv", index=False)
+    current.to_csv(tmp_path / "cur.csv", index=False)
+    settings = MonitorSettings(psi_floor=0.3, window_size=7, window_seconds=60.0)
+    config = write_report(tmp_path / "ref.csv", tmp_path / "cur.csv", tmp_path / "out.html", settings).config
+    assert (config.window_size, config.psi_floor, config.window_seconds) == (len(current), 0.3, None)
 
 
 def test_prediction_column_gets_its_own_prediction_drift_row() -> None:
