@@ -15,7 +15,7 @@ WORKDIR /app
 COPY pyproject.toml README.md* ./
 RUN mkdir -p driftwarden detectors stream retrain_worker \
     && touch driftwarden/__init__.py detectors/__init__.py stream/__init__.py retrain_worker/__init__.py \
-    && pip install . \
+    && pip install '.[service]' \
     && pip uninstall -y driftwarden \
     && rm -rf driftwarden detectors stream retrain_worker build *.egg-info
 

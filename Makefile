@@ -18,7 +18,7 @@ stack-down:
 
 lint: bootstrap
 	.venv/bin/ruff check .
-	.venv/bin/mypy detectors driftwarden/events.py
+	.venv/bin/mypy detectors driftwarden/contract/events.py
 
 # Both benchmarks, each against its own baseline in the same run; results in bench/results/.
 bench: bootstrap bench/.venv-evidently/.installed

@@ -31,12 +31,12 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftwarden.config import Settings, load_settings  # noqa: E402
-from driftwarden.demo import Workers, isolated_env  # noqa: E402
-from driftwarden.devstack import Stack, free_port  # noqa: E402
-from driftwarden.events import encode  # noqa: E402
-from driftwarden.kafka_io import client_config, ensure_topics  # noqa: E402
-from driftwarden.traffic import TrafficSpec, generate  # noqa: E402
+from driftwarden.contract.events import encode  # noqa: E402
+from driftwarden.contract.kafka import client_config, ensure_topics  # noqa: E402
+from driftwarden.contract.settings import Settings, load_settings  # noqa: E402
+from driftwarden.devtools.demo import Workers, isolated_env  # noqa: E402
+from driftwarden.devtools.devstack import Stack, free_port  # noqa: E402
+from driftwarden.devtools.traffic import TrafficSpec, generate  # noqa: E402
 from stream.state import Keys  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bench_recovery.json"

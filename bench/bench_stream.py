@@ -9,7 +9,9 @@ One run, one machine, the same topics for both sides:
   the last offset), so Faust's start-up and rebalance are not counted;
 * Redis round trips per event: the same records applied in this process by the stream's own batch code,
   counting every request sent on a Redis connection;
-* peak memory (VmHWM) of the worker with 100 models, and the Redis memory the stream's state takes.
+* peak memory (VmHWM) of the worker with 100 models, and the Redis memory the stream's state takes;
+* scale-out: the 100-model topic again through two worker processes of one consumer group (half of the
+  partitions each), on the same machine as the broker and Redis, as a ratio to one worker.
 
 Scenarios: single-event messages, 100-event JSON arrays (20 features each: 16 numeric, 4 categorical;
 the second half of each model's events is shifted, so windows close and drift is found), Arrow record
@@ -48,12 +50,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftwarden.columnar import encode_arrow  # noqa: E402
-from driftwarden.config import Settings, load_settings  # noqa: E402
-from driftwarden.demo import isolated_env  # noqa: E402
-from driftwarden.devstack import Stack, free_port  # noqa: E402
-from driftwarden.events import ARROW_FORMAT, FORMAT_HEADER, Prediction, decode_message, wire_format  # noqa: E402
-from driftwarden.kafka_io import client_config, ensure_topics  # noqa: E402
+from driftwarden.contract.columnar import encode_arrow  # noqa: E402
+from driftwarden.contract.events import ARROW_FORMAT, FORMAT_HEADER, Prediction, decode_message, wire_format  # noqa: E402
+from driftwarden.contract.kafka import client_config, ensure_topics  # noqa: E402
+from driftwarden.contract.settings import Settings, load_settings  # noqa: E402
+from driftwarden.devtools.demo import isolated_env  # noqa: E402
+from driftwarden.devtools.devstack import Stack, free_port  # noqa: E402
 from stream.state import Keys, decode_pending_prediction  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bench_stream.json"
@@ -196,35 +198,41 @@ def vm_hwm_kib(pid: int) -> int:
 
 
 def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_events: int,
-               models: list[str], ceiling: str = "") -> dict[str, float]:
-    """Run one ``driftwarden stream`` worker until every message is applied; its events/s and memory.
+               models: list[str], ceiling: str = "", workers: int = 1) -> dict[str, float]:
+    """Run ``workers`` ``driftwarden stream`` processes of one consumer group until every message is
+    applied; their events/s together and the largest peak RSS of one.
 
     With ``ceiling`` (``stock`` or ``path``), run ``faust_ceiling.py`` instead: an agent that only counts,
     taking batches with Faust's ``take_events`` or with our consumer path.
     """
     client = redis.Redis.from_url(settings.redis.url)
-    prefix = settings.redis.key_prefix
+    keys = Keys(settings.redis.key_prefix)
     topic = settings.kafka.topics.predictions
     target = {p: hw - 1 for p, hw in high_watermarks(settings, topic).items() if hw > 0}
     mem_before = int(client.info("memory")["used_memory"])
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / (f"ceiling-{ceiling}.log" if ceiling else "stream.log"), "wb")  # noqa: SIM115 - closed below
     command = ([str(Path(__file__).with_name("faust_ceiling.py")), ceiling] if ceiling
                else ["-m", "driftwarden.cli", "stream"])
-    proc = subprocess.Popen([sys.executable, *command], env={**os.environ, **env},
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    for i in range(workers):
+        name = f"ceiling-{ceiling}" if ceiling else "stream"
+        logs.append(open(folder / (f"{name}-{i}.log" if workers > 1 else f"{name}.log"), "wb"))  # noqa: SIM115
+        port = {"DRIFTWARDEN__STREAM__WEB_PORT": str(free_port())} if i else {}
+        procs.append(subprocess.Popen([sys.executable, *command], env={**os.environ, **env, **port},
+                                      stdout=logs[-1], stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      start_new_session=True))
 
     def applied() -> int:
         pipe = client.pipeline(transaction=False)
         for m in models:
-            pipe.hget(f"{prefix}:counters:{m}", "predictions")
+            pipe.hget(keys.counters(m), "predictions")
         return sum(int(v or 0) for v in pipe.execute())
 
     def done() -> bool:
         if ceiling:
             return True
-        offsets = {int(p): int(o) for p, o in client.hgetall(f"{prefix}:offsets:{topic}").items()}
+        offsets = {int(p): int(o) for p, o in client.hgetall(keys.offsets(topic)).items()}
         return all(offsets.get(p, -1) >= o for p, o in target.items())
 
     samples: list[tuple[float, int]] = []
@@ -232,26 +240,32 @@ def run_worker(settings: Settings, env: dict[str, str], folder: Path, expected_e
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the stream worker exited with {proc.returncode}; see {folder}/stream.log")
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a stream worker exited with {proc.returncode}; see its log in {folder}")
             n = applied()
             samples.append((time.perf_counter(), n))
-            hwm = max(hwm, vm_hwm_kib(proc.pid))
+            hwm = max([hwm, *(vm_hwm_kib(proc.pid) for proc in procs)])
             if n >= expected_events and done():
                 break
             time.sleep(0.02)
         else:
-            raise RuntimeError(f"the worker applied {applied()} of {expected_events} events in time")
-        hwm = max(hwm, vm_hwm_kib(proc.pid))
+            raise RuntimeError(f"the workers applied {applied()} of {expected_events} events in time")
+        hwm = max([hwm, *(vm_hwm_kib(proc.pid) for proc in procs)])
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            code = proc.wait()
-        log.close()
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        codes = []
+        for proc in procs:
+            try:
+                codes.append(proc.wait(30))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                codes.append(proc.wait())
+        for log in logs:
+            log.close()
+    code = next((c for c in codes if c), 0)
     total = applied()
     if total != expected_events and not ceiling:
         raise RuntimeError(f"the worker counted {total} events, {expected_events} were produced")
@@ -397,6 +411,19 @@ def run_scenario(base_env: dict[str, str], scenario: Scenario, folder: Path) -> 
                                  "faust_ceiling": ceilings["stock"], "faust_path_ceiling": ceilings["path"],
                                  "worker": worker, "ratio_to_baseline": worker["events_per_s"] / base,
                                  "ratio_to_faust_ceiling": worker["events_per_s"] / ceilings["path"]["events_per_s"]}
+    if scenario.models > 1:
+        # Scale-out: two workers of a fresh consumer group on the same topic (each takes half of the
+        # partitions), on the same machine as the broker and Redis.
+        two_id = uuid.uuid4().hex[:8]
+        two_env = {**env, "DRIFTWARDEN__REDIS__KEY_PREFIX": f"dw-two-{two_id}",
+                   "DRIFTWARDEN__STREAM__APP_ID": f"driftwarden-two-{two_id}"}
+        two = run_worker(load_settings(env={**os.environ, **two_env}), two_env, folder / f"{scenario.name}-2",
+                         scenario.events, models, workers=2)
+        result["two_workers"] = two
+        result["two_workers_ratio"] = two["events_per_s"] / worker["events_per_s"]
+        print(f"[{scenario.name}] two workers ({settings.kafka.partitions} partitions): "
+              f"{two['events_per_s']:,.0f} events/s, {result['two_workers_ratio']:.2f}x one worker "
+              f"(broker, Redis and both workers share {os.cpu_count()} cores)", flush=True)
     if scenario.models == 1:
         pending = pending_bytes(settings, models[0])
         print(f"[{scenario.name}] Redis per waiting prediction: {pending['bytes_per_waiting']:.0f} bytes "
@@ -458,6 +485,11 @@ def main() -> int:
               f"{r['decode_events_per_s']:>9,.0f} {c['events_per_s']:>9,.0f} {p['events_per_s']:>9,.0f} "
               f"{w['events_per_s']:>9,.0f} {r['ratio_to_baseline']:>6.3f} {w['peak_rss_mib']:>6.0f}MiB "
               f"{pend_text:>9} {rt_text:>9}")
+    for r in results:
+        if "two_workers" in r:
+            print(f"{r['scenario']['name']}: 2 workers {r['two_workers']['events_per_s']:,.0f} events/s = "  # type: ignore[index]
+                  f"{r['two_workers_ratio']:.2f}x 1 worker (broker, Redis and workers on the same "
+                  f"{os.cpu_count()} cores)")
     print(f"written to {RESULTS.relative_to(ROOT)}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
     if args.keep_logs:
         print(f"worker logs in {home / 'workers'}")

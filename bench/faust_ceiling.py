@@ -29,8 +29,8 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftwarden.config import load_settings  # noqa: E402
-from driftwarden.events import ARROW_FORMAT, wire_format  # noqa: E402
+from driftwarden.contract.events import ARROW_FORMAT, wire_format  # noqa: E402
+from driftwarden.contract.settings import load_settings  # noqa: E402
 from stream import faust_path  # noqa: E402
 
 

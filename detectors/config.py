@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.concept import normalise_spec
 from detectors.task import TASKS
 
 DRIFT_SIGNALS = frozenset({"psi", "js", "wasserstein", "ks", "chi2"})
@@ -138,7 +137,10 @@ class MonitorConfig:
         if not set(signals) <= DRIFT_SIGNALS:
             raise ValueError(f"drift_signals must be among {sorted(DRIFT_SIGNALS)}, got {signals}")
         object.__setattr__(self, "drift_signals", signals)
-        # normalise (a list from YAML becomes a tuple) and reject invalid detector parameters now
+        # normalise (a list from YAML becomes a tuple) and reject invalid detector parameters now; imported here so
+        # that the settings object (driftwarden.contract) imports this module where River is not installed (the SDK)
+        from detectors.concept import normalise_spec
+
         specs = tuple(normalise_spec(spec) for spec in self.concept_detectors)
         if len({spec["kind"] for spec in specs}) != len(specs):
             raise ValueError("each concept detector kind may appear once")

@@ -48,6 +48,7 @@ from detectors.records import (
     WARNING,
     Observation,
     Outcome,
+    Predictions,
     Signal,
 )
 from detectors.reference import MULTIVARIATE, PREDICTION, SCORE, Reference, build_reference, field_key
@@ -66,6 +67,7 @@ __all__ = [
     "MonitorConfig",
     "Observation",
     "Outcome",
+    "Predictions",
     "Signal",
     "build_reference",
 ]
@@ -155,28 +157,32 @@ class ModelMonitor:
     # -- predictions -----------------------------------------------------------------------------
     def update(self, observations: Sequence[Observation]) -> list[Signal]:
         """Count a batch of predictions; returns the signals of every window the batch closed."""
-        observations = list(observations)
+        return self.update_columns(Predictions.of(observations))
+
+    def update_columns(self, batch: Predictions) -> list[Signal]:
+        """``update`` of a batch given as columns (the stream's form): no object per prediction, and the batch's
+        windows found on one timestamp array (each window looks only at its own rows, never at the rest)."""
         signals: list[Signal] = []
         start = 0
+        total = len(batch)
         if self.reference is None:
             start = self.config.reference_size - len(self.buffer)
-            self.buffer.extend(Observation(o.timestamp, dict(o.features or {}), o.prediction, o.score, o.scores)
-                               for o in observations[:start])
+            self.buffer.extend(batch.observations(0, start))
             if len(self.buffer) >= self.config.reference_size:
                 self.reference = Reference.from_observations(self.buffer, self.config)
                 self.buffer = []
                 self.window = Window.open(self.reference, self.n_windows, self.config.max_unexpected_features)
                 self._calibrate_scores()
-        timestamps = [float(o.timestamp) for o in observations]
-        while start < len(observations):
+        timestamps = batch.timestamps
+        while start < total:
             assert self.window is not None
             count, closes = take(timestamps[start:], self.window.n, self.window.start,
                                  self.config.window_size, self.config.window_seconds)
-            self.window.add(observations[start : start + count], self.reference)
+            self.window.add_columns(batch.slice(start, start + count), self.reference)
             start += count
             if closes:
                 signals.extend(self._close())
-        self.n_observations += len(observations)
+        self.n_observations += total
         return signals
 
     def advance(self, now: float) -> list[Signal]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, NamedTuple
+
+import numpy as np
 
 Value = float | int | str | bool | None
 
@@ -26,6 +28,48 @@ class Observation(NamedTuple):
     prediction: float | str
     score: float | None = None
     scores: Mapping[str, float] | None = None  # a multiclass model's probability per class
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A batch of predictions as columns (what ``ModelMonitor.update_columns`` takes): no object per prediction.
+
+    ``features`` holds each prediction's feature mapping (the decoded form); the window turns them into one
+    column per feature in a single pass.
+    """
+
+    timestamps: Any  # float64 array, epoch seconds
+    features: Sequence[Mapping[str, Value] | None]
+    predictions: Sequence[float | str]
+    scores: Sequence[float | None]
+    # a multiclass model's probability per class, per row; None when no row of the batch carries them
+    class_scores: Sequence[Mapping[str, float] | None] | None = None
+
+    @classmethod
+    def of(cls, observations: Sequence[Observation]) -> Predictions:
+        class_scores = [o.scores for o in observations]
+        return cls(np.fromiter((float(o.timestamp) for o in observations), np.float64, len(observations)),
+                   [o.features for o in observations], [o.prediction for o in observations],
+                   [o.score for o in observations],
+                   class_scores if any(s is not None for s in class_scores) else None)
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def slice(self, start: int, stop: int) -> Predictions:
+        if start == 0 and stop >= len(self):
+            return self
+        return Predictions(self.timestamps[start:stop], self.features[start:stop], self.predictions[start:stop],
+                           self.scores[start:stop],
+                           None if self.class_scores is None else self.class_scores[start:stop])
+
+    def observations(self, start: int, stop: int) -> list[Observation]:
+        """Rows ``start:stop`` as observations (the reference's buffer keeps them so)."""
+        class_scores = (self.class_scores[start:stop] if self.class_scores is not None
+                        else [None] * len(self.predictions[start:stop]))
+        return [Observation(float(t), dict(f or {}), p, s, c) for t, f, p, s, c in zip(
+            self.timestamps[start:stop].tolist(), self.features[start:stop], self.predictions[start:stop],
+            self.scores[start:stop], class_scores, strict=True)]
 
 
 class Outcome(NamedTuple):

@@ -81,6 +81,15 @@ def ks_p_values(statistics: Sequence[float], effective_n: Sequence[int]) -> list
     return [float(v) for v in p]
 
 
+def ks_p_values_asymptotic(statistics: Sequence[float], effective_n: Sequence[int]) -> list[float]:
+    """Kolmogorov's limiting p-value ``P(K > sqrt(n) D)`` (``scipy.special.kolmogorov``): about 50x cheaper
+    than ``kstwo.sf`` and within 0.03 of it from an effective n of 100 (0.009 at 1,000); used
+    when KS only reports and does not decide (``docs/detectors.md``)."""
+    d = np.asarray(statistics, dtype=np.float64)
+    p = special.kolmogorov(np.sqrt(np.asarray(effective_n, dtype=np.float64)) * d)
+    return [float(v) for v in np.where(np.isnan(d), math.nan, p)]
+
+
 def chi2_homogeneity(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
     """Pearson chi-square test that two count vectors come from one distribution (no Yates correction).
 

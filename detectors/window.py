@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.multivariate import as_matrix, window_matrix
 from detectors.performance import window_counts
 from detectors.performance_multiclass import MulticlassCalibration
 from detectors.performance_multiclass import window_counts as multiclass_counts
-from detectors.records import Observation
+from detectors.records import Observation, Predictions
 from detectors.reference import Reference, confidence
 from detectors.values import categorical_column, numeric_column
 
@@ -100,16 +101,21 @@ class Window:
         return WindowInfo(self.index, self.start, self.end, self.n)
 
     def add(self, observations: Sequence[Observation], reference: Reference | None = None) -> None:
+        """Count a batch of observations (``add_columns`` of them)."""
+        if observations:
+            self.add_columns(Predictions.of(observations), reference)
+
+    def add_columns(self, batch: Predictions, reference: Reference | None = None) -> None:
         """Count a batch; with the ``reference`` also its PCA errors and its performance counts."""
-        if not observations:
+        if not len(batch):
             return
-        rows = [o.features if o.features is not None else {} for o in observations]
+        rows = [f if f is not None else {} for f in batch.features]
         names = list(self.features)
         columns, complete = self._columns(rows, names)
         for name, raw in zip(names, columns, strict=True):
             fill(self.features[name], raw)
         if reference is not None:
-            self._add_derived(reference, observations, rows, dict(zip(names, columns, strict=True)), complete)
+            self._add_derived(reference, batch, rows, dict(zip(names, columns, strict=True)), complete)
         # a row can carry a feature we do not know only if one lacks a known one or has more keys
         if not complete or set(map(len, rows)) != {len(names)}:
             known = self.features.keys()
@@ -119,17 +125,16 @@ class Window:
                         if name in self.unexpected or len(self.unexpected) < self.max_unexpected:
                             self.unexpected[name] = self.unexpected.get(name, 0) + 1
         if self.prediction is not None:
-            fill(self.prediction, [o.prediction for o in observations])
+            fill(self.prediction, batch.predictions)
         if self.score is not None:
-            fill(self.score, [o.score if o.scores is None else confidence(o.scores) for o in observations])
-        timestamps = [o.timestamp for o in observations]
+            fill(self.score, batch.scores if batch.class_scores is None else [
+                s if c is None else confidence(c) for s, c in zip(batch.scores, batch.class_scores, strict=True)])
         if self.n == 0:
-            self.start = float(timestamps[0])
-        self.end = float(timestamps[-1])
-        self.n += len(observations)
+            self.start = float(batch.timestamps[0])
+        self.end = float(batch.timestamps[-1])
+        self.n += len(batch)
 
-
-    def _add_derived(self, reference: Reference, observations: Sequence[Observation],
+    def _add_derived(self, reference: Reference, batch: Predictions,
                      rows: Sequence[Mapping[str, object]], columns: Mapping[str, Sequence[object]],
                      complete: bool) -> None:
         pca, calibration = reference.pca, reference.performance
@@ -142,10 +147,11 @@ class Window:
             self.pca_n += matrix.shape[0]
         # a window is estimated whole or not at all: from its first batch, if the calibration was known by then
         if calibration is not None and (self.n == 0 or self.performance_counts is not None):
-            predictions = [o.prediction for o in observations]
-            counts, unscored = (multiclass_counts(calibration, [o.scores for o in observations], predictions)
-                                if isinstance(calibration, MulticlassCalibration)
-                                else window_counts(calibration, [o.score for o in observations], predictions))
+            predictions = list(batch.predictions)
+            counts, unscored = (
+                multiclass_counts(calibration, list(batch.class_scores or [None] * len(batch)), predictions)
+                if isinstance(calibration, MulticlassCalibration)
+                else window_counts(calibration, list(batch.scores), predictions))
             if self.performance_counts is None or self.performance_counts.shape != counts.shape:
                 self.performance_counts = counts
             else:
@@ -165,7 +171,7 @@ def _columns_fast(rows: Sequence[Mapping[str, object]], names: list[str]) -> lis
         return None
 
 
-def take(timestamps: Sequence[float], window_n: int, window_start: float, size: int,
+def take(timestamps: Sequence[float] | npt.NDArray[np.float64], window_n: int, window_start: float, size: int,
          seconds: float | None) -> tuple[int, bool]:
     """How many of ``timestamps`` join the current window, and whether it closes after them.
 

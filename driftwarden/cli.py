@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from driftwarden.config import load_settings
-from driftwarden.exceptions import DriftwardenError
+from driftwarden.contract.errors import DriftwardenError
+from driftwarden.contract.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from driftwarden.devtools.demo_model import FirstVersion
 
 
 def _setup_logging(level: str) -> None:
@@ -22,10 +27,15 @@ def _setup_logging(level: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML config file (default: $DRIFTWARDEN_CONFIG or config/driftwarden.yaml).")
-@click.option("--log-level", default=lambda: os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info"), show_default="info")
+@click.option("--log-level", default=None, help="Log level (default: the settings' log_level, info).")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
     """driftwarden: streaming drift detection and self-healing for ML models."""
+    if log_level is None:
+        try:
+            log_level = load_settings(config_path).log_level
+        except DriftwardenError:
+            log_level = "info"  # the command that needs the settings reports the error
     _setup_logging(log_level)
     ctx.obj = {"config_path": config_path}
 
@@ -49,7 +59,7 @@ def show_config(ctx: click.Context) -> None:
 @click.pass_context
 def redis_acl(ctx: click.Context, user: str) -> None:
     """Print the workers' least-privilege Redis ACL (an ACL file line) for the configured key prefix."""
-    from driftwarden.redis_acl import acl_user_line
+    from driftwarden.ops.redis_acl import acl_user_line
 
     click.echo(acl_user_line(user, _settings(ctx).redis.key_prefix))
 
@@ -63,7 +73,7 @@ def stack() -> None:
 @click.option("--home", type=click.Path(file_okay=False), default=None, help="State folder (default .devstack).")
 def stack_up(home: str | None) -> None:
     """Start whatever is not running and print the addresses as shell exports."""
-    from driftwarden.devstack import DEFAULT_HOME, Stack
+    from driftwarden.devtools.devstack import DEFAULT_HOME, Stack
 
     try:
         env = Stack(Path(home) if home else DEFAULT_HOME).up(log=lambda s: click.echo(s, err=True))
@@ -77,7 +87,7 @@ def stack_up(home: str | None) -> None:
 @click.option("--home", type=click.Path(file_okay=False), default=None)
 def stack_down(home: str | None) -> None:
     """Stop the stack's services (their data stays in the state folder)."""
-    from driftwarden.devstack import DEFAULT_HOME, Stack
+    from driftwarden.devtools.devstack import DEFAULT_HOME, Stack
 
     Stack(Path(home) if home else DEFAULT_HOME).down(log=click.echo)
 
@@ -86,7 +96,7 @@ def stack_down(home: str | None) -> None:
 @click.option("--home", type=click.Path(file_okay=False), default=None)
 def stack_status(home: str | None) -> None:
     """Say which services are up; exit 1 if any is down."""
-    from driftwarden.devstack import DEFAULT_HOME, Stack
+    from driftwarden.devtools.devstack import DEFAULT_HOME, Stack
 
     status = Stack(Path(home) if home else DEFAULT_HOME).status()
     for name, up in status.items():
@@ -119,7 +129,7 @@ def run_retrain_worker(ctx: click.Context) -> None:
 @click.pass_context
 def run_alert_relay(ctx: click.Context) -> None:
     """Forward drift-alerts to Alertmanager and/or a JSON webhook (alert_relay settings), at least once."""
-    from driftwarden.alert_relay import run_relay
+    from driftwarden.ops.alert_relay import run_relay
 
     try:
         run_relay(_settings(ctx))
@@ -153,7 +163,7 @@ def run_rollback(ctx: click.Context, model: str) -> None:
 def run_onboard(ctx: click.Context, model: str, training_file: Path, prediction: str | None, score: str | None,
                 label: str | None, ignore: tuple[str, ...], version: str | None) -> None:
     """Make TRAINING_FILE (CSV or Parquet) MODEL's reference: the stream compares from its first prediction."""
-    from driftwarden.onboard import onboard
+    from retrain_worker.onboard import onboard
 
     try:
         done = onboard(_settings(ctx), model, training_file, prediction=prediction, score=score, label=label,
@@ -178,7 +188,7 @@ def run_onboard(ctx: click.Context, model: str, training_file: Path, prediction:
 def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | None, batch_size: int,
                fmt: str, wire_format: str, no_progress: bool) -> None:
     """Send a historical CSV or JSONL file of predictions (and labels) through the topics."""
-    from driftwarden.replay import run
+    from driftwarden.sdk.replay import run
 
     sys.exit(run(_settings(ctx), file, fmt=fmt, model=model, rate=rate,  # type: ignore[arg-type]
                  batch_size=batch_size, show_progress=not no_progress, wire_format=wire_format))
@@ -197,7 +207,8 @@ def run_replay(ctx: click.Context, file: Path, model: str | None, rate: float | 
 def run_report(ctx: click.Context, reference: Path, current: Path, output: Path, model: str | None,
                prediction: str | None, ignore: tuple[str, ...], fail_on_drift: bool) -> None:
     """Compare CURRENT with REFERENCE (CSV or Parquet) with the stream's detectors; write an HTML report."""
-    from driftwarden.report import summary_lines, write_report
+    from driftwarden.report.comparison import summary_lines
+    from driftwarden.report.html import write_report
 
     settings = _settings(ctx)
     try:
@@ -221,7 +232,7 @@ def run_status(ctx: click.Context, url: str | None, no_mlflow: bool, as_json: bo
     """Each model's drift state, open alerts, champion version and performance, from the running stream."""
     from rich.console import Console
 
-    from driftwarden.status_view import champion_versions, fetch_status, status_table
+    from driftwarden.devtools.status_view import champion_versions, fetch_status, status_table
 
     settings = _settings(ctx)
     try:
@@ -246,9 +257,18 @@ def run_status(ctx: click.Context, url: str | None, no_mlflow: bool, as_json: bo
 @click.pass_context
 def run_demo(ctx: click.Context, home: str | None) -> None:
     """Start the stack and both workers, send drifting traffic, show detection, retrain and promotion."""
-    from driftwarden.demo import run_demo as demo
+    from driftwarden.devtools.demo import run_demo as demo
 
-    sys.exit(demo(ctx.obj["config_path"], Path(home) if home else None))
+    sys.exit(demo(_demo_first_version, ctx.obj["config_path"], Path(home) if home else None))
+
+
+def _demo_first_version(settings: Settings, model: str, frame: pd.DataFrame, training_file: Path) -> FirstVersion:
+    """The demo's version 1, made by the retrain worker's code (devtools may not import the worker)."""
+    from driftwarden.devtools.demo_model import FirstVersion
+    from retrain_worker.initial import train_initial_version
+
+    made = train_initial_version(settings, model, frame, training_file)
+    return FirstVersion(made.version, training_file, made.holdout, made.onboarded.file, made.onboarded.sha256)
 
 
 if __name__ == "__main__":

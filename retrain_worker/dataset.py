@@ -17,24 +17,14 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from detectors.task import Task, infer_task
+from detectors.task import TASKS, Task, infer_task, resolve_task
+from driftwarden.contract.storage import JoinedSample, decode_sample
 from retrain_worker.exceptions import InvalidRetrainConfig, NotEnoughSamples, SingleClassHoldout
 
 __all__ = ["Dataset", "Sample", "Task", "build_dataset", "feature_frame", "infer_task", "parse_samples"]
 
 
-class Sample(msgspec.Struct, frozen=True):
-    """One joined (prediction, label) pair, as the stream writes it to ``{p}:samples:{model}``."""
-
-    event_id: str
-    timestamp: float
-    features: dict[str, float | str | bool | None]
-    label: int | float | str | bool
-    prediction: float | str | bool | None = None
-    model_version: str | None = None
-
-
-_decoder = msgspec.json.Decoder(Sample)
+Sample = JoinedSample  # one joined (prediction, label) pair, as the stream writes it
 
 
 @dataclass(frozen=True)
@@ -70,7 +60,7 @@ def parse_samples(raw: Sequence[bytes]) -> tuple[list[tuple[Sample, bytes]], int
     skipped = 0
     for entry in raw:
         try:
-            sample = _decoder.decode(entry)
+            sample = decode_sample(entry)
         except msgspec.DecodeError:
             skipped += 1
             continue
@@ -121,7 +111,7 @@ def build_dataset(model: str, raw: Sequence[bytes], *, min_samples: int, holdout
     """Parse, order by time, keep the newest ``max_samples``, split off the newest part as the holdout."""
     if not 0 < holdout_fraction < 1:
         raise InvalidRetrainConfig(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
-    if task not in ("auto", "classification", "regression"):
+    if task not in TASKS:
         raise InvalidRetrainConfig(f"task must be auto, classification or regression, got {task!r}")
     parsed, skipped = parse_samples(raw)
     parsed.sort(key=lambda pair: pair[0].timestamp)  # stable: equal timestamps keep the list order
@@ -132,7 +122,7 @@ def build_dataset(model: str, raw: Sequence[bytes], *, min_samples: int, holdout
                                + (f" ({skipped} invalid entries skipped)" if skipped else ""))
     samples = [s for s, _ in parsed]
     labels = [s.label for s in samples]
-    resolved: Task = infer_task(labels) if task == "auto" else task  # type: ignore[assignment]
+    resolved = resolve_task(task, labels)  # detectors.task: the stream's rule, so both agree on a model
     x, numeric, categorical = feature_frame([s.features for s in samples])
     y = _labels(labels, resolved)
     n_holdout = max(1, math.ceil(len(samples) * holdout_fraction))

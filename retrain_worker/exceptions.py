@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftwarden.exceptions import DriftwardenError
+from driftwarden.contract.errors import DriftwardenError
 
 
 class RetrainError(DriftwardenError):

@@ -1,4 +1,4 @@
-"""The idempotency record in Redis: hash ``{p}:retrain:{model}``.
+"""The idempotency record in Redis: hash ``Keys.retrain(model)``.
 
 Fields: ``incident:<id>`` (the Incident, JSON), ``drift:<drift_id>`` and ``window:<key>`` (→ incident
 id), ``cooldown_from`` (start of the last retrain that trained), ``starved:<source>`` (the last retrain
@@ -14,8 +14,9 @@ from typing import cast
 import msgspec
 import redis
 
+from driftwarden.contract.storage import Keys
 from retrain_worker.exceptions import ServiceUnavailable
-from retrain_worker.policy import Incident, ModelState, Starved
+from retrain_worker.policy import Incident, IncidentContext, Starved
 
 _decoder = msgspec.json.Decoder(Incident)
 _starved_decoder = msgspec.json.Decoder(Starved)
@@ -26,12 +27,12 @@ def unavailable(exc: Exception) -> ServiceUnavailable:
 
 
 class IncidentStore:
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
-        self._prefix = prefix
+        self.keys = keys
 
     def key(self, model: str) -> str:
-        return f"{self._prefix}:retrain:{model}"
+        return self.keys.retrain(model)
 
     def _incident(self, model: str, incident_id: bytes | str | None) -> Incident | None:
         if incident_id is None:
@@ -40,14 +41,14 @@ class IncidentStore:
         raw = self._redis.hget(self.key(model), f"incident:{iid}")
         return None if raw is None else _decoder.decode(raw)
 
-    def state(self, model: str, drift_id: str | None, window_key: str) -> ModelState:
+    def state(self, model: str, drift_id: str | None, window_key: str) -> IncidentContext:
         """What is recorded for this drift id, this window and the model's cooldown."""
         source = window_key.split(":", 1)[0]
         try:
             by_drift_id, by_window_id, last, starved = self._redis.hmget(
                 self.key(model), f"drift:{drift_id}", f"window:{window_key}", "cooldown_from",
                 f"starved:{source}")
-            return ModelState(
+            return IncidentContext(
                 by_drift=self._incident(model, by_drift_id) if drift_id else None,
                 by_window=self._incident(model, by_window_id),
                 cooldown_from=float(last) if last is not None else None,
@@ -100,20 +101,20 @@ class IncidentStore:
     def load_samples(self, model: str) -> list[bytes]:
         """The joined samples the stream keeps for ``model``, oldest first."""
         try:
-            return cast(list[bytes], self._redis.lrange(f"{self._prefix}:samples:{model}", 0, -1))
+            return cast(list[bytes], self._redis.lrange(self.keys.samples(model), 0, -1))
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
 
     def save_reference(self, model: str, version: str, data: bytes) -> None:
         try:
-            self._redis.set(f"{self._prefix}:reference:{model}:{version}", data)
+            self._redis.set(self.keys.reference(model, version), data)
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
 
     def models(self) -> set[str]:
         """Every model the stream has seen."""
         try:
-            members = cast(set[bytes], self._redis.smembers(f"{self._prefix}:models"))
+            members = cast(set[bytes], self._redis.smembers(self.keys.all_models()))
             return {m.decode() for m in members}
         except redis.RedisError as exc:
             raise unavailable(exc) from exc

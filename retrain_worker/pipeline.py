@@ -16,8 +16,8 @@ from pathlib import Path
 from mlflow.entities.model_registry import ModelVersion
 
 import driftwarden
-from driftwarden.config import Settings
-from driftwarden.events import ModelUpdate, iso
+from driftwarden.contract.events import ModelUpdate, iso
+from driftwarden.contract.settings import Settings
 from retrain_worker.dataset import Dataset, build_dataset
 from retrain_worker.evaluate import Verdict, compare, resolve_metric, score
 from retrain_worker.exceptions import RetrainError, ServiceUnavailable, TrainerFailed

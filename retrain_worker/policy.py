@@ -21,8 +21,8 @@ from typing import Literal
 
 import msgspec
 
-from driftwarden.config import RetrainSettings
-from driftwarden.events import DriftEvent, ModelUpdate
+from driftwarden.contract.events import DriftEvent, ModelUpdate
+from driftwarden.contract.settings import RetrainSettings
 
 IncidentStatus = Literal["training", "decided", "done"]
 Action = Literal["retrain", "resume", "join", "republish", "skip"]
@@ -70,7 +70,7 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class ModelState:
+class IncidentContext:
     """What the store knows that is relevant to one event."""
 
     by_drift: Incident | None = None  # the incident this drift_id already belongs to
@@ -134,7 +134,7 @@ def _existing(incident: Incident) -> Decision:
     return Decision("skip", "duplicate", incident)
 
 
-def decide(event: DriftEvent, state: ModelState, policy: Policy, now: float) -> Decision:
+def decide(event: DriftEvent, state: IncidentContext, policy: Policy, now: float) -> Decision:
     """What to do with ``event``. ``join`` means: record the event under the incident, nothing else."""
     if state.by_drift is not None:
         return _existing(state.by_drift)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from driftwarden.config import Settings
-from driftwarden.events import ModelUpdate, encode
-from driftwarden.exceptions import ServiceError
-from driftwarden.kafka_io import make_producer
+from driftwarden.contract.errors import ServiceError
+from driftwarden.contract.events import ModelUpdate, encode
+from driftwarden.contract.kafka import make_producer
+from driftwarden.contract.settings import Settings
 from retrain_worker.registry import CHAMPION, ModelRegistry
 
 log = logging.getLogger(__name__)

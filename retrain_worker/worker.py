@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import redis
 from confluent_kafka import KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, start_http_server
 
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, DeadLetter, DriftEvent, ModelUpdate, decode, encode, iso
-from driftwarden.exceptions import ServiceError
-from driftwarden.kafka_io import ensure_topics, make_consumer, make_producer
+from driftwarden.contract.errors import ServiceError
+from driftwarden.contract.events import ContractError, DeadLetter, DriftEvent, ModelUpdate, decode, encode, iso
+from driftwarden.contract.kafka import ensure_topics, make_consumer, make_producer
+from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import Keys, connect
 from retrain_worker.exceptions import RetrainError, ServiceUnavailable
 from retrain_worker.incidents import IncidentStore
 from retrain_worker.metrics import RetrainMetrics
@@ -53,7 +53,7 @@ SCHEDULE_CHECK_S = 5.0
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Handled:
     """What ``handle`` did: the policy's decision and the update published for it, if any."""
 
     decision: Decision
@@ -82,10 +82,9 @@ class RetrainWorker:
         """Connect to Redis, MLflow and Kafka, subscribe, serve /metrics. Nothing here needs MLflow or
         Redis to answer yet: an outage is reported per event, not at start."""
         s = self.settings
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-        client = redis.Redis.from_url(s.redis.url, socket_timeout=10, socket_connect_timeout=5)
-        self.store = IncidentStore(client, s.redis.key_prefix)
+        os.environ.update(s.mlflow.client_env())  # MLflow's client reads its retries and timeout only there
+        client = connect(s.redis.url, s.redis.cluster, socket_timeout=10, socket_connect_timeout=5)
+        self.store = IncidentStore(client, Keys(s.redis.key_prefix, s.redis.cluster))
         self.registry = ModelRegistry(s.mlflow.tracking_uri, s.mlflow.experiment)
         self.registry.start()
         self.retrainer = Retrainer(s, self.store, self.registry, self.metrics, code_version())
@@ -158,7 +157,7 @@ class RetrainWorker:
         self._commit(msg)
         return True
 
-    def handle(self, event: DriftEvent) -> Outcome:
+    def handle(self, event: DriftEvent) -> Handled:
         """Apply the policy to one drift event and carry out its decision (no Kafka commit here)."""
         cfg = self.settings.retrain.for_model(event.model)
         try:
@@ -174,7 +173,7 @@ class RetrainWorker:
             self.store.attach(event.model, event.drift_id, decision.incident.incident_id)
         return self._carry_out(decision, event.model, event.kind)
 
-    def run_scheduled(self) -> list[Outcome]:
+    def run_scheduled(self) -> list[Handled]:
         """Start the scheduled retrains that are due (checked every few seconds while idle)."""
         now = self._clock()
         if now < self._next_schedule_check:
@@ -196,16 +195,16 @@ class RetrainWorker:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _carry_out(self, decision: Decision, model: str, trigger: str) -> Outcome:
+    def _carry_out(self, decision: Decision, model: str, trigger: str) -> Handled:
         incident = decision.incident
         if decision.action in ("skip", "join") or incident is None:
             log.info("%s: %s trigger, no retrain: %s (%s)", model, trigger, decision.action, decision.reason)
             self.metrics.retrains.labels(model, trigger, "skipped").inc()
-            return Outcome(decision)
+            return Handled(decision)
         if decision.action == "republish":
             assert incident.update is not None
             self._finish(incident, incident.update)
-            return Outcome(decision, incident.update)
+            return Handled(decision, incident.update)
         if decision.action == "retrain":
             self.store.open(incident)
         try:
@@ -230,12 +229,12 @@ class RetrainWorker:
             self.store.save(msgspec.structs.replace(incident, status="done", update=update),
                             starved=(source, Starved(incident.continues, starved_index(incident))))
             self.metrics.retrains.labels(incident.model, incident.trigger, "skipped").inc()
-            return Outcome(decision)
+            return Handled(decision)
         if wants_data(update):
             log.info("%s: no retrain for incident %s (%s); announced once for the drift incident",
                      incident.model, incident.incident_id, update.reason)
         self._finish(msgspec.structs.replace(incident, status="decided", update=update), update)
-        return Outcome(decision, update)
+        return Handled(decision, update)
 
     def _finish(self, incident: Incident, update: ModelUpdate) -> None:
         """Record the decision, publish it, then mark the incident done."""

@@ -36,8 +36,8 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[bootstrap] installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q -e '.[service,dev]'
   echo "$want" > "$stamp"
 fi
 
-.venv/bin/python -c "from driftwarden.devstack import ensure_kafka_jars; print('[bootstrap] kafka jars in', ensure_kafka_jars())"
+.venv/bin/python -c "from driftwarden.devtools.devstack import ensure_kafka_jars; print('[bootstrap] kafka jars in', ensure_kafka_jars())"

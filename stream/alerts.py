@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from driftwarden.events import AlertAnnotations, AlertLabels, DriftAlert, DriftEvent, iso
+from driftwarden.contract.events import AlertAnnotations, AlertLabels, DriftAlert, DriftEvent, iso
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
 # Alerts of the traffic watch (stream/watch.py) resolve when traffic or labels return, not by clean windows.

@@ -22,16 +22,16 @@ import faust
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, ModelUpdate, decode, wire_format
-from driftwarden.exceptions import ConfigError
-from driftwarden.kafka_io import ensure_topics
+from driftwarden.contract.errors import ConfigError
+from driftwarden.contract.events import ContractError, ModelUpdate, decode, wire_format
+from driftwarden.contract.kafka import ensure_topics
+from driftwarden.contract.settings import Settings, snapshot_key
+from driftwarden.contract.storage import connect
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
 from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop
 from stream.metrics import build_metrics
-from stream.monitoring import snapshot_key
-from stream.outbox import flush_outbox
+from stream.outbox import flush_outbox, outbox_shards
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
@@ -52,11 +52,13 @@ class StreamService:
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
         self.stopping = threading.Event()
         self.redis: redis.Redis | None = None
+        self.keys = Keys(settings.redis.key_prefix, settings.redis.cluster)
         self.processor: BatchProcessor | None = None
         self.publisher: KafkaPublisher | None = None
 
     def setup(self) -> None:
-        self.redis = redis.Redis.from_url(self.settings.redis.url, socket_timeout=10, health_check_interval=30)
+        self.redis = connect(self.settings.redis.url, self.settings.redis.cluster, socket_timeout=10,
+                             health_check_interval=30)
         self.publisher = KafkaPublisher(self.settings)
         self.processor = BatchProcessor(self.settings, self.redis, self.publisher, self.metrics)
 
@@ -101,7 +103,8 @@ class StreamService:
         if self.redis is None or self.publisher is None or not partitions:
             return 0
         try:
-            return flush_outbox(self.redis, Keys(self.settings.redis.key_prefix), self.publisher, partitions)
+            return sum(flush_outbox(self.redis, keys, self.publisher, partitions)
+                       for keys in outbox_shards(self.redis, self.keys, partitions))
         except (redis.RedisError, StreamError) as exc:  # the partition's next batch flushes it again
             log.warning("could not flush outboxes on assignment: %s", exc)
             return 0
@@ -133,12 +136,12 @@ class StreamService:
         """Mark a promoted version: the next batch of the model adopts its reference histograms."""
         assert self.redis is not None
         if update.promoted and update.version:
-            self.redis.set(Keys(self.settings.redis.key_prefix).reference_switch(update.model), update.version)
+            self.redis.set(self.keys.reference_switch(update.model), update.version)
 
     def status(self) -> dict[str, Any]:
         assert self.redis is not None
-        keys = Keys(self.settings.redis.key_prefix)
-        models = sorted(m.decode() for m in self.redis.smembers(keys.models()))
+        keys = self.keys
+        models = sorted(m.decode() for m in self.redis.smembers(keys.all_models()))
         key = snapshot_key(self.settings)
         return {"models": {m: model_status(self.redis, keys, m, key, self.settings.monitor_for(m).reference_size)
                            for m in models},
@@ -183,7 +186,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         topic_partitions=settings.kafka.partitions,
         consumer_auto_offset_reset="earliest",
         web_port=settings.stream.web_port,
-        web_host=os.environ.get("DRIFTWARDEN_WEB_HOST", "127.0.0.1"),
+        web_host=settings.stream.web_host,
         stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),  # until take_batches fits it
         broker_commit_interval=1.0,
         broker_credentials=broker_credentials(settings.kafka.client_config),
@@ -269,6 +272,6 @@ def run_worker(settings: Settings) -> None:
     ensure_topics(settings)
     use_uvloop()
     app, _service = create_app(settings)
-    worker = faust.Worker(app, loglevel=os.environ.get("DRIFTWARDEN_LOG_LEVEL", "info").upper(),
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(),
                           override_logging=False)
     worker.execute_from_commandline()

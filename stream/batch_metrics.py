@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from driftwarden.events import DriftAlert, DriftEvent
+from driftwarden.contract.events import DriftAlert, DriftEvent
 from stream.metrics import StreamMetrics
 from stream.state import ModelState
 

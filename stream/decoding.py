@@ -5,19 +5,19 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
-from driftwarden.config import Settings
-from driftwarden.events import (
+from driftwarden.contract.columnar import decode_message
+from driftwarden.contract.events import (
     JSON_FORMAT,
     ContractError,
     DeadLetter,
     Label,
     Prediction,
     Timestamp,
-    decode_message,
     encode,
     iso,
     to_epoch,
 )
+from driftwarden.contract.settings import Settings
 from stream.outbox import Outgoing
 from stream.records import RawRecord
 

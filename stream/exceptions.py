@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftwarden.exceptions import DriftwardenError
+from driftwarden.contract.errors import DriftwardenError
 
 
 class StreamError(DriftwardenError):
@@ -11,7 +11,3 @@ class StreamError(DriftwardenError):
 
 class StateConflict(StreamError):
     """Another worker changed the state this batch read (a rebalance in progress); retry the batch."""
-
-
-class StateCorrupt(StreamError):
-    """A state blob in Redis could not be decoded."""

@@ -1,12 +1,14 @@
 """Our use of Faust's internals, all in one place (tested with the faust-streaming range pinned in
-pyproject.toml; ``tests/unit/test_faust_path.py`` fails loudly when an internal used here changes).
+pyproject.toml; ``tests/unit/stream/test_faust_path.py`` fails loudly when an internal used here changes).
 
 Faust's per-message machinery, not driftwarden's code, bounds a worker fed single events (issue 12):
 
 * ``take_batches`` takes whole batches from the channel queue. ``Stream.take_events`` runs every
   message through ``Stream.__aiter__`` (a ``sleep(0)``, processors, a ``wait_first`` on the buffer and
   about 100 us per message); here a batch is drained with ``get_nowait`` and acked in one pass, doing
-  what ``__aiter__`` does per event (skip stale generations, track the message for commit, ack).
+  what ``__aiter__`` does per event (drop events of an old generation or taken while a rebalance stops
+  the flow, track the message for commit, ack once applied) with one difference: a dropped event is
+  not acked, so its offset cannot be committed before the partition's owner reads it again.
 * ``fit_buffer`` sizes the channel buffer in bytes (``stream.buffer_mib``), about a second of
   traffic, instead of Faust's fixed message count: 4,096 single events pause the partition within a
   fraction of a second, while 4,096 arrays of 1,000 events would hold gigabytes.
@@ -119,74 +121,94 @@ async def take_batches(stream: Any, max_events: int, within: float,
     within ``within`` seconds of the first. With ``buffer_bytes``, a batch also stops at a quarter of
     it: a thousand messages of a thousand events would otherwise be a million events in memory at once.
 
-    Events are acked (their offsets become committable) when the consumer of the batch asks for the
-    next one, as ``take_events`` does; on an exception or a cancellation they are not acked, so they are
-    replayed by whoever owns the partition next (the Redis offsets make the replay harmless)."""
+    What ``Stream.__aiter__`` does per event, done here per batch:
+
+    * An event fetched before a rebalance (an old generation) or taken while flow is stopped (a
+      rebalance or shutdown in progress) is dropped, checked when it is taken off the queue and again
+      just before the batch is yielded. Faust acks such an event; here it is neither tracked nor acked,
+      so its offset cannot be committed before it is applied: Faust seeks every partition back to its
+      committed offset when flow resumes, so the partition's owner reads it again.
+    * The events of a yielded batch are tracked (the rebalance's ``wait_empty`` waits for them) and
+      acked when the caller asks for the next batch or ends the iteration, as ``take_events`` does: a
+      caller that could not apply a batch must not end the iteration normally (the stream's agent
+      exits the process without committing instead).
+    * ``StopAsyncIteration`` thrown into the channel (``Actor.cancel`` on stop) ends the iteration.
+    """
     app = stream.app
-    await stream.maybe_start()
-    queue = aiter(stream.channel).queue  # the iterator clone the conductor feeds, as take_events uses
+    started_by_aiter = await stream.maybe_start()
+    channel = stream.channel
+    queue = channel.queue  # the iterator clone the conductor feeds (``Stream.__init__`` got ``aiter(topic)``)
     consumer = app.consumer
     unacked = consumer.unacked
     acking_topics = app.topics.acking_topics
     on_message_in = stream._on_message_in
     on_message_out = stream._on_message_out
     flow_control = app.flow_control
+    inbound_time = app.monitor.stream_inbound_time
     seen_bytes, seen_messages = 0, 0
     max_bytes = buffer_bytes // 4 if buffer_bytes else 0
-    while not stream.should_stop:
-        if queue._errors:
-            raise queue._errors.popleft()
-        if queue.empty():
+
+    def current(event: Any) -> bool:
+        return bool(flow_control.is_active() and event.message.generation_id == app.consumer_generation_id)
+
+    try:
+        while not stream.should_stop:
+            batch: list[Any] = []  # faust Events
+            size = 0
+            deadline = 0.0  # set by the batch's first event: it waits at most ``within`` for company
+            while len(batch) < max_events and not (max_bytes and size >= max_bytes):
+                if queue._errors:
+                    raise queue._errors.popleft()
+                if not queue.empty():
+                    event = queue.get_nowait()
+                else:
+                    remaining = deadline - time.monotonic() if batch else within
+                    if remaining <= 0:
+                        break
+                    try:
+                        event = await asyncio.wait_for(queue.get(), timeout=remaining)
+                    except TimeoutError:
+                        if batch or stream.should_stop:
+                            break
+                        continue
+                if current(event):
+                    if not batch:
+                        deadline = time.monotonic() + within
+                    batch.append(event)
+                    size += len(event.message.value or b"")
+            if not batch:
+                continue
+            # The last await may have let a rebalance start: what it made stale is not applied here.
+            batch = [event for event in batch if current(event)]
+            if not batch:
+                continue
+            inbound = time.monotonic()
+            for event in batch:
+                message = event.message
+                # Faust's liveness check reads this (set per event by the monitor sensor, which is skipped
+                # here): without it every busy partition is logged as "has not started processing".
+                inbound_time[message.tp] = inbound
+                if message.topic in acking_topics and not message.tracked:
+                    message.tracked = True
+                    unacked.add(message)
+                    on_message_in(message.tp, message.offset, message)
+                seen_bytes += len(message.value or b"")
+            seen_messages += len(batch)
+            stream.events_total += len(batch)
             try:
-                first = await asyncio.wait_for(queue.get(), timeout=within)
-            except TimeoutError:
-                continue
-            batch = [first]
-        else:
-            batch = []
-        deadline = time.monotonic() + within
-        size = sum(len(e.message.value or b"") for e in batch)
-        while len(batch) < max_events and not (max_bytes and size >= max_bytes):
-            if not queue.empty():
-                event = queue.get_nowait()
-                batch.append(event)
-                size += len(event.message.value or b"")
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout=remaining)
-            except TimeoutError:
-                break
-            batch.append(event)
-            size += len(event.message.value or b"")
-        events: list[Any] = []  # faust Events
-        skipped: list[Any] = []
-        generation = app.consumer_generation_id
-        active = flow_control.is_active()
-        for event in batch:
-            message = event.message
-            if not active or message.generation_id != generation:
-                skipped.append(event)  # fetched before a rebalance: the new owner reads it again
-                continue
-            if message.topic in acking_topics and not message.tracked:
-                message.tracked = True
-                unacked.add(message)
-                on_message_in(message.tp, message.offset, message)
-            seen_bytes += len(message.value or b"")
-            seen_messages += 1
-            events.append(event)
-        for event in skipped:
-            _ack(event, on_message_out)
-        if not events:
-            continue
-        stream.events_total += len(events)
-        yield events
-        for event in events:
-            _ack(event, on_message_out)
-        if buffer_bytes and seen_messages:
-            fit_buffer(queue, buffer_bytes, seen_bytes / seen_messages)
+                yield batch
+            finally:
+                for event in batch:
+                    _ack(event, on_message_out)
+            if buffer_bytes:
+                fit_buffer(queue, buffer_bytes, seen_bytes / seen_messages)
+    except StopAsyncIteration:
+        return  # as Stream.__aiter__: the actor was told to stop reading
+    finally:
+        stream._channel_stop_iteration(channel)
+        if started_by_aiter:
+            await stream.stop()
+            stream.service_reset()
 
 
 def _ack(event: Any, on_message_out: Any) -> None:

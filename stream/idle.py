@@ -10,7 +10,7 @@ transaction as a batch, so a window closes by time exactly once, whichever worke
 from __future__ import annotations
 
 from detectors.monitor import ModelMonitor
-from driftwarden.config import MonitorSettings
+from driftwarden.contract.settings import MonitorSettings
 from stream.state import Activity, ModelState
 from stream.watch import silent
 

@@ -33,7 +33,8 @@ import msgspec
 import redis
 
 from detectors.monitor import Outcome
-from driftwarden.events import Label, Prediction
+from driftwarden.contract.events import Label, Prediction
+from driftwarden.contract.storage import JoinedSample, encode_sample
 from stream.decoding import epoch
 from stream.state import (
     Keys,
@@ -55,7 +56,6 @@ class _FeaturesOnly(msgspec.Struct, array_like=True):
     features: Any = None
 
 
-_json = msgspec.json.Encoder()
 _ids_encoder = msgspec.msgpack.Encoder()
 _ids_decoder = msgspec.msgpack.Decoder(list[Any])  # bytes digests; str ids in members written before them
 _pred_features = msgspec.msgpack.Decoder(_FeaturesOnly)
@@ -64,6 +64,25 @@ _pred_features = msgspec.msgpack.Decoder(_FeaturesOnly)
 def digest(event_id: str) -> bytes:
     """The 8 bytes that stand for an event id in Redis (hash field, expiry member)."""
     return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+@dataclass
+class JoinReads:
+    """What one model's joins of a batch need from Redis (``read_joins``); ``plan_joins`` decides from it."""
+
+    pred_keys: list[bytes]  # digests of the batch's prediction ids, in order
+    pred_times: list[float]
+    label_keys: list[bytes]
+    label_times: list[float]
+    watermark: float  # the batch's newest event time: expiry is swept up to it
+    waiting_labels: list[bytes | None] = field(default_factory=list)  # per prediction; empty: no label waits
+    waiting_preds: list[bytes | None] = field(default_factory=list)  # per label
+    expired_preds: list[bytes] = field(default_factory=list)  # expiry members at or below the watermark
+    expired_labels: list[bytes] = field(default_factory=list)
+    n_pending: int = 0  # predictions waiting before this batch
+    holders: int = 0  # of them, those holding their features
+    oldest: list[bytes] = field(default_factory=list)  # the oldest non-expiring batches (read when over the cap)
+    stored: dict[bytes | str, bytes | None] = field(default_factory=dict)  # waiting predictions by id, as read
 
 
 @dataclass
@@ -90,10 +109,9 @@ class JoinPlan:
         self.versions[model].append(pred.version)
         if pred.features is None:  # not kept for retraining (see the module's docstring)
             return
-        self.samples[model].append(_json.encode({
-            "event_id": event_id, "timestamp": pred.timestamp, "features": pred.features,
-            "prediction": pred.prediction, "label": label.label, "model_version": pred.version,
-        }))
+        self.samples[model].append(encode_sample(JoinedSample(
+            event_id=event_id, timestamp=pred.timestamp, features=pred.features, prediction=pred.prediction,
+            label=label.label, model_version=pred.version)))
 
     def write(self, tx: Any, keys: Keys, samples_max: int, ttl_s: float) -> None:
         """Queue this plan's writes on an open MULTI."""
@@ -133,59 +151,124 @@ class JoinPlan:
             tx.set(keys.pending_prediction_features(m), max(n, 0))
 
 
-def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction]],
-               labels: dict[str, list[Label]], labels_waiting: dict[str, int], pending_max: int = 0,
-               samples_max: int = 0) -> JoinPlan:
-    """Read what is pending for this batch's event ids and plan every join, expiry and eviction.
+def join_keys(preds: list[Prediction], labels: list[Label]) -> JoinReads:
+    """The digests, event times and watermark of one model's records in a batch; nothing read yet."""
+    pred_times = [epoch(p.timestamp) for p in preds]
+    label_times = [epoch(lab.timestamp) for lab in labels]
+    return JoinReads(pred_keys=[digest(p.event_id) for p in preds], pred_times=pred_times,
+                     label_keys=[digest(lab.event_id) for lab in labels], label_times=label_times,
+                     watermark=max(pred_times + label_times))
 
-    One round trip, plus one more in a batch where pending predictions expire or are evicted (to count
-    those that never got their label), plus one when a model is over ``pending_max`` (to find its
-    oldest batches). ``labels_waiting`` is the size of each model's early-label hash; ``samples_max``
-    bounds the waiting predictions that hold their features (0: all do).
+
+def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction]],
+               labels: dict[str, list[Label]], labels_waiting: dict[str, int],
+               pending_max: int = 0) -> dict[str, JoinReads]:
+    """Everything ``plan_joins`` needs from Redis for this batch's event ids.
+
+    One round trip, plus one more in a batch where pending predictions expire or a model may go over
+    ``pending_max`` (its oldest batches), plus one when it may evict (the evicted batches' predictions,
+    to count those that never got their label). ``labels_waiting`` is the size of each model's early-label
+    hash: a prediction's id is looked up among waiting labels only when labels wait.
     """
-    plan = JoinPlan()
     models = sorted(set(preds) | set(labels))
-    pred_times = {m: [epoch(p.timestamp) for p in preds.get(m, ())] for m in models}
-    pred_keys = {m: [digest(p.event_id) for p in preds.get(m, ())] for m in models}
-    label_keys = {m: [digest(lab.event_id) for lab in labels.get(m, ())] for m in models}
-    label_times = {m: [epoch(lab.timestamp) for lab in labels.get(m, ())] for m in models}
+    out = {m: join_keys(preds.get(m, []), labels.get(m, [])) for m in models}
     reads = client.pipeline(transaction=False)
     for m in models:
-        plan.watermark[m] = max(pred_times[m] + label_times[m])
+        r = out[m]
         if labels_waiting.get(m) and preds.get(m):
-            reads.hmget(keys.pending_labels(m), pred_keys[m])
+            reads.hmget(keys.pending_labels(m), r.pred_keys)
         else:
-            reads.echo(b"")  # keeps four replies per model; no ids sent when no label waits
-        reads.hmget(keys.pending_predictions(m), label_keys[m] or ["-"])
-        reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", plan.watermark[m])
-        reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", plan.watermark[m])
+            # Keeps six replies per model, no ids sent when no label waits; a command on a key of the
+            # model's slot, since a cluster pipeline routes every command by its key (ECHO has none).
+            reads.hlen(keys.pending_labels(m))
+        reads.hmget(keys.pending_predictions(m), r.label_keys or ["-"])
+        reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", r.watermark)
+        reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", r.watermark)
         reads.hlen(keys.pending_predictions(m))
         reads.get(keys.pending_prediction_features(m))
     raw = reads.execute()
-    expiring: dict[str, list[bytes | str]] = {}
-    waiting: dict[str, dict[bytes, PendingPrediction]] = {}  # this batch's predictions left waiting
-    over: dict[str, tuple[int, int]] = {}  # model -> (excess, batches already expiring)
     for i, m in enumerate(models):
-        waiting_labels, waiting_preds, expired_preds, expired_labels, n_pending, holders = raw[6 * i: 6 * i + 6]
-        plan.feature_holders[m] = int(holders or 0)
-        if not isinstance(waiting_labels, list):
-            waiting_labels = []
-        batch_preds: dict[bytes, PendingPrediction] = {}
-        for j, p in enumerate(preds.get(m, ())):
-            key = pred_keys[m][j]
-            pending = PendingPrediction(pred_times[m][j], p.prediction, p.score if p.scores is None else p.scores,
-                                        p.model_version, p.features)
-            stored_label = waiting_labels[j] if waiting_labels else None
-            if stored_label is not None:
-                plan.join(m, p.event_id, pending, decode_pending_label(stored_label))
-                plan.drop_labels[m].add(key)
-            else:
-                batch_preds[key] = pending
-        for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), waiting_preds, strict=False)):
-            key = label_keys[m][j]
-            label = PendingLabel(label_times[m][j], lab.label)
+        r = out[m]
+        waiting_labels, waiting_preds, r.expired_preds, r.expired_labels, n_pending, holders = raw[6 * i: 6 * i + 6]
+        r.waiting_labels = waiting_labels if isinstance(waiting_labels, list) else []
+        r.waiting_preds = waiting_preds
+        r.n_pending, r.holders = int(n_pending), int(holders or 0)
+    # Whether a model goes over the cap depends on the joins; a bound that holds whatever they are decides
+    # whether its oldest batches are read.
+    over = {m: r.n_pending + len(preds.get(m, ())) - pending_max for m, r in out.items()
+            if pending_max and r.n_pending + len(preds.get(m, ())) > pending_max}
+    expiring = {m: [i for blob in r.expired_preds for i in _ids_decoder.decode(blob)] for m, r in out.items()}
+    lookups = [(m, ids) for m, ids in expiring.items() if ids]
+    if over or lookups:
+        pipe = client.pipeline(transaction=False)
+        for m in over:
+            # Batches already expiring this time sort first; skip them, they are dropped anyway.
+            skip = len(out[m].expired_preds)
+            pipe.zrange(keys.pending_prediction_expiry(m), skip, skip + 1023)
+        for m, ids in lookups:
+            pipe.hmget(keys.pending_predictions(m), ids)
+        found = iter(pipe.execute())
+        for m in over:
+            out[m].oldest = next(found)
+        for m, ids in lookups:
+            out[m].stored.update(zip(ids, next(found), strict=True))
+    evict_lookups: list[tuple[str, list[bytes | str]]] = []
+    for m, excess in over.items():
+        # A label of this batch may have joined (and so dropped) some of these ids: read that many more.
+        enough = excess + len(labels.get(m, ()))
+        unread: list[bytes | str] = []
+        seen = 0
+        for member in out[m].oldest:
+            if seen >= enough:
+                break
+            members = _ids_decoder.decode(member)
+            seen += len(members)
+            unread.extend(i for i in members if i not in out[m].stored)
+        if unread:
+            evict_lookups.append((m, unread))
+    if evict_lookups:
+        pipe = client.pipeline(transaction=False)
+        for m, ids in evict_lookups:
+            pipe.hmget(keys.pending_predictions(m), ids)
+        for (m, ids), stored in zip(evict_lookups, pipe.execute(), strict=True):
+            out[m].stored.update(zip(ids, stored, strict=True))
+    return out
+
+
+def plan_joins(reads: dict[str, JoinReads], preds: dict[str, list[Prediction]],
+               labels: dict[str, list[Label]], pending_max: int = 0, samples_max: int = 0) -> JoinPlan:
+    """Plan every join, expiry and eviction of a batch from what ``read_joins`` read (pure: no Redis).
+
+    ``samples_max`` bounds the waiting predictions that hold their features (0: all do).
+    """
+    plan = JoinPlan()
+    models = sorted(set(preds) | set(labels))
+    expiring: dict[str, list[bytes | str]] = {}
+    waiting: dict[str, dict[bytes, int]] = {}  # this batch's predictions left waiting
+    over: dict[str, tuple[int, int]] = {}  # model -> (excess, batches already expiring)
+    for m in models:
+        r = reads[m]
+        plan.watermark[m] = r.watermark
+        plan.feature_holders[m] = r.holders
+        model_preds = preds.get(m, [])
+        batch_preds: dict[bytes, int] = {}  # digest -> index in model_preds (its struct made only if it waits)
+        if r.waiting_labels:
+            for j, p in enumerate(model_preds):
+                key = r.pred_keys[j]
+                stored_label = r.waiting_labels[j]
+                if stored_label is not None:
+                    plan.join(m, p.event_id, _pending(p, r.pred_times[j]), decode_pending_label(stored_label))
+                    plan.drop_labels[m].add(key)
+                else:
+                    batch_preds[key] = j
+        else:
+            batch_preds = dict(zip(r.pred_keys, range(len(model_preds)), strict=True))
+        for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), r.waiting_preds, strict=False)):
+            key = r.label_keys[j]
+            label = PendingLabel(r.label_times[j], lab.label)
             if key in batch_preds:
-                plan.join(m, lab.event_id, batch_preds.pop(key), label)
+                k = batch_preds.pop(key)
+                plan.join(m, lab.event_id, _pending(model_preds[k], r.pred_times[k]), label)
             elif stored_pred is not None and key not in plan.drop_preds[m]:
                 joined = decode_pending_prediction(stored_pred)
                 plan.join(m, lab.event_id, joined, label)
@@ -195,44 +278,51 @@ def plan_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
             else:
                 plan.add_labels[m][key] = encode_state(label)
         waiting[m] = batch_preds
-        candidates = [i for blob in expired_preds for i in _ids_decoder.decode(blob)]
+        candidates = [i for blob in r.expired_preds for i in _ids_decoder.decode(blob)]
         if candidates:
             expiring[m] = [i for i in candidates if i not in plan.drop_preds[m]]
-        plan.drop_labels[m] |= {i for blob in expired_labels for i in _ids_decoder.decode(blob)}
+        plan.drop_labels[m] |= {i for blob in r.expired_labels for i in _ids_decoder.decode(blob)}
         plan.drop_labels[m] -= set(plan.add_labels[m])
         # Predictions expiring in this batch are not subtracted (they are found below): a model over the
         # cap while some of its predictions expire may evict more than it needs to.
-        projected = int(n_pending) + len(batch_preds) - len(plan.drop_preds[m])
+        projected = r.n_pending + len(batch_preds) - len(plan.drop_preds[m])
         if pending_max and projected > pending_max:
-            over[m] = (projected - pending_max, len(expired_preds))
-    evicting = _oldest_batches(client, keys, plan, over)
-    _count_expired(client, keys, plan, expiring, evicting)
+            over[m] = (projected - pending_max, len(r.expired_preds))
+    evicting = _oldest_batches(reads, plan, over)
+    _count_expired(reads, plan, expiring, evicting)
     for m, batch_preds in waiting.items():  # after expiry and eviction, which free feature slots
-        plan.add_preds[m] = {key: encode_state(_slot(plan, m, p, samples_max)) for key, p in batch_preds.items()}
+        plan.add_preds[m] = _waiting(plan, m, preds.get(m, []), reads[m].pred_times, batch_preds, samples_max)
     return plan
 
 
-def _slot(plan: JoinPlan, model: str, pending: PendingPrediction, samples_max: int) -> PendingPrediction:
-    """The prediction as it waits: with its features while a slot is free, else without them."""
-    if samples_max and plan.feature_holders[model] >= samples_max:
-        return msgspec.structs.replace(pending, features=None)
-    plan.feature_holders[model] += 1
-    return pending
+def _pending(p: Prediction, timestamp: float, keep_features: bool = True) -> PendingPrediction:
+    # a multiclass model's per-class scores go in the score slot (a binary model's bytes do not grow)
+    score = p.score if p.scores is None else p.scores
+    return PendingPrediction(timestamp, p.prediction, score, p.model_version, p.features if keep_features else None)
 
 
-def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
+def _waiting(plan: JoinPlan, model: str, preds: list[Prediction], times: list[float], batch_preds: dict[bytes, int],
+             samples_max: int) -> dict[bytes, bytes]:
+    """The predictions left waiting, packed: with their features while a slot is free (in arrival order), else
+    without them."""
+    holders = plan.feature_holders[model]
+    packed: dict[bytes, bytes] = {}
+    encode = _ids_encoder.encode
+    for key, j in batch_preds.items():
+        keep = not samples_max or holders < samples_max
+        holders += keep
+        packed[key] = encode(_pending(preds[j], times[j], keep))
+    plan.feature_holders[model] = holders
+    return packed
+
+
+def _oldest_batches(reads: dict[str, JoinReads], plan: JoinPlan,
                     over: dict[str, tuple[int, int]]) -> dict[str, list[bytes | str]]:
     """For each model over the cap, the ids of its oldest pending batches that make up the excess."""
-    if not over:
-        return {}
-    pipe = client.pipeline(transaction=False)
-    for m, (_excess, expiring) in over.items():
-        # Batches already expiring this time sort first; skip them, they are dropped anyway.
-        pipe.zrange(keys.pending_prediction_expiry(m), expiring, expiring + 1023)
     evicting: dict[str, list[bytes | str]] = {}
-    for (m, (excess, _expiring)), members in zip(over.items(), pipe.execute(), strict=True):
+    for m, (excess, _expiring) in over.items():
         ids: list[bytes | str] = []
-        for member in members:
+        for member in reads[m].oldest:
             if len(ids) >= excess:
                 break
             plan.evicted_batches[m].append(member)
@@ -241,20 +331,15 @@ def _oldest_batches(client: redis.Redis, keys: Keys, plan: JoinPlan,
     return evicting
 
 
-def _count_expired(client: redis.Redis, keys: Keys, plan: JoinPlan, expiring: dict[str, list[bytes | str]],
+def _count_expired(reads: dict[str, JoinReads], plan: JoinPlan, expiring: dict[str, list[bytes | str]],
                    evicting: dict[str, list[bytes | str]]) -> None:
     """Of the predictions whose expiry passed or that are evicted, those still pending never got a
     label: drop them and count them (expired and evicted apart)."""
     lookups = [(m, ids, plan.expired) for m, ids in expiring.items() if ids]
     lookups += [(m, ids, plan.evicted) for m, ids in evicting.items() if ids]
-    if not lookups:
-        return
-    pipe = client.pipeline(transaction=False)
-    for m, ids, _counts in lookups:
-        pipe.hmget(keys.pending_predictions(m), ids)
-    for (m, ids, counts), stored in zip(lookups, pipe.execute(), strict=True):
-        values = {i: value for i, value in zip(ids, stored, strict=True)
-                  if value is not None and i not in plan.drop_preds[m]}
+    for m, ids, counts in lookups:
+        stored = reads[m].stored
+        values = {i: value for i in ids if (value := stored.get(i)) is not None and i not in plan.drop_preds[m]}
         counts[m] += len(values)
         plan.drop_preds[m] |= set(values)
         plan.feature_holders[m] -= sum(1 for v in values.values() if _pred_features.decode(v).features is not None)

@@ -62,3 +62,13 @@ def flush_outbox(client: redis.Redis, keys: Keys, publisher: Publisher,
     publisher.publish(leftovers)
     client.delete(*names)
     return len(leftovers)
+
+
+def outbox_shards(client: redis.Redis, keys: Keys, partitions: Iterable[tuple[str, int]]) -> list[Keys]:
+    """The shards that may hold an outbox of ``partitions``: on one node the one keyspace; on a cluster
+    each partition's own shard and every model's (a model's outbox lives with its state)."""
+    if not keys.cluster:
+        return [keys]
+    models = sorted(m.decode() for m in client.smembers(keys.all_models()))  # type: ignore[union-attr]
+    return [keys.for_partition(t, p) for t, p in sorted(set(partitions))] + [keys.for_model(m) for m in models]
+

@@ -22,38 +22,27 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import msgspec
 import redis
 
-from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
-from driftwarden.config import Settings
-from driftwarden.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
+from driftwarden.contract.events import DriftAlert, DriftEvent, encode
+from driftwarden.contract.settings import Settings, snapshot_key
 from stream import watch
 from stream.batch_metrics import record_estimates, record_model, record_traffic, record_window_scores
-from stream.decoding import Decoded, dead_letter, decode_record, epoch
+from stream.decoding import Decoded, decode_record
 from stream.exceptions import StateConflict
+from stream.faust_path import gc_paused
 from stream.idle import activity, due, event_now
-from stream.joins import JoinPlan, plan_joins
+from stream.joins import read_joins
 from stream.metrics import StreamMetrics
-from stream.monitoring import (
-    apply_predictions,
-    close_idle_window,
-    monitor_config,
-    new_state,
-    record_performance,
-    snapshot_key,
-    take_estimates,
-)
-from stream.onboarding import adopt_onboarding, adopted_origin
+from stream.model_events import close_idle_window
 from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
 from stream.records import RawRecord
-from stream.state import Keys, ModelState, decode_activity, decode_state, encode_state
-from stream.switch import switch_reference
+from stream.state import Keys, ModelState, decode_activity, encode_state
+from stream.step import Applied, Snapshot, Source, load, models_of, route, step
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
-Source = tuple[str, int]  # (topic, partition) whose outbox holds a message
 
 
 @dataclass
@@ -68,20 +57,17 @@ class BatchReport:
     published: int = 0
     attempts: int = 0
 
-
-@dataclass
-class _Read:
-    """What the batch read from Redis under WATCH."""
-
-    applied: dict[str, dict[int, int]]
-    known: set[str]  # the batch's models already onboarded (read only when onboarding is off)
-    versions: dict[str, int]  # model -> how many times its state was written (WATCHed)
-    blobs: dict[str, bytes | None]  # states not cached in this process
-    switches: dict[str, str]  # model -> promoted version whose reference is still to be adopted
-    labels_waiting: dict[str, int]  # model -> labels that arrived before their prediction
-    references: dict[str, bytes | None]
-    origins: dict[str, bytes | None]  # model -> the switched-to version's reference origin
-    onboardings: dict[str, bytes]  # model -> a training-data reference waiting to be adopted
+    def add(self, other: BatchReport) -> None:
+        """Fold in the report of another shard of the same batch."""
+        self.processed += other.processed
+        self.duplicates += other.duplicates
+        self.duplicate_records += other.duplicate_records
+        self.dead_letters += other.dead_letters
+        self.drift_events += other.drift_events
+        self.alerts += other.alerts
+        self.switched += other.switched
+        self.published += other.published
+        self.attempts = max(self.attempts, other.attempts)
 
 
 class BatchProcessor:
@@ -92,23 +78,39 @@ class BatchProcessor:
         self.publisher = publisher
         self.metrics = metrics
         self.clock = clock
-        self.keys = Keys(settings.redis.key_prefix)
+        self.keys = Keys(settings.redis.key_prefix, settings.redis.cluster)
         self.topics = settings.kafka.topics
         self.snapshot_key = snapshot_key(settings)
         self._seen: set[str] = set()  # models whose gauges this process has set at least once
         self._cache: dict[str, tuple[int, ModelState, ModelMonitor]] = {}  # model -> (version, state)
+        self._indexed: set[str] = set()  # cluster: models this process has put in ``all_models``
 
     def process(self, records: Sequence[RawRecord]) -> BatchReport:
         if not records:
             return BatchReport()
         started = time.perf_counter()
-        decoded = [decode_record(r, self.settings) for r in records]
-        partitions = {(r.topic, r.partition) for r in records}
-        leftovers = flush_outbox(self.redis, self.keys, self.publisher, partitions)
+        report = BatchReport()
+        # A batch makes its garbage in bulk and drops it after: collections in the middle of it only walk
+        # the worker's long-lived objects (they more than doubled decode and column building).
+        with gc_paused():
+            decoded = [decode_record(r, self.settings) for r in records]
+            shards = shard_batch(self.keys, decoded)
+            for keys, part in shards:  # one node: one shard, the whole batch in one transaction
+                partitions = {(d.record.topic, d.record.partition) for d in part}
+                report.published += flush_outbox(self.redis, keys, self.publisher, partitions)
+            for keys, part in shards:
+                report.add(self._apply_shard(part, keys))
+                self._index({p.model for d in part if d.error is None for p in d.predictions}
+                            | {lab.model for d in part if d.error is None for lab in d.labels})
+        self.metrics.batch_seconds.labels(topic=records[0].topic).observe(time.perf_counter() - started)
+        return report
+
+    def _apply_shard(self, part: list[Decoded], keys: Keys) -> BatchReport:
+        """One shard's transaction (retried while a WATCHed key changes), then its messages published."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            report = BatchReport(published=leftovers, attempts=attempt)
+            applied = BatchReport(attempts=attempt)
             try:
-                outgoing = self._apply(decoded, report)
+                outgoing = self._apply(part, applied, keys=keys)
                 break
             except (redis.WatchError, StateConflict):
                 log.info("state changed under this batch (rebalance?), retrying (attempt %d)", attempt)
@@ -116,10 +118,28 @@ class BatchProcessor:
             raise StateConflict(f"batch could not be applied after {MAX_ATTEMPTS} attempts")
         if outgoing:
             self.publisher.publish(outgoing)
-            self.redis.delete(*[self.keys.outbox(t, p) for t, p in sorted(partitions)])
-            report.published += len(outgoing)
-        self.metrics.batch_seconds.labels(topic=records[0].topic).observe(time.perf_counter() - started)
-        return report
+            partitions = {(d.record.topic, d.record.partition) for d in part}
+            self.redis.delete(*[keys.outbox(t, p) for t, p in sorted(partitions)])
+            applied.published += len(outgoing)
+        return applied
+
+    def _index(self, models: set[str]) -> None:
+        """Cluster: record models in ``all_models`` (outside every shard, so after their transaction;
+        idempotent, and a crash before it is mended by the model's next batch in the next process)."""
+        new = sorted(models - self._indexed) if self.keys.cluster else []
+        if new:
+            self.redis.sadd(self.keys.all_models(), *new)
+            self._indexed.update(new)
+
+    def _activity(self) -> dict[bytes, bytes]:
+        """Every model's ``Activity`` entry: one hash on one node, one per model shard on a cluster."""
+        if not self.keys.cluster:
+            return self.redis.hgetall(self.keys.activity())  # type: ignore[return-value]
+        models = sorted(m.decode() for m in self.redis.smembers(self.keys.all_models()))  # type: ignore[union-attr]
+        pipe = self.redis.pipeline(transaction=False)
+        for m in models:
+            pipe.hgetall(self.keys.for_model(m).activity())
+        return {k: v for entries in pipe.execute() for k, v in entries.items()}
 
     # -- the idle timer ----------------------------------------------------------------------------
 
@@ -129,12 +149,12 @@ class BatchProcessor:
         report = BatchReport()
         now = self.clock()
         min_idle = self.settings.stream.batch_timeout_s
-        raw: dict[bytes, bytes] = self.redis.hgetall(self.keys.activity())  # type: ignore[assignment]
+        raw = self._activity()
         entries = {m.decode(): decode_activity(v) for m, v in raw.items()}
         for model, entry in sorted(entries.items()):
             if entry.partition in partitions and due(entry, self.settings.monitor_for(model), now, min_idle):
                 # Like a batch: publish what a crash left in the partition's outbox before adding to it.
-                report.published += flush_outbox(self.redis, self.keys, self.publisher,
+                report.published += flush_outbox(self.redis, self.keys.for_model(model), self.publisher,
                                                  [(self.topics.predictions, entry.partition)])
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     try:
@@ -146,7 +166,7 @@ class BatchProcessor:
                     raise StateConflict(f"timer could not update {model} after {MAX_ATTEMPTS} attempts")
                 if outgoing:
                     self.publisher.publish(outgoing)
-                    self.redis.delete(self.keys.outbox(self.topics.predictions, entry.partition))
+                    self.redis.delete(self.keys.for_model(model).outbox(self.topics.predictions, entry.partition))
                     report.published += len(outgoing)
         report.published += self._adopt_pending({m: e.partition for m, e in entries.items()
                                                  if e.partition in partitions}, report)
@@ -164,10 +184,11 @@ class BatchProcessor:
                    if n}
         published = 0
         for m, source in sorted(pending.items()):
-            published += flush_outbox(self.redis, self.keys, self.publisher, [source])
+            keys = self.keys.for_model(m)
+            published += flush_outbox(self.redis, keys, self.publisher, [source])
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
-                    outgoing = self._apply([], report, idle={m: source})
+                    outgoing = self._apply([], report, idle={m: source}, keys=keys)
                     break
                 except (redis.WatchError, StateConflict):
                     log.info("state of %s changed under the timer, retrying (attempt %d)", m, attempt)
@@ -175,12 +196,12 @@ class BatchProcessor:
                 raise StateConflict(f"timer could not adopt the new reference of {m} after {MAX_ATTEMPTS} attempts")
             if outgoing:
                 self.publisher.publish(outgoing)
-                self.redis.delete(self.keys.outbox(*source))
+                self.redis.delete(keys.outbox(*source))
                 published += len(outgoing)
         return published
 
     def _tick_model(self, model: str, partition: int, report: BatchReport) -> list[Outgoing]:
-        keys, source = self.keys, (self.topics.predictions, partition)
+        keys, source = self.keys.for_model(model), (self.topics.predictions, partition)
         with self.redis.pipeline(transaction=True) as tx:
             tx.watch(keys.state_version(model), keys.fence(*source))
             version = int(self.redis.get(keys.state_version(model)) or 0)
@@ -189,8 +210,7 @@ class BatchProcessor:
                 _version, state, monitor = cached
             else:
                 blob: bytes | None = self.redis.get(keys.state(model))  # type: ignore[assignment]
-                state = self._load_state(model, blob)
-                monitor = self._restore(model, state)
+                state, monitor = self._load(model, blob)
             now = self.clock()
             entry = activity(state, monitor)
             ms = self.settings.monitor_for(model)
@@ -229,8 +249,12 @@ class BatchProcessor:
 
     # -- one attempt -------------------------------------------------------------------------------
 
-    def _read(self, tx: redis.client.Pipeline, partitions: list[Source], models: list[str]) -> _Read:
-        keys = self.keys
+    def _read(self, tx: redis.client.Pipeline, decoded: list[Decoded], idle: dict[str, Source],
+              keys: Keys) -> Snapshot:
+        """Everything the batch's step needs, read under WATCH from one shard (``keys``; one node: the only
+        one); the states this process holds are taken out of its cache (a failed attempt must not leave
+        half-applied objects there)."""
+        partitions, models = models_of(decoded, idle)
         # Fences are per partition: two workers conflict only over the same partition or model, not
         # over the shared offsets hash (watching that would make every worker retry every batch).
         tx.watch(*[keys.fence(t, p) for t, p in partitions], *[keys.state_version(m) for m in models],
@@ -250,204 +274,121 @@ class BatchProcessor:
             reads.hlen(keys.pending_labels(m))
             reads.get(keys.onboarding(m))
         raw = iter(reads.execute())
-        applied = {t: {p: int(o) for p, o in zip(ps, next(raw), strict=True) if o is not None}
-                   for t, ps in by_topic.items()}
-        known = {m for m, member in zip(models, next(raw), strict=True) if member} if check_known else set()
-        versions: dict[str, int] = {}
-        switches: dict[str, str] = {}
-        waiting: dict[str, int] = {}
-        onboardings: dict[str, bytes] = {}
+        snapshot = Snapshot(idle=dict(idle))
+        snapshot.applied = {t: {p: int(o) for p, o in zip(ps, next(raw), strict=True) if o is not None}
+                            for t, ps in by_topic.items()}
+        snapshot.known = {m for m, member in zip(models, next(raw), strict=True) if member} if check_known else set()
         for m in models:
-            version, switch, waiting[m], onboarding = next(raw), next(raw), next(raw), next(raw)
-            versions[m] = int(version or 0)
+            version, switch, snapshot.labels_waiting[m], onboarding = next(raw), next(raw), next(raw), next(raw)
+            snapshot.versions[m] = int(version or 0)
             if switch is not None:
-                switches[m] = switch.decode()
+                snapshot.switches[m] = switch.decode()
             if onboarding is not None:
-                onboardings[m] = onboarding
+                snapshot.onboardings[m] = onboarding
         # A state this process wrote last is still in memory: fetch (and unpickle) only the others.
-        missing = [m for m in models if m not in self._cache or self._cache[m][0] != versions[m]]
-        blobs: dict[str, bytes | None] = {}
+        for m in models:
+            cached = self._cache.get(m)
+            if cached is not None and cached[0] == snapshot.versions[m]:
+                del self._cache[m]
+                snapshot.cached[m] = (cached[1], cached[2])
+        missing = [m for m in models if m not in snapshot.cached]
         if missing:
             pipe = self.redis.pipeline(transaction=False)
             for m in missing:
                 pipe.get(keys.state(m))
-            blobs = dict(zip(missing, pipe.execute(), strict=True))
-        references: dict[str, bytes | None] = {}
-        origins: dict[str, bytes | None] = {}
-        if switches:  # rare: only in the first batch of a model after a promotion
+            snapshot.blobs = dict(zip(missing, pipe.execute(), strict=True))
+        if snapshot.switches:  # rare: only in the first batch of a model after a promotion
             pipe = self.redis.pipeline(transaction=False)
-            for m, version in switches.items():
+            for m, version in snapshot.switches.items():
                 pipe.get(keys.reference(m, version))
                 pipe.get(keys.reference_origin(m, version))
             found = iter(pipe.execute())
-            for m in switches:
-                references[m], origins[m] = next(found), next(found)
-        return _Read(applied=applied, known=known, versions=versions, blobs=blobs, switches=switches,
-                     references=references, labels_waiting=waiting, origins=origins, onboardings=onboardings)
+            for m in snapshot.switches:
+                snapshot.references[m], snapshot.origins[m] = next(found), next(found)
+        # The joins read only what this batch's new records name: route them as the step will.
+        snapshot.routed = routed = route(snapshot, decoded, self.settings)
+        snapshot.joins = read_joins(self.redis, keys, routed.preds, routed.labels, snapshot.labels_waiting,
+                                    self.settings.stream.pending_max)
+        return snapshot
 
-    def _load_state(self, model: str, blob: bytes | None) -> ModelState:
-        """The model's stored state, or a new one for a new model or a state that cannot be decoded.
+    def _load(self, model: str, blob: bytes | None) -> tuple[ModelState, ModelMonitor]:
+        """``step.load`` for the idle timer, the refusal logged and counted."""
+        loaded, why = load(model, blob, self.settings)
+        if why is not None:
+            self._rejected(model, why)
+        return loaded
 
-        Like a refused snapshot, an undecodable state would fail every retry of the batch; the model
-        starts over (its counters, kept apart, survive) and the refusal is logged and counted.
-        """
-        if blob:
-            try:
-                return decode_state(blob)
-            except msgspec.DecodeError as exc:
-                log.critical("state of model %s cannot be decoded (%s): starting it over", model, exc)
-                self.metrics.state_rejected.labels(model=model).inc()
-        return new_state(self.settings.monitor_for(model), self.snapshot_key)
+    def _rejected(self, model: str, why: str) -> None:
+        log.critical("%s of model %s: starting it over; check who writes to Redis and that every worker has "
+                     "the same monitor.snapshot_key", why, model)
+        self.metrics.state_rejected.labels(model=model).inc()
 
-    def _restore(self, model: str, state: ModelState) -> ModelMonitor:
-        """The model's monitor, or a fresh one when its snapshot fails authentication or cannot be read.
-
-        A refused snapshot would fail every retry of the batch and stall the partition, so the model
-        starts over (a new reference from its next predictions) and the refusal is logged and counted.
-        """
+    def _write(self, tx: redis.client.Pipeline, applied: Applied, keys: Keys) -> None:
+        """Queue the applied batch on one MULTI and execute it (fails on a WATCHed change)."""
+        stream = self.settings.stream
+        preds, labels = applied.routed.preds, applied.routed.labels
+        tx.multi()
+        for m, blob in applied.blobs.items():
+            tx.set(keys.state(m), blob)
+            tx.set(keys.state_version(m), applied.versions[m])
+            tx.hincrby(keys.counters(m), "predictions", len(preds.get(m, ())))
+            tx.hincrby(keys.counters(m), "labels", len(labels.get(m, ())))
+        if applied.states:
+            tx.sadd(keys.models(), *applied.states)
+        if applied.switches_done:
+            tx.delete(*[keys.reference_switch(m) for m in applied.switches_done])
+        if applied.onboarded:
+            tx.delete(*[keys.onboarding(m) for m in applied.onboarded])
+        if applied.activity:
+            tx.hset(keys.activity(), mapping=applied.activity)  # type: ignore[arg-type]
+        applied.plan.write(tx, keys, stream.samples_max, stream.label_ttl_s)
+        for t, offsets in applied.offsets.items():
+            tx.hset(keys.offsets(t), mapping=offsets)  # type: ignore[arg-type]
+        for topic, partition in applied.partitions:
+            tx.incr(keys.fence(topic, partition))
+        queue_outbox(tx, keys, applied.outgoing)
+        t0 = time.perf_counter()
         try:
-            return ModelMonitor.from_bytes(state.monitor, self.snapshot_key)
-        except SnapshotError as exc:
-            log.critical("monitor snapshot of model %s refused (%s): starting it over; check who writes "
-                         "to Redis and that every worker has the same monitor.snapshot_key", model, exc)
-            self.metrics.state_rejected.labels(model=model).inc()
-            return ModelMonitor(monitor_config(self.settings.monitor_for(model)))
+            tx.execute()
+        except redis.WatchError:
+            raise
+        except redis.RedisError:
+            self.metrics.state_write_errors.inc()
+            raise
+        self.metrics.state_write_seconds.observe(time.perf_counter() - t0)
 
     def _apply(self, decoded: list[Decoded], report: BatchReport,
-               idle: dict[str, Source] | None = None) -> list[Outgoing]:
-        """One attempt at a batch; ``idle`` adds models without records (the timer adopting a pending
-        reference switch or onboarding), each with the source partition its outgoing messages belong to."""
-        keys, stream = self.keys, self.settings.stream
-        idle = idle or {}
-        partitions = sorted({(d.record.topic, d.record.partition) for d in decoded} | set(idle.values()))
-        models = sorted({p.model for d in decoded for p in d.predictions}
-                        | {lab.model for d in decoded for lab in d.labels} | set(idle))
+               idle: dict[str, Source] | None = None, keys: Keys | None = None) -> list[Outgoing]:
+        """One attempt at a batch: read, step, write; ``idle`` adds models without records (the timer adopting
+        a pending reference switch or onboarding), each with the source partition its messages belong to;
+        ``keys`` the shard every key of the transaction is in (one node: the only one)."""
+        keys = keys or self.keys
         with self.redis.pipeline(transaction=True) as tx:
-            read = self._read(tx, partitions, models)
-            now = self.clock()
-            outgoing: list[tuple[Source, Outgoing]] = []
-            fresh: list[Decoded] = []
-            preds: dict[str, list[Prediction]] = defaultdict(list)
-            labels: dict[str, list[Label]] = defaultdict(list)
-            sources: dict[str, Source] = {}
-            configured = set(self.settings.models)
-            for d in decoded:
-                r = d.record
-                if d.error is None and not stream.onboarding:
-                    named = {p.model for p in d.predictions} | {lab.model for lab in d.labels}
-                    unknown = named - read.known - configured
-                    if unknown:
-                        d.error = ContractError("unknown_model", f"onboarding is disabled: {sorted(unknown)}")
-                if r.offset <= read.applied.get(r.topic, {}).get(r.partition, -1):
-                    report.duplicates += 1
-                    report.duplicate_records.append(d)  # counted by model; a refused model's name is not
-                    continue
-                fresh.append(d)
-                if d.error is not None:
-                    outgoing.append(((r.topic, r.partition), dead_letter(d, self.topics.dead_letters, now)))
-                    continue
-                for p in d.predictions:
-                    preds[p.model].append(p)
-                    sources.setdefault(p.model, (r.topic, r.partition))
-                for lab in d.labels:
-                    labels[lab.model].append(lab)
-                    sources.setdefault(lab.model, (r.topic, r.partition))
-
-            for m, source in idle.items():
-                sources.setdefault(m, source)
-            active = sorted(set(preds) | set(labels) | set(idle))
-            states: dict[str, ModelState] = {}
-            monitors: dict[str, ModelMonitor] = {}
-            for m in active:
-                # Taken out of the cache: a failed attempt must not leave half-applied objects there.
-                cached = self._cache.pop(m, None)
-                if cached is not None and m not in read.blobs:
-                    _version, states[m], monitors[m] = cached
-                    continue
-                blob = read.blobs.get(m)
-                states[m] = self._load_state(m, blob)
-                monitors[m] = self._restore(m, states[m])
-            plan: JoinPlan = plan_joins(self.redis, keys, preds, labels, read.labels_waiting,
-                                        self.settings.stream.pending_max, self.settings.stream.samples_max)
-            results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]] = {}
-            for m, state in states.items():
-                monitor = monitors[m]
-                windows_before = monitor.windows_closed
-                if m in read.switches and switch_reference(state, monitor, read.switches[m],
-                                                           read.references.get(m)):
-                    report.switched.append(m)
-                    adopted_origin(state, read.switches[m], read.origins.get(m), now)
-                if m in read.onboardings and adopt_onboarding(state, monitor, read.onboardings[m]):
-                    report.switched.append(m)
-                events, alerts = apply_predictions(m, state, monitor, preds.get(m, []),
-                                                   plan.outcomes.get(m, []), self.settings, now)
-                model_preds = preds.get(m, [])
-                alerts += watch.on_batch(
-                    state.alerts, state.traffic, m, self._watch_policy(m), now, len(model_preds),
-                    plan.delays.get(m, []), sources[m][1] if model_preds else None,
-                    max(epoch(p.timestamp) for p in model_preds) if model_preds else None)
-                estimates = take_estimates(m, state, monitor, now)
-                state.monitor = monitor.to_bytes(self.snapshot_key)
-                if monitor.windows_closed != windows_before:  # every feature's score, drifted or not
-                    record_window_scores(self.metrics, m, monitor.last_scores)
-                if estimates or plan.outcomes.get(m):
-                    record_estimates(self.metrics, m, monitor.performance_status())
-                record_performance(state, plan.versions.get(m, []), plan.outcomes.get(m, []),
-                                   monitor.errors.task)
-                results[m] = (events, alerts)
-                key = m.encode()
-                outgoing += [(sources[m], Outgoing(self.topics.drift_events, key, encode(e))) for e in events]
-                outgoing += [(sources[m], Outgoing(self.topics.drift_alerts, key, encode(a))) for a in alerts]
-                outgoing += [(sources[m], Outgoing(self.topics.performance_estimates, key, encode(e)))
-                             for e in estimates]
-
-            tx.multi()
-            for m, state in states.items():
-                tx.set(keys.state(m), encode_state(state))
-                tx.set(keys.state_version(m), read.versions[m] + 1)
-                tx.hincrby(keys.counters(m), "predictions", len(preds.get(m, ())))
-                tx.hincrby(keys.counters(m), "labels", len(labels.get(m, ())))
-            if states:
-                tx.sadd(keys.models(), *states)
-            if read.switches:
-                tx.delete(*[keys.reference_switch(m) for m in read.switches])
-            adopted = [m for m in read.onboardings if m in states]
-            if adopted:
-                tx.delete(*[keys.onboarding(m) for m in adopted])
-            for m, state in states.items():  # the idle timer's index (a switch moves the window too)
-                if state.traffic.partition >= 0:
-                    tx.hset(keys.activity(), m, encode_state(activity(state, monitors[m])))
-            plan.write(tx, keys, stream.samples_max, stream.label_ttl_s)
-            latest: dict[str, dict[int, int]] = defaultdict(dict)
-            for d in fresh:
-                r = d.record
-                latest[r.topic][r.partition] = max(r.offset, latest[r.topic].get(r.partition, -1))
-            for t, offsets in latest.items():
-                tx.hset(keys.offsets(t), mapping=offsets)  # type: ignore[arg-type]
-            for topic, partition in partitions:
-                tx.incr(keys.fence(topic, partition))
-            queue_outbox(tx, keys, outgoing)
-            t0 = time.perf_counter()
-            try:
-                tx.execute()
-            except redis.WatchError:
-                raise
-            except redis.RedisError:
-                self.metrics.state_write_errors.inc()
-                raise
-            self.metrics.state_write_seconds.observe(time.perf_counter() - t0)
-        for m, state in states.items():
-            self._cache[m] = (read.versions[m] + 1, state, monitors[m])
-
-        self._record(fresh, preds, labels, plan, states, results, report)
-        return [message for _source, message in outgoing]
+            snapshot = self._read(tx, decoded, idle or {}, keys)
+            applied = step(snapshot, decoded, self.settings, self.clock())
+            self._write(tx, applied, keys)
+        for m, (state, monitor) in applied.states.items():
+            self._cache[m] = (applied.versions[m], state, monitor)
+        for m, (state, monitor) in snapshot.cached.items():  # held, not touched: still current
+            self._cache.setdefault(m, (snapshot.versions[m], state, monitor))
+        for m, why in applied.rejected:
+            self._rejected(m, why)
+        for m in applied.closed:
+            record_window_scores(self.metrics, m, applied.states[m][1].last_scores)
+        for m in applied.estimated:
+            record_estimates(self.metrics, m, applied.states[m][1].performance_status())
+        report.switched.extend(applied.switched)
+        report.duplicates += len(applied.routed.duplicates)
+        report.duplicate_records.extend(applied.routed.duplicates)
+        self._record(applied, report)
+        return [message for _source, message in applied.outgoing]
 
     # -- metrics -----------------------------------------------------------------------------------
 
-    def _record(self, fresh: list[Decoded], preds: dict[str, list[Prediction]],
-                labels: dict[str, list[Label]], plan: JoinPlan, states: dict[str, ModelState],
-                results: dict[str, tuple[list[DriftEvent], list[DriftAlert]]], report: BatchReport) -> None:
+    def _record(self, applied: Applied, report: BatchReport) -> None:
         """Metrics of an applied batch: per batch and model, never per event."""
+        fresh, preds, labels = applied.routed.fresh, applied.routed.preds, applied.routed.labels
+        plan, states, results = applied.plan, applied.states, applied.results
         m = self.metrics
         t = self.topics
         dead = [d for d in fresh if d.error is not None]
@@ -473,7 +414,7 @@ class BatchProcessor:
         for model, n in plan.evicted.items():
             if n:
                 m.predictions_evicted.labels(model=model).inc(n)
-        for model, state in states.items():
+        for model, (state, _monitor) in states.items():
             events, alerts = results[model]
             record_model(m, model, state, alerts, events, refresh=bool(alerts) or model not in self._seen)
             record_traffic(m, model, state)
@@ -482,6 +423,27 @@ class BatchProcessor:
             report.alerts.extend(alerts)
         report.processed = sum(map(len, preds.values())) + sum(map(len, labels.values()))
         report.dead_letters = len(dead)
+
+
+def shard_batch(keys: Keys, decoded: list[Decoded]) -> list[tuple[Keys, list[Decoded]]]:
+    """The batch split by the shard its transaction must stay in. One node: one shard, the whole batch.
+    Cluster: one part per model (a record naming several models is split into one view per model, each
+    applied, and skipped on replay, by its model's offsets) and one per source partition for records
+    naming no model (dead letters)."""
+    if not keys.cluster:
+        return [(keys, decoded)]
+    parts: dict[Keys, list[Decoded]] = defaultdict(list)
+    for d in decoded:
+        models = sorted({p.model for p in d.predictions} | {lab.model for lab in d.labels})
+        if d.error is not None or not models:
+            parts[keys.for_partition(d.record.topic, d.record.partition)].append(d)
+        elif len(models) == 1:
+            parts[keys.for_model(models[0])].append(d)
+        else:
+            for m in models:
+                parts[keys.for_model(m)].append(Decoded(d.record, [p for p in d.predictions if p.model == m],
+                                                        [lab for lab in d.labels if lab.model == m]))
+    return list(parts.items())
 
 
 def _events_per_model(records: list[Decoded]) -> Counter[tuple[str, str]]:

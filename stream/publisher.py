@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Producer
 
-from driftwarden.config import Settings
-from driftwarden.kafka_io import make_producer
+from driftwarden.contract.kafka import make_producer
+from driftwarden.contract.settings import Settings
 from stream.exceptions import StreamError
 from stream.outbox import Outgoing
 

@@ -13,4 +13,4 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     timestamp: float | None = None
-    wire_format: str = "json"  # from the message's driftwarden-format header (driftwarden.events)
+    wire_format: str = "json"  # from the message's driftwarden-format header (driftwarden.contract.events)

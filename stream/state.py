@@ -1,38 +1,27 @@
-"""What the stream keeps in Redis, and under which keys (see docs/architecture.md)."""
+"""What the stream keeps in Redis (the keys: ``driftwarden.contract.storage``; see docs/architecture.md)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 
+from driftwarden.contract.storage import (  # re-exported: the stream's modules import them from here
+    Keys,
+    Onboarding,
+    ReferenceOrigin,
+    decode_onboarding,
+    decode_origin,
+)
 from stream.alerts import AlertBook
+
+__all__ = ["Activity", "Keys", "ModelState", "Onboarding", "PendingLabel", "PendingPrediction", "ReferenceOrigin",
+           "TrafficState", "VersionPerformance", "decode_activity", "decode_onboarding", "decode_origin",
+           "decode_pending_label", "decode_pending_prediction", "decode_state", "encode_state"]
 
 
 class VersionPerformance(msgspec.Struct):
     n: int = 0
     total: float = 0.0  # correct predictions (classification) or absolute error (regression)
     metric: str = ""  # accuracy | mae, fixed by the version's first joined label
-
-
-class ReferenceOrigin(msgspec.Struct, frozen=True):
-    """Where a model's reference came from: a training file (``driftwarden onboard``), a version's
-    training data (promotion, rollback) or, when the state has none, its first N predictions."""
-
-    kind: str  # training_file | version_training
-    version: str | None = None
-    file: str | None = None  # the training file's name (no folder)
-    sha256: str | None = None  # of the training file's bytes
-    rows: int = 0
-    at: float = 0.0  # when it was built (epoch seconds)
-
-
-class Onboarding(msgspec.Struct, frozen=True):
-    """A reference built from training data, waiting in ``{p}:onboard:{model}`` for the model's next
-    batch (or the idle timer) to adopt it."""
-
-    reference: bytes  # detectors.reference.build_reference bytes, as they came
-    origin: ReferenceOrigin
 
 
 class TrafficState(msgspec.Struct):
@@ -96,8 +85,6 @@ class PendingLabel(msgspec.Struct, array_like=True):
 
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(ModelState)
-_onboarding_decoder = msgspec.msgpack.Decoder(Onboarding)
-_origin_decoder = msgspec.msgpack.Decoder(ReferenceOrigin)
 _activity_decoder = msgspec.msgpack.Decoder(Activity)
 _pred_decoder = msgspec.msgpack.Decoder(PendingPrediction)
 _label_decoder = msgspec.msgpack.Decoder(PendingLabel)
@@ -111,14 +98,6 @@ def decode_state(data: bytes) -> ModelState:
     return _state_decoder.decode(data)
 
 
-def decode_onboarding(data: bytes) -> Onboarding:
-    return _onboarding_decoder.decode(data)
-
-
-def decode_origin(data: bytes) -> ReferenceOrigin:
-    return _origin_decoder.decode(data)
-
-
 def decode_activity(data: bytes) -> Activity:
     return _activity_decoder.decode(data)
 
@@ -129,62 +108,3 @@ def decode_pending_prediction(data: bytes) -> PendingPrediction:
 
 def decode_pending_label(data: bytes) -> PendingLabel:
     return _label_decoder.decode(data)
-
-
-@dataclass(frozen=True)
-class Keys:
-    prefix: str
-
-    def state(self, model: str) -> str:
-        return f"{self.prefix}:monitor:{model}"
-
-    def offsets(self, topic: str) -> str:
-        return f"{self.prefix}:offsets:{topic}"
-
-    def state_version(self, model: str) -> str:
-        return f"{self.prefix}:monitor-version:{model}"
-
-    def fence(self, topic: str, partition: int) -> str:
-        return f"{self.prefix}:fence:{topic}:{partition}"
-
-    def pending_predictions(self, model: str) -> str:
-        return f"{self.prefix}:pending:pred:{model}"
-
-    def pending_prediction_expiry(self, model: str) -> str:
-        return f"{self.prefix}:pending:pred-exp:{model}"
-
-    def pending_prediction_features(self, model: str) -> str:
-        return f"{self.prefix}:pending:pred-feat:{model}"
-
-    def pending_labels(self, model: str) -> str:
-        return f"{self.prefix}:pending:label:{model}"
-
-    def pending_label_expiry(self, model: str) -> str:
-        return f"{self.prefix}:pending:label-exp:{model}"
-
-    def samples(self, model: str) -> str:
-        return f"{self.prefix}:samples:{model}"
-
-    def models(self) -> str:
-        return f"{self.prefix}:models"
-
-    def outbox(self, topic: str, partition: int) -> str:
-        return f"{self.prefix}:outbox:{topic}:{partition}"
-
-    def reference_switch(self, model: str) -> str:
-        return f"{self.prefix}:switch:{model}"
-
-    def reference(self, model: str, version: str) -> str:
-        return f"{self.prefix}:reference:{model}:{version}"
-
-    def counters(self, model: str) -> str:
-        return f"{self.prefix}:counters:{model}"
-
-    def onboarding(self, model: str) -> str:
-        return f"{self.prefix}:onboard:{model}"
-
-    def reference_origin(self, model: str, version: str) -> str:
-        return f"{self.prefix}:reference-origin:{model}:{version}"
-
-    def activity(self) -> str:
-        return f"{self.prefix}:activity"

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from driftwarden.config import MonitorSettings
-from driftwarden.events import DriftAlert
+from driftwarden.contract.events import DriftAlert
+from driftwarden.contract.settings import MonitorSettings
 from stream.alerts import ActiveAlert, AlertBook, _alert, alert_key
 from stream.state import TrafficState
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from driftwarden.config import Settings
+from driftwarden.contract.settings import Settings
 from retrain_worker.worker import RetrainWorker
 
 

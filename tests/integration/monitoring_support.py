@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from driftwarden.devstack import free_port
+from driftwarden.devtools.devstack import free_port
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str,

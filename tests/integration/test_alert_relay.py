@@ -15,12 +15,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from monitoring_support import Alertmanager, WebhookReceiver, wait_until
 
-from driftwarden.alert_payloads import RECEIVER
-from driftwarden.config import Settings, load_settings
-from driftwarden.demo import Workers, isolated_env
-from driftwarden.devstack import free_port
-from driftwarden.events import AlertAnnotations, AlertLabels, DriftAlert, encode, iso
-from driftwarden.kafka_io import client_config, ensure_topics
+from driftwarden.contract.alerts import RECEIVER
+from driftwarden.contract.events import AlertAnnotations, AlertLabels, DriftAlert, encode, iso
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings, load_settings
+from driftwarden.devtools.demo import Workers, isolated_env
+from driftwarden.devtools.devstack import free_port
 from stream.alerts import fingerprint
 
 pytestmark = pytest.mark.services

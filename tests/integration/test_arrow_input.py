@@ -16,13 +16,13 @@ import redis
 from confluent_kafka import Producer
 from test_retrain_support import TopicReader
 
-from driftwarden.columnar import encode_arrow
-from driftwarden.config import load_settings
-from driftwarden.demo import Workers, isolated_env
-from driftwarden.devstack import free_port
-from driftwarden.events import ARROW_FORMAT, FORMAT_HEADER, DeadLetter, Label, Prediction, decode
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.sdk import DriftwardenProducer
+from driftwarden.contract.columnar import encode_arrow
+from driftwarden.contract.events import ARROW_FORMAT, FORMAT_HEADER, DeadLetter, Label, Prediction, decode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import load_settings
+from driftwarden.devtools.demo import Workers, isolated_env
+from driftwarden.devtools.devstack import free_port
+from driftwarden.sdk.producer import DriftwardenProducer
 from stream.state import Keys
 
 pytestmark = pytest.mark.services

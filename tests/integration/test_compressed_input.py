@@ -14,10 +14,10 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
-from driftwarden.config import load_settings
-from driftwarden.demo import Workers, isolated_env
-from driftwarden.devstack import free_port
-from driftwarden.kafka_io import client_config, ensure_topics
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import load_settings
+from driftwarden.devtools.demo import Workers, isolated_env
+from driftwarden.devtools.devstack import free_port
 from stream.state import Keys
 
 pytestmark = pytest.mark.services

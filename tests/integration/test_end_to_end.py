@@ -16,12 +16,12 @@ import redis
 from confluent_kafka import Consumer
 from mlflow.tracking import MlflowClient
 
-from driftwarden.config import Settings
-from driftwarden.demo import Workers, isolated_env, produce_traffic
-from driftwarden.devstack import free_port
-from driftwarden.events import DriftEvent, ModelUpdate, decode
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.traffic import CATEGORICAL, NUMERIC, SHIFTED_FEATURE, TrafficSpec
+from driftwarden.contract.events import DriftEvent, ModelUpdate, decode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings
+from driftwarden.devtools.demo import Workers, isolated_env, produce_traffic
+from driftwarden.devtools.devstack import free_port
+from driftwarden.devtools.traffic import CATEGORICAL, NUMERIC, SHIFTED_FEATURE, TrafficSpec
 from stream.state import Keys
 
 pytestmark = pytest.mark.services
@@ -51,7 +51,7 @@ def test_drifting_traffic_is_detected_retrained_and_promoted(
     env["DRIFTWARDEN__STREAM__WEB_PORT"] = str(free_port())
     env["DRIFTWARDEN__RETRAIN__METRICS_PORT"] = str(free_port())
     # The fixture's settings and these env vars name the same topics and prefix.
-    from driftwarden.config import load_settings
+    from driftwarden.contract.settings import load_settings
 
     settings = load_settings(env=env)
     ensure_topics(settings)

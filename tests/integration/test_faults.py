@@ -15,10 +15,10 @@ from test_retrain_support import TopicReader, committed, drift_event, produce, s
 from test_stream_workers import Run, Traffic, comparable, drift_ids_published, expected_drift_ids, spec_of, wait_for
 
 from detectors.monitor import ModelMonitor
-from driftwarden.config import load_settings
-from driftwarden.demo import Workers, isolated_env
-from driftwarden.devstack import Stack
-from driftwarden.kafka_io import ensure_topics
+from driftwarden.contract.kafka import ensure_topics
+from driftwarden.contract.settings import load_settings
+from driftwarden.devtools.demo import Workers, isolated_env
+from driftwarden.devtools.devstack import Stack
 from stream.state import decode_state
 
 pytestmark = pytest.mark.services

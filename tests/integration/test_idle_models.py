@@ -21,12 +21,12 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer
 
-from driftwarden.config import load_settings
-from driftwarden.demo import Workers, isolated_env
-from driftwarden.devstack import free_port
-from driftwarden.events import DriftEvent, Prediction, decode, encode
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.onboard import onboard
+from driftwarden.contract.events import DriftEvent, Prediction, decode, encode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import load_settings
+from driftwarden.devtools.demo import Workers, isolated_env
+from driftwarden.devtools.devstack import free_port
+from retrain_worker.onboard import onboard
 from stream.state import Keys, decode_state
 
 pytestmark = pytest.mark.services

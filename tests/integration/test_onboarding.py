@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 from click.testing import CliRunner
 from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
@@ -20,10 +19,11 @@ from sklearn.linear_model import LogisticRegression
 
 from detectors.monitor import ModelMonitor
 from driftwarden.cli import main
-from driftwarden.config import Settings
-from driftwarden.events import ModelUpdate, Prediction, decode, encode
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.onboard import OnboardError, onboard
+from driftwarden.contract.events import ModelUpdate, Prediction, decode, encode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import Keys, connect
+from retrain_worker.onboard import OnboardError, onboard
 from retrain_worker.registry import ModelRegistry
 from retrain_worker.rollback import rollback
 from stream.app import StreamService
@@ -31,7 +31,7 @@ from stream.metrics import build_metrics
 from stream.processor import BatchProcessor, BatchReport
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
-from stream.state import Keys, decode_state
+from stream.state import decode_state
 from stream.status import model_status
 
 pytestmark = pytest.mark.services
@@ -58,8 +58,8 @@ class Stream:
     def __init__(self, settings: Settings) -> None:
         ensure_topics(settings)
         self.settings = settings
-        self.redis = redis.Redis.from_url(settings.redis.url)
-        self.keys = Keys(settings.redis.key_prefix)
+        self.redis = connect(settings.redis.url, settings.redis.cluster)
+        self.keys = Keys(settings.redis.key_prefix, settings.redis.cluster)
         self.processor = BatchProcessor(settings, self.redis, KafkaPublisher(settings),
                                         build_metrics(CollectorRegistry()))
         self.offsets = count()
@@ -90,6 +90,7 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: onboard writes to the model's shard
 def test_skewed_serving_traffic_drifts_in_window_0_against_the_training_file(settings: Settings,
                                                                               tmp_path: Path) -> None:
     stream = Stream(settings)
@@ -97,7 +98,8 @@ def test_skewed_serving_traffic_drifts_in_window_0_against_the_training_file(set
     path = write(rows(3000, seed=1), tmp_path / "train.parquet")
     result = CliRunner().invoke(main, ["onboard", model, str(path), "--label", "label", "--ignore", "id"],
                                 env={"REDIS_URL": settings.redis.url,
-                                     "DRIFTWARDEN__REDIS__KEY_PREFIX": settings.redis.key_prefix})
+                                     "DRIFTWARDEN__REDIS__KEY_PREFIX": settings.redis.key_prefix,
+                                     "DRIFTWARDEN__REDIS__CLUSTER": str(settings.redis.cluster).lower()})
     assert result.exit_code == 0, result.output
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     assert "train.parquet (3000 rows" in result.output and "features a, b, c, plan" in result.output

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from test_stream_batches import Feed, read_topic, tuned
 
-from driftwarden.columnar import encode_arrow
-from driftwarden.config import Settings
-from driftwarden.events import DeadLetter, DriftEvent, Label, PerformanceEstimate, Prediction, decode, encode
+from driftwarden.contract.columnar import encode_arrow
+from driftwarden.contract.events import DeadLetter, DriftEvent, Label, PerformanceEstimate, Prediction, decode, encode
+from driftwarden.contract.settings import Settings
 from stream.status import model_status
 
 pytestmark = pytest.mark.services

@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 from test_stream_batches import Feed, read_topic, tuned
 
-from driftwarden.config import Settings
-from driftwarden.events import DriftAlert, DriftEvent, Label, PerformanceEstimate, Prediction, decode
-from driftwarden.status_view import status_table
+from driftwarden.contract.events import DriftAlert, DriftEvent, Label, PerformanceEstimate, Prediction, decode
+from driftwarden.contract.settings import Settings
+from driftwarden.devtools.status_view import status_table
 from stream.status import model_status
 
 pytestmark = pytest.mark.services

@@ -1,4 +1,4 @@
-"""Both workers under the least-privilege ACL user (driftwarden/redis_acl.py) on a real Redis with ACLs on:
+"""Both workers under the least-privilege ACL user (driftwarden/ops/redis_acl.py) on a real Redis with ACLs on:
 drifting traffic is applied exactly, a model is retrained and promoted, Redis logs no denied command, and
 the user can do nothing beyond its commands and its key prefix."""
 
@@ -13,13 +13,13 @@ import pytest
 import redis
 from confluent_kafka import Consumer
 
-from driftwarden.config import load_settings
-from driftwarden.demo import Workers, isolated_env, produce_traffic
-from driftwarden.devstack import free_port
-from driftwarden.events import ModelUpdate, decode
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.redis_acl import acl_user_line
-from driftwarden.traffic import TrafficSpec
+from driftwarden.contract.events import ModelUpdate, decode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import load_settings
+from driftwarden.devtools.demo import Workers, isolated_env, produce_traffic
+from driftwarden.devtools.devstack import free_port
+from driftwarden.devtools.traffic import TrafficSpec
+from driftwarden.ops.redis_acl import acl_user_line
 from stream.state import Keys
 
 pytestmark = pytest.mark.services

@@ -12,9 +12,10 @@ import yaml
 from click.testing import CliRunner
 
 from driftwarden.cli import main
-from driftwarden.config import Settings
-from driftwarden.events import ARROW_FORMAT, Label, Prediction, decode_message, wire_format
-from driftwarden.kafka_io import make_consumer
+from driftwarden.contract.columnar import decode_message
+from driftwarden.contract.events import ARROW_FORMAT, Label, Prediction, wire_format
+from driftwarden.contract.kafka import make_consumer
+from driftwarden.contract.settings import Settings
 
 pytestmark = pytest.mark.services
 

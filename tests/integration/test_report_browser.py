@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image  # installed with mlflow (via matplotlib)
 
-from driftwarden.config import MonitorSettings
-from driftwarden.report import write_report
-from driftwarden.report_html import CURRENT_COLOUR, FIRED_COLOUR, REFERENCE_COLOUR
+from driftwarden.contract.settings import MonitorSettings
+from driftwarden.report.html import CURRENT_COLOUR, FIRED_COLOUR, REFERENCE_COLOUR, write_report
 
 WIDTH, HEIGHT = 1280, 1400
 

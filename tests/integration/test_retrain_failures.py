@@ -20,9 +20,9 @@ from test_retrain_support import (
     with_retrain,
 )
 
-from driftwarden.config import Settings
-from driftwarden.devstack import free_port
-from driftwarden.events import DeadLetter, decode
+from driftwarden.contract.events import DeadLetter, decode
+from driftwarden.contract.settings import Settings
+from driftwarden.devtools.devstack import free_port
 from retrain_worker.worker import RetrainWorker
 
 pytestmark = pytest.mark.services

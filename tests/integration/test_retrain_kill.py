@@ -24,8 +24,8 @@ from test_retrain_support import (
     write_config,
 )
 
-from driftwarden.config import Settings
-from driftwarden.devstack import free_port
+from driftwarden.contract.settings import Settings
+from driftwarden.devtools.devstack import free_port
 
 pytestmark = pytest.mark.services
 REPO = Path(__file__).resolve().parents[2]

@@ -13,13 +13,13 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import redis
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
-from driftwarden.config import Settings
-from driftwarden.events import DriftEvent, ModelUpdate, Window, decode, drift_id, encode
-from driftwarden.kafka_io import make_consumer, make_producer
+from driftwarden.contract.events import DriftEvent, ModelUpdate, WindowSpan, decode, drift_id, encode
+from driftwarden.contract.kafka import make_consumer, make_producer
+from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import Keys, connect
 from retrain_worker.dataset import Dataset
 from retrain_worker.trainer import train_default
 
@@ -52,12 +52,13 @@ def samples(n: int, regime: str, seed: int, start: float = START,
 
 def seed_samples(settings: Settings, model: str, rows: list[dict[str, Any]], replace: bool = True) -> None:
     """Write joined samples the way the stream does: JSON objects, oldest first."""
-    client = redis.Redis.from_url(settings.redis.url)
-    key = f"{settings.redis.key_prefix}:samples:{model}"
+    client = connect(settings.redis.url, settings.redis.cluster)
+    keys = Keys(settings.redis.key_prefix, settings.redis.cluster)
+    key = keys.samples(model)
     if replace:
         client.delete(key)
     client.rpush(key, *[json.dumps(r) for r in rows])
-    client.sadd(f"{settings.redis.key_prefix}:models", model)
+    client.sadd(keys.all_models(), model)
 
 
 def drift_event(model: str, kind: str = "concept_drift", feature: str | None = None, window: int = 3,
@@ -67,7 +68,7 @@ def drift_event(model: str, kind: str = "concept_drift", feature: str | None = N
         drift_id=drift_id(model, "1", kind, signal, feature, window), model=model, model_version="1",
         kind=kind, signal=signal, feature=feature, score=0.4, threshold=0.2,  # type: ignore[arg-type]
         severity=severity,  # type: ignore[arg-type]
-        window=Window(index=window, start=START, end=START + 1000, n=1000), detected_at=time.time())
+        window=WindowSpan(index=window, start=START, end=START + 1000, n=1000), detected_at=time.time())
 
 
 def produce(settings: Settings, *payloads: DriftEvent | bytes) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import mlflow
 import pytest
-import redis
 from click.testing import CliRunner
 from mlflow import MlflowClient
 from test_retrain_support import (
@@ -26,7 +25,8 @@ from test_retrain_support import (
 
 import driftwarden
 from driftwarden.cli import main
-from driftwarden.config import Settings
+from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import Keys, connect
 from retrain_worker.rollback import rollback
 from retrain_worker.worker import RetrainWorker
 
@@ -59,13 +59,15 @@ def sample_value(worker: RetrainWorker, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_drift_retrains_registers_lineage_and_moves_the_champion(settings: Settings, start_worker,
                                                                  model: str) -> None:
     clock = FakeClock()
     s = with_retrain(settings, cooldown_s=600)
     worker = start_worker(s, clock)
     updates = TopicReader(s, s.kafka.topics.model_updates)
-    r = redis.Redis.from_url(s.redis.url)
+    r = connect(s.redis.url, s.redis.cluster)
+    keys = Keys(s.redis.key_prefix, s.redis.cluster)
 
     # The first version: the old regime, nobody is champion yet.
     seed_samples(s, model, samples(1000, "old", seed=1))
@@ -98,7 +100,7 @@ def test_drift_retrains_registers_lineage_and_moves_the_champion(settings: Setti
     # Lineage, on the version and on its run.
     v2 = client.get_model_version(model, "2")
     trigger_event = drift_event(model, "data_drift", feature="amount", window=5)
-    raw = sorted(r.lrange(f"{s.redis.key_prefix}:samples:{model}", 0, -1),
+    raw = sorted(r.lrange(keys.samples(model), 0, -1),
                  key=lambda b: json.loads(b)["timestamp"])
     expected_sha = hashlib.sha256(b"\n".join(raw)).hexdigest()
     assert v2.tags["drift_id"] == trigger_event.drift_id == second.drift_id
@@ -125,7 +127,7 @@ def test_drift_retrains_registers_lineage_and_moves_the_champion(settings: Setti
 
     # Reference data for the stream, one per version.
     for version in ("1", "2"):
-        assert r.exists(f"{s.redis.key_prefix}:reference:{model}:{version}")
+        assert r.exists(keys.reference(model, version))
 
     # The champion serves: it predicts the new regime.
     champion = mlflow.sklearn.load_model(f"models:/{model}@champion")

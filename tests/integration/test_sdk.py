@@ -7,10 +7,10 @@ from collections import defaultdict
 
 import pytest
 
-from driftwarden.config import Settings
-from driftwarden.events import Label, Prediction, decode_batch
-from driftwarden.kafka_io import ensure_topics, make_consumer
-from driftwarden.sdk import DeliveryReport, DriftwardenProducer
+from driftwarden.contract.events import Label, Prediction, decode_batch
+from driftwarden.contract.kafka import ensure_topics, make_consumer
+from driftwarden.contract.settings import Settings
+from driftwarden.sdk.producer import DeliveryReport, DriftwardenProducer
 
 pytestmark = pytest.mark.services
 

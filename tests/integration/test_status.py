@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from driftwarden.cli import main
-from driftwarden.config import load_settings
-from driftwarden.demo import Workers, isolated_env, produce_traffic
-from driftwarden.devstack import free_port
-from driftwarden.status_view import StatusUnavailable, fetch_status
-from driftwarden.traffic import SHIFTED_FEATURE, TrafficSpec
+from driftwarden.contract.settings import load_settings
+from driftwarden.devtools.demo import Workers, isolated_env, produce_traffic
+from driftwarden.devtools.devstack import free_port
+from driftwarden.devtools.status_view import StatusUnavailable, fetch_status
+from driftwarden.devtools.traffic import SHIFTED_FEATURE, TrafficSpec
 
 
 def test_status_is_a_clear_error_when_no_stream_listens() -> None:

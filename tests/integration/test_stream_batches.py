@@ -1,5 +1,7 @@
-"""The stream's batch step on the real Redis and broker, driven in-process (no Faust): delayed labels,
-alerts, dead letters, the reference switch, per-model settings and constant Redis work per batch.
+"""The stream's batch code on the real Redis and broker, driven in-process (no Faust): delayed labels joined
+across batches in Redis, dead letters through the broker, constant Redis work per batch, WATCH fencing, the
+outbox and states written by another worker. The pure step (alerts, the reference switch, per-model settings,
+refused snapshots, routing) is tested without services in ``tests/unit/stream/test_step.py``.
 
 Input records are built here (topic, partition, offset as the consumer would hand them over); what the
 step publishes goes through the real producer to the real broker and is read back from there.
@@ -14,15 +16,15 @@ from itertools import count
 import msgspec
 import numpy as np
 import pytest
-import redis
 from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
 from scipy.stats import norm
 
-from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
-from driftwarden.config import Settings
-from driftwarden.events import DeadLetter, DriftAlert, DriftEvent, Label, Prediction, decode, encode
-from driftwarden.kafka_io import client_config, ensure_topics
+from detectors.monitor import ModelMonitor
+from driftwarden.contract.events import DeadLetter, Label, Prediction, decode, encode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import Keys, connect
 from stream.app import StreamService
 from stream.joins import digest
 from stream.metrics import build_metrics
@@ -30,7 +32,7 @@ from stream.outbox import Outgoing, queue_outbox
 from stream.processor import BatchProcessor, BatchReport
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
-from stream.state import Keys, decode_pending_prediction, decode_state
+from stream.state import decode_pending_prediction, decode_state
 
 pytestmark = pytest.mark.services
 
@@ -42,10 +44,10 @@ class Feed:
         ensure_topics(settings)
         self.settings = settings
         self.registry = CollectorRegistry()
-        self.redis = redis.Redis.from_url(settings.redis.url)
+        self.redis = connect(settings.redis.url, settings.redis.cluster)
         self.publisher = KafkaPublisher(settings)
         self.processor = BatchProcessor(settings, self.redis, self.publisher, build_metrics(self.registry))
-        self.keys = Keys(settings.redis.key_prefix)
+        self.keys = Keys(settings.redis.key_prefix, settings.redis.cluster)
         self.offsets: dict[tuple[str, int], Iterator[int]] = {}
 
     def record(self, topic: str, value: bytes | None, key: bytes | None = b"m", partition: int = 0) -> RawRecord:
@@ -110,6 +112,7 @@ def pred(model: str, i: int, t: float, x: float | str = 0.0, version: str | None
 
 # -- delayed labels ------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_labels_before_and_after_predictions_join_expire_and_are_measured(settings: Settings) -> None:
     feed = Feed(tuned(settings, label_ttl_s=100))
     m = "late"
@@ -202,8 +205,6 @@ def test_waiting_predictions_keep_features_only_for_as_many_samples_as_retrainin
     assert holders() == ({digest(f"{m}-{n + 100}")}, 1)  # expiry freed the slots before it took one
 
 
-# -- alerts --------------------------------------------------------------------------------------------
-
 def quantiles(n: int, shift: float = 0.0) -> list[float]:
     """n values spread exactly like a standard normal: windows of them never drift by chance."""
     values = norm.ppf((np.arange(n) + 0.5) / n) + shift
@@ -211,56 +212,9 @@ def quantiles(n: int, shift: float = 0.0) -> list[float]:
     return [float(v) for v in values]
 
 
-def test_one_firing_alert_per_key_until_resolved_and_none_in_cooldown(settings: Settings) -> None:
-    s = tuned(settings, {"reference_size": 1000, "window_size": 500, "n_bins": 5},
-              alert_resolve_windows=2, alert_cooldown_s=1000.0)
-    feed = Feed(s)
-    m = "alerting"
-    clock = count()  # event time: one second per prediction
-
-    def window(shift: float, n: int = 500) -> BatchReport:
-        return feed.process(feed.predictions(
-            [pred(m, t, float(t), x=x, prediction=t % 2)
-             for x, t in zip(quantiles(n, shift), clock, strict=False)]))
-
-    window(0.0, 1000)  # the reference
-    drifted = [window(3.0) for _ in range(3)]
-    fired = [a for r in drifted for a in r.alerts]
-    assert {(a.status, a.labels.kind, a.labels.feature) for a in fired} == {
-        ("firing", "data_drift", "x"), ("firing", "data_quality", "x")}
-    assert len(fired) == 2, "one firing alert per (model, kind, feature), not one per window"
-    assert {(a.labels.kind, a.labels.severity) for a in fired} == {("data_drift", "critical"),  # both
-                                                                   ("data_quality", "warning")}
-    assert sum(len(r.drift_events) for r in drifted) > len(fired)
-    assert feed.metric("driftwarden_alerts_active", model=m, kind="data_drift", severity="critical") == 1
-
-    first_clean = window(0.0)
-    assert first_clean.alerts == [] and first_clean.drift_events == []
-    resolved = window(0.0).alerts
-    assert sorted((a.status, a.labels.kind) for a in resolved) == [("resolved", "data_drift"),
-                                                                  ("resolved", "data_quality")]
-    assert {a.fingerprint for a in resolved} == {a.fingerprint for a in fired}
-    assert feed.metric("driftwarden_alerts_active", model=m, kind="data_drift", severity="critical") == 0
-
-    in_cooldown = window(3.0)  # drift again 500 s (event time) after resolving; the cooldown is 1000 s
-    assert in_cooldown.drift_events and in_cooldown.alerts == []
-    window(0.0)
-    window(0.0)
-    after_cooldown = window(3.0)  # 2000 s after resolving
-    assert {(a.status, a.labels.kind) for a in after_cooldown.alerts} == {("firing", "data_drift"),
-                                                                         ("firing", "data_quality")}
-
-    published = [decode(DriftAlert, v) for v in read_topic(s, s.kafka.topics.drift_alerts, 6)]
-    assert [(a.status, a.labels.kind) for a in published] == [
-        (a.status, a.labels.kind) for a in [*fired, *resolved, *after_cooldown.alerts]]
-    assert feed.metric("driftwarden_alerts_total", model=m, kind="data_drift", severity="critical",
-                       status="firing") == 2
-    events = {decode(DriftEvent, v).drift_id for v in read_topic(s, s.kafka.topics.drift_events, 1)}
-    assert {e.drift_id for r in drifted for e in r.drift_events} <= events
-
-
 # -- dead letters --------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_every_kind_of_bad_input_is_a_dead_letter_and_the_batch_goes_on(settings: Settings) -> None:
     s = tuned(settings, max_message_bytes=2_000, onboarding=False)
     s = msgspec.structs.replace(s, models={"known": {}})
@@ -309,47 +263,7 @@ def test_every_kind_of_bad_input_is_a_dead_letter_and_the_batch_goes_on(settings
     assert len(read_topic(s, t.dead_letters, len(bad) + 1, timeout=3)) == len(bad)
 
 
-# -- reference switch, per-model settings, Redis work per batch -----------------------------------------
-
-def test_a_promoted_versions_reference_replaces_the_old_and_concept_detection_restarts(settings: Settings) -> None:
-    s = tuned(settings, {"reference_size": 1000, "window_size": 500, "n_bins": 5})
-    feed = Feed(s)
-    m = "switching"
-    feed.process(feed.predictions([pred(m, i, float(i), x=x, prediction=i % 2)
-                                   for i, x in enumerate(quantiles(1000))]))
-    feed.process(feed.labels([Label(event_id=f"{m}-{i}", model=m, label=0, timestamp=float(i)) for i in range(50)]))
-    assert ModelMonitor.from_bytes(feed.state(m).monitor).errors.n == 50
-
-    # The retrain worker stores the new version's reference (training data shifted by +3), then promotes.
-    config = MonitorConfig(reference_size=1000, window_size=500, n_bins=5)
-    feed.redis.set(feed.keys.reference(m, "2"),
-                   build_reference([{"x": x} for x in quantiles(1000, 3.0)], config,
-                                   predictions=[i % 2 for i in range(1000)]))
-    feed.redis.set(feed.keys.reference_switch(m), "2")
-    # Data like the OLD reference is now drift; data like the new one would not be.
-    report = feed.process(feed.predictions([pred(m, 5000 + i, 5000.0 + i, x=x, version="2", prediction=i % 2)
-                                            for i, x in enumerate(quantiles(500))]))
-    assert report.switched == [m]
-    assert {(e.kind, e.feature) for e in report.drift_events if e.kind == "data_drift"} == {("data_drift", "x")}
-    state = feed.state(m)
-    monitor = ModelMonitor.from_bytes(state.monitor)
-    assert (state.reference_version, monitor.reference_source, monitor.errors.n) == ("2", "supplied", 0)
-    assert feed.redis.get(feed.keys.reference_switch(m)) is None
-    later = feed.process(feed.predictions([pred(m, 6000 + i, 6000.0 + i, x=x, version="2", prediction=i % 2)
-                                           for i, x in enumerate(quantiles(500, 3.0))]))
-    assert later.switched == [] and later.drift_events == []
-
-
-def test_models_use_their_own_section_or_the_defaults(settings: Settings) -> None:
-    s = tuned(settings, {"reference_size": 100, "window_size": 100})
-    s = msgspec.structs.replace(s, models={"small": {"window_size": 25}})
-    feed = Feed(s)
-    batch = [*feed.predictions([pred("small", i, float(i), x=float(i % 7)) for i in range(300)]),
-             *feed.predictions([pred("default", i, float(i), x=float(i % 7)) for i in range(300)])]
-    feed.process(batch)
-    assert feed.state("small").windows_closed == 8
-    assert feed.state("default").windows_closed == 2
-
+# -- Redis work per batch, fencing, the outbox ------------------------------------------------------------
 
 def test_redis_commands_per_batch_do_not_grow_with_events(settings: Settings) -> None:
     feed = Feed(tuned(settings, {"reference_size": 100, "window_size": 10_000}))
@@ -363,6 +277,7 @@ def test_redis_commands_per_batch_do_not_grow_with_events(settings: Settings) ->
     assert commands(100, 1_000) == commands(2_000, 10_000)
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_a_worker_that_lost_its_partition_cannot_apply_a_stale_batch(settings: Settings) -> None:
     """Worker A has read its batch; worker B (the partition's new owner) applies the same records
     before A's transaction executes. A's EXEC fails on the fence, and its retry finds them applied."""
@@ -394,11 +309,12 @@ def test_a_worker_that_lost_its_partition_cannot_apply_a_stale_batch(settings: S
     assert a.process(more).attempts == 1
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_an_outbox_left_by_a_crash_is_published_when_its_partition_is_assigned(settings: Settings) -> None:
     service = StreamService(settings, CollectorRegistry())
     ensure_topics(settings)
     service.setup()
-    keys = Keys(settings.redis.key_prefix)
+    keys = Keys(settings.redis.key_prefix, settings.redis.cluster).for_partition(settings.kafka.topics.predictions, 1)
     letter = Outgoing(settings.kafka.topics.dead_letters, b"k", b'{"left": "by a crash"}')
     with service.redis.pipeline(transaction=True) as tx:  # committed with state, never published
         queue_outbox(tx, keys, [((settings.kafka.topics.predictions, 1), letter)])
@@ -421,34 +337,7 @@ def test_a_state_written_by_another_worker_is_reloaded_not_taken_from_memory(set
     assert ModelMonitor.from_bytes(state.monitor).status()["counts"]["observations"] == 160
 
 
-# -- authenticated snapshots ---------------------------------------------------------------------------
-
-def test_snapshots_are_signed_with_the_configured_key_and_a_forged_one_starts_the_model_over(
-        settings: Settings) -> None:
-    s = tuned(settings, {"reference_size": 100, "window_size": 50, "snapshot_key": "s3cret"})
-    feed = Feed(s)
-    m = "signed"
-    feed.process(feed.predictions([pred(m, i, float(i), x=float(i % 7)) for i in range(150)]))
-    blob = feed.state(m).monitor
-    assert ModelMonitor.from_bytes(blob, b"s3cret").windows_closed == 1
-    with pytest.raises(ValueError):
-        ModelMonitor.from_bytes(blob)  # the stream never writes an unsigned snapshot once a key is set
-
-    # Someone with Redis access but not the key replaces the snapshot (e.g. to silence a drifting model).
-    forged = ModelMonitor(MonitorConfig(reference_size=100, window_size=50)).to_bytes(b"guess")
-    state = feed.state(m)
-    state.monitor = forged
-    feed.redis.set(feed.keys.state(m), msgspec.msgpack.encode(state))
-    fresh = Feed(s)  # a worker that has no copy of the state in memory reads the forged blob
-    report = fresh.process([fresh.record(s.kafka.topics.predictions,
-                                         encode([pred(m, 1000 + i, 1000.0 + i, x=1.0) for i in range(10)]),
-                                         partition=1)])
-    assert report.processed == 10  # the batch is applied, not retried forever
-    assert fresh.metric("driftwarden_state_rejected_total", model=m) == 1
-    restarted = ModelMonitor.from_bytes(fresh.state(m).monitor, b"s3cret")
-    assert (restarted.phase, restarted.n_observations) == ("reference", 10)
-    assert fresh.counters(m)["predictions"] == 160  # the model's counters survive the restart
-
+# -- refused states (the step's side is in tests/unit/stream/test_step.py) --------------------------------
 
 def test_an_undecodable_state_starts_the_model_over_instead_of_stalling_the_partition(settings: Settings) -> None:
     s = tuned(settings, {"reference_size": 100, "window_size": 50})

@@ -7,8 +7,8 @@ import pytest
 from test_stream_batches import Feed, read_topic, tuned
 
 from detectors.monitor import ModelMonitor
-from driftwarden.config import Settings
-from driftwarden.events import DriftEvent, Label, Prediction, decode, encode
+from driftwarden.contract.events import DriftEvent, Label, Prediction, decode, encode
+from driftwarden.contract.settings import Settings
 
 pytestmark = pytest.mark.services
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from test_stream_workers import Run, Traffic, spec_of, wait_for
 
-from driftwarden.config import load_settings
-from driftwarden.demo import Workers, isolated_env
-from driftwarden.kafka_io import ensure_topics
+from driftwarden.contract.kafka import ensure_topics
+from driftwarden.contract.settings import load_settings
+from driftwarden.devtools.demo import Workers, isolated_env
 from stream.state import decode_state
 
 pytestmark = pytest.mark.services

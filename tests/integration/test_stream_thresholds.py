@@ -10,8 +10,8 @@ import pytest
 from test_stream_batches import Feed, pred, quantiles, read_topic, tuned
 
 from detectors.monitor import ModelMonitor
-from driftwarden.config import Settings
-from driftwarden.events import DriftEvent, decode
+from driftwarden.contract.events import DriftEvent, decode
+from driftwarden.contract.settings import Settings
 
 pytestmark = pytest.mark.services
 

@@ -24,15 +24,15 @@ import redis
 from confluent_kafka import Consumer, Producer
 
 from detectors.monitor import ModelMonitor, Observation
-from driftwarden.config import Settings, load_settings
-from driftwarden.demo import Workers, isolated_env
-from driftwarden.devstack import free_port
-from driftwarden.events import DeadLetter, DriftEvent, ModelUpdate, decode, drift_id, encode, to_epoch
-from driftwarden.kafka_io import client_config, ensure_topics
-from driftwarden.traffic import TrafficSpec, generate
+from driftwarden.contract.events import DeadLetter, DriftEvent, ModelUpdate, decode, drift_id, encode, to_epoch
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings, load_settings, monitor_config
+from driftwarden.contract.storage import Keys, connect
+from driftwarden.devtools.demo import Workers, isolated_env
+from driftwarden.devtools.devstack import free_port
+from driftwarden.devtools.traffic import TrafficSpec, generate
 from retrain_worker.reference import build_reference
-from stream.monitoring import monitor_config
-from stream.state import Keys, decode_state
+from stream.state import decode_state
 
 pytestmark = pytest.mark.services
 
@@ -51,11 +51,11 @@ class Run:
 
     @property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis.url)
+        return connect(self.settings.redis.url, self.settings.redis.cluster)
 
     @property
     def keys(self) -> Keys:
-        return Keys(self.settings.redis.key_prefix)
+        return Keys(self.settings.redis.key_prefix, self.settings.redis.cluster)
 
     def start(self, name: str) -> None:
         port = self.ports.setdefault(name, free_port())
@@ -75,7 +75,7 @@ class Run:
         return f"topic='{self.settings.kafka.topics.predictions}'" in text.split("Setting newly assigned")[-1]
 
     def counters(self, models: list[str]) -> dict[str, tuple[int, int]]:
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)
         for m in models:
             pipe.hmget(self.keys.counters(m), "predictions", "labels")
         return {m: (int(p or 0), int(lab or 0)) for m, (p, lab) in zip(models, pipe.execute(), strict=True)}
@@ -97,8 +97,8 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, run: Run)
 
 
 @pytest.fixture
-def run(stack_env: dict[str, str], unique: str, tmp_path: Path) -> Run:
-    env = isolated_env(stack_env, unique)
+def run(stack_env: dict[str, str], redis_env: dict[str, str], unique: str, tmp_path: Path) -> Run:
+    env = isolated_env(stack_env, unique) | redis_env
     env.update({
         "DRIFTWARDEN__KAFKA__PARTITIONS": "4",
         "DRIFTWARDEN__STREAM__SESSION_TIMEOUT_S": "6",
@@ -202,6 +202,7 @@ def drift_ids_published(settings: Settings, expected: set[str], timeout: float =
     return seen
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
 def test_kill_9_mid_stream_then_restart_loses_nothing_counts_nothing_twice(run: Run) -> None:
     specs = [spec_of("alpha", 3000), spec_of("beta", 2000)]
     models = [s.model for s in specs]

@@ -8,13 +8,13 @@ from itertools import count
 
 import msgspec
 import pytest
-import redis
 from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
 
-from driftwarden.config import Settings
-from driftwarden.events import DriftAlert, Label, Prediction, decode, encode
-from driftwarden.kafka_io import client_config, ensure_topics
+from driftwarden.contract.events import DriftAlert, Label, Prediction, decode, encode
+from driftwarden.contract.kafka import client_config, ensure_topics
+from driftwarden.contract.settings import Settings
+from driftwarden.contract.storage import connect
 from stream.metrics import build_metrics
 from stream.processor import BatchProcessor
 from stream.publisher import KafkaPublisher
@@ -41,7 +41,7 @@ class Watched:
         self.clock = Clock()
         self.start = self.clock.now
         self.registry = CollectorRegistry()
-        self.redis = redis.Redis.from_url(settings.redis.url)
+        self.redis = connect(settings.redis.url, settings.redis.cluster)
         self.processor = BatchProcessor(settings, self.redis, KafkaPublisher(settings), build_metrics(self.registry),
                                         clock=self.clock)
         self.offsets = count()
@@ -77,6 +77,7 @@ def watched_settings(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, monitor=monitor)
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: the timer reads every model's shard
 def test_silence_fires_once_and_resolves_when_predictions_return_and_a_rate_drop_alerts(settings: Settings) -> None:
     w = Watched(watched_settings(settings))
     for t in range(0, 301, 30):  # five full buckets of 200 predictions a minute: the usual rate

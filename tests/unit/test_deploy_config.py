@@ -21,9 +21,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from driftwarden.alert_relay import RelayMetrics
 from driftwarden.cli import main as cli
-from driftwarden.config import ENV_ADDRESSES, Settings, load_settings
+from driftwarden.contract.settings import ENV_ADDRESSES, Settings, load_settings
+from driftwarden.ops.alert_relay import RelayMetrics
 from retrain_worker.metrics import RetrainMetrics
 from stream.metrics import build_metrics
 
@@ -220,10 +220,12 @@ def test_worker_ports_match_the_settings(services: dict[str, Any]) -> None:
 
 
 def test_the_stream_web_server_listens_beyond_loopback(services: dict[str, Any]) -> None:
-    # stream/app.py binds Faust's web server to $DRIFTWARDEN_WEB_HOST (loopback by default):
+    # stream/app.py binds Faust's web server to stream.web_host ($DRIFTWARDEN_WEB_HOST; loopback by default):
     # Prometheus in another container could not scrape it otherwise.
-    assert "DRIFTWARDEN_WEB_HOST" in (REPO / "stream" / "app.py").read_text()
+    assert "settings.stream.web_host" in (REPO / "stream" / "app.py").read_text()
     assert services["stream"]["environment"]["DRIFTWARDEN_WEB_HOST"] == "0.0.0.0"
+    assert Settings().stream.web_host == "127.0.0.1"
+    assert load_settings(env={"DRIFTWARDEN_WEB_HOST": "0.0.0.0"}).stream.web_host == "0.0.0.0"
 
 
 def test_kafka_is_a_single_kraft_node(services: dict[str, Any]) -> None:

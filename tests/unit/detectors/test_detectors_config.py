@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[3] / "detectors"
 
 
 def test_built_from_the_settings_fields() -> None:
-    from driftwarden.config import STREAM_MONITOR_FIELDS, MonitorSettings
+    from driftwarden.contract.settings import STREAM_MONITOR_FIELDS, MonitorSettings
 
     settings = MonitorSettings()
     names = {f.name for f in fields(MonitorConfig)}
@@ -35,7 +35,7 @@ def test_built_from_the_settings_fields() -> None:
 
 
 def test_detectors_and_thresholds_are_selectable_in_the_yaml(tmp_path: Path) -> None:
-    from driftwarden.config import load_settings
+    from driftwarden.contract.settings import load_settings
 
     path = tmp_path / "driftwarden.yaml"
     path.write_text(

@@ -17,6 +17,8 @@ from detectors.statistics import (
     chi2_homogeneity,
     js_distance,
     ks_binned,
+    ks_p_values,
+    ks_p_values_asymptotic,
     multiple_testing,
     reference_scale,
     wasserstein_binned,
@@ -183,3 +185,11 @@ def test_normalised_wasserstein_within_the_stated_tolerance_of_scipy(distributio
     exact_ks = stats.ks_2samp(reference, current).statistic
     largest = max((ref.counts / ref.n).max(), (cur.counts / cur.n).max())
     assert scores["ks"] <= exact_ks + 1e-12 and exact_ks - scores["ks"] <= largest
+
+
+def test_asymptotic_ks_p_value_is_within_its_documented_distance_of_the_exact_one() -> None:
+    d = np.linspace(0.0, 0.5, 201)
+    for n, tolerance in ((100, 0.03), (1000, 0.009), (5000, 0.004)):
+        exact = np.array(ks_p_values(d, [n] * d.size))
+        assert np.abs(np.array(ks_p_values_asymptotic(d, [n] * d.size)) - exact).max() <= tolerance
+    assert math.isnan(ks_p_values_asymptotic([math.nan], [10])[0])

@@ -1,0 +1,216 @@
+"""The columnar wire format: a batch of one model's predictions or labels as one Arrow IPC stream.
+
+A message in this format carries the Kafka header ``driftwarden-format: arrow`` (``events.FORMAT_HEADER``);
+without the header a message is JSON. The columns are the contract's fields (``docs/events.md``):
+
+* predictions: ``event_id`` and ``model`` (strings), ``timestamp`` (epoch seconds as a number, an
+  ISO-8601 string or an Arrow timestamp), ``prediction`` (number or string), optional ``model_version``
+  (string), ``score`` (number) and ``scores`` (map of class name to number, a multiclass model's probabilities),
+  and ``features``: a struct with one child per feature (number,
+  bool or string). A null feature is a missing value (``None``), as in JSON.
+* labels: ``event_id``, ``model``, ``label`` (number or string), ``timestamp``.
+
+Decoding checks the schema once per message, then builds the same frozen structs JSON decoding does,
+so the stream sees no difference; a malformed payload is a ``ContractError`` like malformed JSON.
+pyarrow is imported on first use: the contract module stays cheap to import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from driftwarden.contract.events import (
+    ARROW_FORMAT,
+    FORMAT_HEADER,
+    JSON_FORMAT,
+    ContractError,
+    Label,
+    Prediction,
+    check_semantics,
+    decode_batch,
+)
+
+T = TypeVar("T", Prediction, Label)
+
+
+def _pa() -> Any:
+    try:
+        import pyarrow as pa
+        import pyarrow.ipc  # noqa: F401 - registers pa.ipc
+    except ImportError as exc:  # the SDK's base install has no pyarrow
+        raise ImportError("the Arrow wire format needs pyarrow: pip install 'driftwarden[arrow]'") from exc
+
+    return pa
+
+
+def encode_arrow(events: Sequence[Prediction] | Sequence[Label]) -> bytes:
+    """One Arrow IPC stream (schema plus one record batch) holding ``events``, all of one kind."""
+    pa = _pa()
+    if not events:
+        raise ValueError("an Arrow batch needs at least one event")
+    columns: dict[str, Any] = {"event_id": [e.event_id for e in events], "model": [e.model for e in events]}
+    columns["timestamp"] = _column(pa, [e.timestamp for e in events])
+    if isinstance(events[0], Prediction):
+        preds: Sequence[Prediction] = events  # type: ignore[assignment]
+        columns["prediction"] = _column(pa, [p.prediction for p in preds])
+        columns["model_version"] = pa.array([p.model_version for p in preds], pa.string())
+        columns["score"] = pa.array([p.score for p in preds], pa.float64())
+        if any(p.scores is not None for p in preds):  # a binary model's batch keeps its old schema
+            columns["scores"] = pa.array([None if p.scores is None else list(p.scores.items()) for p in preds],
+                                         pa.map_(pa.string(), pa.float64()))
+        names = list(dict.fromkeys(name for p in preds for name in p.features))
+        children = [_column(pa, [p.features.get(name) for p in preds]) for name in names]
+        columns["features"] = (pa.StructArray.from_arrays(children, names=names) if names
+                               else pa.array([{}] * len(preds), pa.struct([])))
+    else:
+        columns["label"] = _column(pa, [lab.label for lab in events])  # type: ignore[union-attr]
+    batch = pa.RecordBatch.from_pydict(columns)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return bytes(sink.getvalue())
+
+
+def _column(pa: Any, values: list[Any]) -> Any:
+    """One typed column from Python values: all numbers as float64, else bools, else strings.
+
+    A column mixing numbers and strings is stored as strings of the JSON form of each value; the
+    contract allows it in JSON, so the decoder reads such a column back value by value."""
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, bool) for v in present) and present:
+        return pa.array(values, pa.bool_())
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pa.array(values, pa.float64())
+    if all(isinstance(v, str) for v in present):
+        return pa.array(values, pa.string())
+    raise ContractError("invalid_field", "a column mixes strings, numbers and booleans; send it as JSON")
+
+
+def decode_arrow(kind: type[Prediction] | type[Label], data: bytes) -> list[Any]:
+    """The events of one Arrow message, validated as the JSON path validates them."""
+    pa = _pa()
+    try:
+        table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    except (pa.ArrowException, ValueError, OSError, TypeError) as exc:
+        raise ContractError("invalid_arrow", f"not an Arrow IPC stream: {exc}") from exc
+    try:
+        if kind is Prediction:
+            return _predictions(pa, table)
+        return _labels(pa, table)
+    except (pa.ArrowException, TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, ContractError):
+            raise
+        raise ContractError("invalid_field", f"Arrow column of the wrong type: {exc}") from exc
+
+
+def _required(pa: Any, table: Any, name: str, kinds: tuple[str, ...]) -> list[Any]:
+    if name not in table.column_names:
+        raise ContractError("missing_field", f"Arrow batch has no column {name!r}")
+    column = table.column(name)
+    if column.null_count:
+        raise ContractError("missing_field", f"column {name!r} has {column.null_count} nulls")
+    return _values(pa, column, name, kinds)
+
+
+def _optional(pa: Any, table: Any, name: str, kinds: tuple[str, ...], n: int) -> list[Any]:
+    if name not in table.column_names:
+        return [None] * n
+    return _values(pa, table.column(name), name, kinds)
+
+
+def _values(pa: Any, column: Any, name: str, kinds: tuple[str, ...]) -> list[Any]:
+    """Python values of a column whose type is one of ``kinds`` (number, string, bool, timestamp)."""
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column, t = column.cast(t.value_type), t.value_type
+    if "number" in kinds and (pa.types.is_integer(t) or pa.types.is_floating(t)):
+        return column.cast(pa.float64()).to_pylist()  # the contract's numbers are floats
+    if "string" in kinds and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return column.to_pylist()
+    if "bool" in kinds and pa.types.is_boolean(t):
+        return column.to_pylist()
+    if "timestamp" in kinds and pa.types.is_timestamp(t):
+        micros = column.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64()).to_pylist()
+        return [None if v is None else v / 1e6 for v in micros]
+    if pa.types.is_null(t):
+        return [None] * len(column)
+    raise ContractError("invalid_field", f"column {name!r} is {t}, expected {' or '.join(kinds)}")
+
+
+def _typed(pa: Any, child: Any, name: str) -> Any:
+    """A feature column as the contract types it: numbers as float64, strings and bools as they are."""
+    t = child.type
+    if pa.types.is_dictionary(t):
+        child, t = child.cast(t.value_type), t.value_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return child.cast(pa.float64())
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
+        return child
+    raise ContractError("invalid_field", f"column {name!r} is {t}, expected number, string or bool")
+
+
+def _checked(events: list[Any]) -> list[Any]:
+
+    for event in events:
+        check_semantics(event)
+    return events
+
+
+def _predictions(pa: Any, table: Any) -> list[Prediction]:
+    n = table.num_rows
+    ids = _required(pa, table, "event_id", ("string",))
+    models = _required(pa, table, "model", ("string",))
+    times = _required(pa, table, "timestamp", ("number", "string", "timestamp"))
+    predictions = _required(pa, table, "prediction", ("number", "string"))
+    versions = _optional(pa, table, "model_version", ("string",), n)
+    scores = _optional(pa, table, "score", ("number",), n)
+    per_class = _class_scores(pa, table, n)
+    if "features" not in table.column_names:
+        raise ContractError("missing_field", "Arrow batch has no column 'features'")
+    features = table.column("features")
+    if not pa.types.is_struct(features.type):
+        raise ContractError("invalid_field", f"column 'features' is {features.type}, expected a struct")
+    if features.null_count:
+        raise ContractError("missing_field", f"column 'features' has {features.null_count} nulls")
+    names = [features.type.field(i).name for i in range(features.type.num_fields)]
+    flat = features.combine_chunks() if hasattr(features, "combine_chunks") else features
+    children = [_typed(pa, flat.field(i), f"features.{name}") for i, name in enumerate(names)]
+    rows = pa.StructArray.from_arrays(children, names=names).to_pylist() if names else [{} for _ in range(n)]
+    return _checked([Prediction(event_id=e, model=m, timestamp=t, features=f, prediction=p, model_version=v,
+                                score=s, scores=c)
+                     for e, m, t, f, p, v, s, c in zip(ids, models, times, rows, predictions, versions, scores,
+                                                       per_class, strict=True)])
+
+
+def _class_scores(pa: Any, table: Any, n: int) -> list[dict[str, float] | None]:
+    """The optional ``scores`` column: a map of class name to probability per row."""
+    if "scores" not in table.column_names:
+        return [None] * n
+    column = table.column("scores")
+    t = column.type
+    if pa.types.is_null(t):
+        return [None] * n
+    if not (pa.types.is_map(t) and (pa.types.is_string(t.key_type) or pa.types.is_large_string(t.key_type))
+            and (pa.types.is_floating(t.item_type) or pa.types.is_integer(t.item_type))):
+        raise ContractError("invalid_field", f"column 'scores' is {t}, expected map<string, number>")
+    return [None if row is None else {str(k): (float("nan") if v is None else float(v)) for k, v in row}
+            for row in column.to_pylist()]
+
+
+def _labels(pa: Any, table: Any) -> list[Label]:
+    ids = _required(pa, table, "event_id", ("string",))
+    models = _required(pa, table, "model", ("string",))
+    labels = _required(pa, table, "label", ("number", "string"))
+    times = _required(pa, table, "timestamp", ("number", "string", "timestamp"))
+    return _checked([Label(event_id=e, model=m, label=lab, timestamp=t)
+                     for e, m, lab, t in zip(ids, models, labels, times, strict=True)])
+
+
+def decode_message(kind: type[T], data: bytes, fmt: str = JSON_FORMAT) -> list[T]:
+    """Decode a ``predictions`` or ``labels`` message in the format its header names (``events.wire_format``)."""
+    if fmt == JSON_FORMAT:
+        return decode_batch(kind, data)
+    if fmt == ARROW_FORMAT:
+        return decode_arrow(kind, data)
+    raise ContractError("unknown_format", f"header {FORMAT_HEADER}={fmt!r}; expected json or arrow")

@@ -1,0 +1,1 @@
+"""``driftwarden report``: a reference against a current table, compared and rendered as HTML."""
