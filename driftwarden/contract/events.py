@@ -97,7 +97,7 @@ class DriftEvent(msgspec.Struct, frozen=True):
     details: dict[str, Any] = {}
 
 
-class PerformanceEstimate(msgspec.Struct, frozen=True):
+class PerformanceEstimate(msgspec.Struct, frozen=True, omit_defaults=True):
     """A window's performance estimated from its calibrated scores, before its labels (topic
     ``performance-estimates``, one per closed window of a model whose scores are calibrated). ``estimated`` holds
     accuracy, precision, recall, f1 and roc_auc (null where undefined, e.g. precision with nothing predicted
@@ -115,7 +115,8 @@ class PerformanceEstimate(msgspec.Struct, frozen=True):
     accuracy_drop: float
     calibration: str  # binned | isotonic (multiclass: mixed when the classes' methods differ)
     detected_at: float
-    # a multiclass model (``Prediction.scores``): its classes and the window's expected confusion matrix,
+    # a multiclass model (``Prediction.scores``): its classes and the window's expected confusion matrix (absent
+    # from a binary model's record, so its wire form is what it was before multiclass),
     # ``confusion[predicted][label]`` in expected rows; the metrics are then macro averages over the classes
     classes: list[str] | None = None
     confusion: list[list[float]] | None = None
