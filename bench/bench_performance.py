@@ -9,7 +9,8 @@ Prints a table and writes ``bench/results/bench_performance.json``:
   many seeds: per 1,000-row window the absolute difference between the accuracy estimated from the calibrated
   scores and the realised one; for a calibrated model, for an over-confident one (its raw scores are
   sigmoid(3 logit): the reference's calibration has to repair them), and under concept drift (P(y | x) changes:
-  where the method is wrong, shown for scale).
+  where the method is wrong, shown for scale). The same for a three-class model sending a probability per class
+  (``scores``, estimated one-vs-rest): calibrated, over-confident (softmax(3 logits)) and under concept drift.
 * **alert timing**: the model's main input narrows towards the decision boundary from one window on, so accuracy
   falls; the performance alert's time (predictions since the drop began, at the close of the window that raised it)
   against when the drop could be seen with labels arriving 1,000 predictions late (the realised accuracy of a window
@@ -39,6 +40,8 @@ from scipy import stats  # noqa: E402
 from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome  # noqa: E402
 from detectors.multivariate import as_matrix  # noqa: E402
 from detectors.performance import expected_metrics, window_counts  # noqa: E402
+from detectors.performance_multiclass import expected_metrics as multiclass_metrics  # noqa: E402
+from detectors.performance_multiclass import window_counts as multiclass_counts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 FEATURES, WINDOW, REFERENCE = 20, 1000, 2000
@@ -66,12 +69,42 @@ def stream(rng: np.random.Generator, n: int, t0: float, shift: float = 0.0, narr
 
 
 NAMES = [f"x{j}" for j in range(FEATURES)]
+CLASSES = ("a", "b", "c")
+WEIGHTS3 = np.zeros((3, FEATURES))
+WEIGHTS3[:, :5] = [[2.0, -1.5, 0.0, 0.8, 0.0], [-1.0, 1.5, 1.0, 0.0, -0.6], [-1.0, 0.0, -1.0, -0.8, 0.6]]
+
+
+def multiclass_stream(rng: np.random.Generator, n: int, t0: float, shift: float = 0.0, narrow: float = 1.0,
+                      sharpen: float = 1.0, concept: float = 0.0) -> tuple[list[Observation], list[Outcome]]:
+    """``stream``'s rows and shifts for a three-class model: P(class | x) = softmax((1 - 0.75 concept) W x), the
+    model's scores softmax(sharpen W x) (1: calibrated), its top class the prediction."""
+    base = rng.normal(0.0, 1.0, (n, FEATURES))
+    base[:, 5:10] = 0.7 * base[:, :5] + 0.7 * base[:, 5:10]
+    base[:, :5] += shift
+    base[:, :5] *= narrow
+    logits = base @ WEIGHTS3.T
+
+    def softmax(z: np.ndarray) -> np.ndarray:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    truth, sent = softmax((1.0 - 0.75 * concept) * logits), softmax(sharpen * logits)
+    y = (rng.random(n)[:, None] > np.cumsum(truth, axis=1)).sum(axis=1)
+    predicted = sent.argmax(axis=1)
+    observations, outcomes = [], []
+    for i in range(n):
+        scores = dict(zip(CLASSES, map(float, sent[i]), strict=True))
+        observations.append(Observation(t0 + i, dict(zip(NAMES, map(float, base[i]), strict=True)),
+                                        CLASSES[predicted[i]], None, scores))
+        outcomes.append(Outcome(t0 + i, CLASSES[predicted[i]], CLASSES[y[i]], None, t0 + i, scores))
+    return observations, outcomes
 FAMILY = 3 * (FEATURES + 2) + 2  # psi, js, wasserstein of 20 features, prediction and score; multivariate; performance
 
 
-def calibrated_monitor(rng: np.random.Generator, config: MonitorConfig, sharpen: float = 1.0) -> ModelMonitor:
+def calibrated_monitor(rng: np.random.Generator, config: MonitorConfig, sharpen: float = 1.0,
+                       multiclass: bool = False) -> ModelMonitor:
     monitor = ModelMonitor(config)
-    observations, outcomes = stream(rng, REFERENCE, 0.0, sharpen=sharpen)
+    observations, outcomes = (multiclass_stream if multiclass else stream)(rng, REFERENCE, 0.0, sharpen=sharpen)
     monitor.update(observations)
     monitor.update_outcomes(outcomes[: config.performance_reference_size])
     return monitor
@@ -80,23 +113,31 @@ def calibrated_monitor(rng: np.random.Generator, config: MonitorConfig, sharpen:
 def estimation_error(seeds: int, windows: int) -> dict[str, Any]:
     config = MonitorConfig()
     out: dict[str, Any] = {}
-    cases = {"calibrated": {}, "over-confident scores": {"sharpen": 3.0}, "concept drift": {"concept": 1.0}}
+    cases: dict[str, dict[str, float]] = {
+        "calibrated": {}, "over-confident scores": {"sharpen": 3.0}, "concept drift": {"concept": 1.0},
+        "3 classes, calibrated": {"classes": 3}, "3 classes, over-confident": {"classes": 3, "sharpen": 3.0},
+        "3 classes, concept drift": {"classes": 3, "concept": 1.0}}
     for name, case in cases.items():
         errors = []
         raw = []  # the same windows estimated from the raw scores, as if they were probabilities
+        multiclass = case.get("classes") == 3
+        make = multiclass_stream if multiclass else stream
         for seed in range(seeds):
             rng = np.random.default_rng(1000 + seed)
-            monitor = calibrated_monitor(rng, config, case.get("sharpen", 1.0))
+            monitor = calibrated_monitor(rng, config, case.get("sharpen", 1.0), multiclass)
             for k in range(windows):
                 shift = 1.0 * k / max(windows - 1, 1)  # from none to one sd over the run
-                observations, outcomes = stream(rng, WINDOW, 10_000.0 * (k + 1), shift=shift,
-                                                sharpen=case.get("sharpen", 1.0),
-                                                concept=case.get("concept", 0.0) * k / max(windows - 1, 1))
+                observations, outcomes = make(rng, WINDOW, 10_000.0 * (k + 1), shift=shift,
+                                              sharpen=case.get("sharpen", 1.0),
+                                              concept=case.get("concept", 0.0) * k / max(windows - 1, 1))
                 monitor.update(observations)
                 monitor.update_outcomes(outcomes)
+                realised = np.mean([o.prediction == o.label for o in outcomes])
+                if multiclass:  # the raw probability of the predicted class
+                    raw.append(abs(float(np.mean([o.scores[o.prediction] for o in observations])) - realised))
+                    continue
                 s = np.array([o.score for o in observations])
                 p = np.array([o.prediction for o in observations])
-                realised = np.mean([o.prediction == o.label for o in outcomes])
                 raw.append(abs(float(np.mean(np.where(p == 1, s, 1 - s))) - realised))
             errors += [w["estimation_error"] for w in monitor.performance_status()["windows"]]
         e = np.asarray(errors)
@@ -197,6 +238,21 @@ def window_cost(windows: int, repeats: int) -> dict[str, Any]:
                 work()
                 fastest = min(fastest, time.perf_counter() - started)
             alone[name].append(fastest)
+    # the multiclass estimation of a three-class model's window, timed the same way, as a share of the binary window
+    rng = np.random.default_rng(10)
+    multiclass = calibrated_monitor(rng, MonitorConfig(), multiclass=True).reference
+    assert multiclass is not None and multiclass.performance is not None
+    three = multiclass.performance
+    alone["estimation, 3 classes"] = []
+    for k in range(len(data)):
+        observations = multiclass_stream(rng, WINDOW, 10_000.0 * (k + 1))[0]
+        class_scores, predictions = [o.scores for o in observations], [o.prediction for o in observations]
+        fastest = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            multiclass_metrics(multiclass_counts(three, class_scores, predictions)[0])  # type: ignore[arg-type]
+            fastest = min(fastest, time.perf_counter() - started)
+        alone["estimation, 3 classes"].append(fastest)
     return {
         "alone_ms": {k: statistics.median(v) * 1000 for k, v in alone.items()},
         "alone_share": {k: statistics.median(v) / both for k, v in alone.items()},

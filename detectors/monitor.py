@@ -13,7 +13,7 @@ A monitor restored with ``from_bytes`` continues exactly like one that never sto
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any, Final
 
@@ -27,6 +27,15 @@ from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram
 from detectors.performance import ScoreCalibration, class_key, expected_metrics, fit_calibration
+from detectors.performance_multiclass import (
+    MulticlassCalibration,
+    expected_confusion,
+    fit_multiclass,
+    realise,
+    realised_counts,
+    scored,
+)
+from detectors.performance_multiclass import expected_metrics as multiclass_metrics
 from detectors.quality import quality_signals, window_quality
 from detectors.ranking import WindowRecord, rank, record_for
 from detectors.records import (
@@ -92,8 +101,9 @@ class ModelMonitor:
         self._reset_performance()
 
     def _reset_performance(self) -> None:
-        # the first labelled predictions of this version (score, prediction, label), until they calibrate the scores
-        self.labelled: list[tuple[float, float | str, float | str]] = []
+        # the first labelled predictions of this version (score, or scores per class, prediction, label), until
+        # they calibrate the scores
+        self.labelled: list[tuple[float | Mapping[str, float], float | str, float | str]] = []
         self.performance_note = ""  # why there is no estimate (multiclass, no score...), once known
         self.records: list[WindowRecord] = []  # recent closed windows: effects, estimate, realised counts
         self.open_realised: np.ndarray | None = None  # realised counts of the window still open
@@ -261,9 +271,11 @@ class ModelMonitor:
                 tests.append((DATA_DRIFT, "multivariate", error, fit,
                               reference.pca.error_mean * (1.0 + config.multivariate_floor)))
         calibration, counts = reference.performance, window.performance_counts
-        estimate, n_scored = None, 0 if counts is None else int(counts.sum())
+        multiclass = isinstance(calibration, MulticlassCalibration)
+        estimate, n_scored = None, 0 if counts is None else scored(counts) if multiclass else int(counts.sum())
         if calibration is not None and counts is not None and n_scored:
-            estimate = expected_metrics(calibration, counts)
+            estimate = (multiclass_metrics(counts) if multiclass
+                        else expected_metrics(calibration, counts))  # type: ignore[arg-type]
             drop = calibration.reference_accuracy - estimate["accuracy"]
             scores["accuracy_estimate"] = {"accuracy_estimate": estimate["accuracy"], "accuracy_drop": drop,
                                            "accuracy_reference": calibration.reference_accuracy}
@@ -273,7 +285,8 @@ class ModelMonitor:
         record = WindowRecord(window.index, window.start, window.end, window.n,
                               {name: f["js"] for name, f in features.items() if math.isfinite(f["js"])},
                               estimate, n_scored,
-                              self.open_realised, 0 if self.open_realised is None else int(self.open_realised.sum()))
+                              self.open_realised, 0 if self.open_realised is None
+                              else scored(self.open_realised) if multiclass else int(self.open_realised.sum()))
         self.open_realised = None
         self.records = [*self.records, record][-max(self.config.ranking_windows, 1):]
         if estimate is not None and calibration is not None:
@@ -282,6 +295,8 @@ class ModelMonitor:
                 "estimated": json_safe(estimate), "reference_accuracy": calibration.reference_accuracy,
                 "calibration": calibration.method,
                 "accuracy_drop": scores["accuracy_estimate"]["accuracy_drop"],
+                **({"classes": list(calibration.classes),  # type: ignore[union-attr]
+                    "confusion": expected_confusion(counts).tolist()} if multiclass and counts is not None else {}),
             })
         return tests, scores
 
@@ -328,8 +343,9 @@ class ModelMonitor:
         if calibration is None:
             room = self.config.performance_reference_size - len(self.labelled)
             if room > 0 and not self.performance_note:
-                self.labelled.extend((float(o.score), o.prediction, o.label) for o in outcomes
-                                     if o.score is not None and o.label is not None)
+                self.labelled.extend((o.scores if o.scores is not None else float(o.score),  # type: ignore[arg-type]
+                                      o.prediction, o.label) for o in outcomes
+                                     if (o.score is not None or o.scores is not None) and o.label is not None)
                 self.labelled = self.labelled[: self.config.performance_reference_size]
             self._calibrate_scores()
             return signals
@@ -343,15 +359,23 @@ class ModelMonitor:
                 or len(self.labelled) < self.config.performance_reference_size):
             return
         scores, predictions, labels = zip(*self.labelled, strict=True)
-        fitted = fit_calibration(scores, predictions, labels, self.config.performance_bins)
+        fitted: ScoreCalibration | MulticlassCalibration | str
+        if any(isinstance(v, Mapping) for v in scores):  # a multiclass model: one-vs-rest
+            fitted = fit_multiclass([v if isinstance(v, Mapping) else None for v in scores], predictions, labels,
+                                    self.config.performance_bins)
+        else:
+            fitted = fit_calibration(scores, predictions, labels, self.config.performance_bins)
         self.labelled = []
         if isinstance(fitted, str):
             self.performance_note = fitted
             return
         self.reference.attach_performance(fitted, self.config)  # estimates start with the next window
 
-    def _realise(self, calibration: ScoreCalibration, outcome: Outcome) -> None:
+    def _realise(self, calibration: ScoreCalibration | MulticlassCalibration, outcome: Outcome) -> None:
         """Count a labelled prediction in its window's realised (predicted, label, step) counts."""
+        if isinstance(calibration, MulticlassCalibration):
+            self._realise_multiclass(calibration, outcome)
+            return
         if outcome.score is None or outcome.predicted_at is None or not math.isfinite(float(outcome.score)):
             return
         t = float(outcome.predicted_at)
@@ -372,6 +396,25 @@ class ModelMonitor:
         record.realised[predicted, label, step] += 1
         record.realised_n += 1
 
+    def _realise_multiclass(self, calibration: MulticlassCalibration, outcome: Outcome) -> None:
+        """``_realise`` of a multiclass model: into its window's realised confusion and per-class step counts."""
+        if outcome.predicted_at is None or outcome.scores is None:
+            return
+        t = float(outcome.predicted_at)
+        window = self.window
+        if window is not None and window.n and t >= window.start:
+            if self.open_realised is None:
+                self.open_realised = realised_counts(calibration)
+            realise(calibration, self.open_realised, outcome.scores, outcome.prediction, outcome.label)
+            return
+        record = record_for(self.records, t)
+        if record is None or record.estimate is None:
+            return
+        if record.realised is None:
+            record.realised = realised_counts(calibration)
+        if realise(calibration, record.realised, outcome.scores, outcome.prediction, outcome.label):
+            record.realised_n += 1
+
     def take_estimates(self) -> list[dict[str, Any]]:
         """The performance_estimate records of the windows closed since the last call (the stream publishes them)."""
         taken, self.estimates = self.estimates, []
@@ -390,7 +433,9 @@ class ModelMonitor:
                   if w["estimation_error"] is not None and w["realised_n"] >= 0.9 * max(w["estimated_n"], 1)]
         return {
             "estimating": True,
-            "calibration": {"method": calibration.method, "positive": calibration.positive,
+            "calibration": {"method": calibration.method,
+                            **({"classes": list(calibration.classes)} if isinstance(calibration, MulticlassCalibration)
+                               else {"positive": calibration.positive}),
                             "steps": calibration.steps, "reference_n": calibration.reference_n,
                             "reference_accuracy": calibration.reference_accuracy,
                             "held_out_error": calibration.held_out_error},

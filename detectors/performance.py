@@ -2,8 +2,8 @@
 
 ``Prediction.score`` is one float, so this is binary: the score is taken as the model's confidence in the
 *positive* class (the label whose labelled rows have the higher mean score). A model that sends no score, or whose
-labels have more than two values, gets no estimate (``status()`` says why); one-vs-rest would need a score per
-class, which the contract does not carry.
+labels have more than two values, gets no estimate here (``status()`` says why); a multiclass model sends a score per
+class (``Prediction.scores``) and is estimated one-vs-rest by ``detectors/performance_multiclass.py``.
 
 1. Calibration, on the reference's labelled predictions (the first ``performance_reference_size`` joined outcomes
    of a model version, or the labels passed to ``build_reference``): scores -> P(positive) as a step function
@@ -142,6 +142,22 @@ def calibration_error(edges: FloatArray, probabilities: FloatArray, scores: Floa
     return total / max(p.size, 1)
 
 
+def step_function(s: FloatArray, y: FloatArray, bins: int) -> tuple[FloatArray, FloatArray, str, float]:
+    """Scores ``s`` to P(y = 1) as (edges, probability per step), by quantile bins or isotonic regression, whichever
+    has the lower calibration error fitted on one half and scored on the other (both ways); refitted on all."""
+    halves = (np.arange(s.size) % 2 == 0, np.arange(s.size) % 2 == 1)
+    errors: dict[str, float] = {}
+    for method in ("binned", "isotonic"):
+        total = 0.0
+        for train, test in (halves, halves[::-1]):
+            e, p = _binned(s[train], y[train], bins) if method == "binned" else _isotonic(s[train], y[train])
+            total += calibration_error(e, p, s[test], y[test])
+        errors[method] = total / 2.0
+    method = min(errors, key=lambda m: (errors[m], m))
+    edges, probabilities = _binned(s, y, bins) if method == "binned" else _isotonic(s, y)
+    return edges, probabilities, method, errors[method]
+
+
 def fit_calibration(scores: Sequence[float], predictions: Sequence[object], labels: Sequence[object],
                     bins: int = 20) -> ScoreCalibration | str:
     """The calibration of labelled predictions, or why there is none (a reason string)."""
@@ -153,30 +169,22 @@ def fit_calibration(scores: Sequence[float], predictions: Sequence[object], labe
     label_keys = [class_key(labels[i]) for i in keep]
     classes = set(label_keys)
     if len(classes) != 2:
-        return (f"binary only: the score is one number, and the labels have {len(classes)} value(s)"
+        return (f"binary only: the score is one number, and the labels have {len(classes)} value(s); send per-class "
+                "scores for one-vs-rest"
                 if len(classes) > 2 else "the labels have a single value")
     a, b = sorted(classes, key=str)
     is_b = np.array([k == b for k in label_keys])
     positive: float | str = b if s[is_b].mean() >= s[~is_b].mean() else a  # type: ignore[assignment]
     y = np.array([k == positive for k in label_keys], dtype=np.float64)
     predicted = np.array([class_key(predictions[i]) == positive for i in keep])
-    halves = (np.arange(s.size) % 2 == 0, np.arange(s.size) % 2 == 1)
-    errors: dict[str, float] = {}
-    for method in ("binned", "isotonic"):
-        total = 0.0
-        for train, test in (halves, halves[::-1]):
-            e, p = _binned(s[train], y[train], bins) if method == "binned" else _isotonic(s[train], y[train])
-            total += calibration_error(e, p, s[test], y[test])
-        errors[method] = total / 2.0
-    method = min(errors, key=lambda m: (errors[m], m))
-    edges, probabilities = _binned(s, y, bins) if method == "binned" else _isotonic(s, y)
+    edges, probabilities, method, error = step_function(s, y, bins)
     step = np.searchsorted(edges, s, side="left")
     counts = np.zeros((2, probabilities.size), dtype=np.int64)
     np.add.at(counts, (predicted.astype(np.intp), step), 1)
     return ScoreCalibration(
         tuple(float(e) for e in edges), tuple(float(p) for p in probabilities), method,
         positive, float(np.mean(predicted == (y == 1.0))), int(s.size),
-        (tuple(int(c) for c in counts[0]), tuple(int(c) for c in counts[1])), errors[method])
+        (tuple(int(c) for c in counts[0]), tuple(int(c) for c in counts[1])), error)
 
 
 def window_counts(calibration: ScoreCalibration, scores: Sequence[object],

@@ -18,7 +18,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from detectors.performance import realised_metrics
+from detectors.performance import realised_metrics as binary_metrics
+from detectors.performance_multiclass import realised_metrics as multiclass_metrics
 
 MIN_WINDOWS: Final = 4  # windows with a performance value before correlations are reported
 COMPLETE: Final = 0.9  # a window's realised accuracy replaces its estimate once this share of it is labelled
@@ -33,7 +34,7 @@ class WindowRecord:
     effects: dict[str, float]
     estimate: dict[str, float] | None = None  # expected metrics (performance estimation)
     estimate_n: int = 0  # the rows the estimate counts
-    realised: np.ndarray | None = None  # (predicted, label, step) counts of its labelled rows
+    realised: np.ndarray | None = None  # (predicted, label, step) counts of its labelled rows (multiclass: 2-d)
     realised_n: int = 0
 
     def accuracy(self) -> float | None:
@@ -53,6 +54,11 @@ class WindowRecord:
                 "estimated": _safe(self.estimate), "estimated_n": self.estimate_n,
                 "realised": _safe(realised), "realised_n": self.realised_n,
                 "estimation_error": error if error is not None and math.isfinite(error) else None}
+
+
+def realised_metrics(counts: np.ndarray) -> dict[str, float]:
+    """Realised metrics of a binary (predicted, label, step) or a multiclass (``realised_counts``) table."""
+    return multiclass_metrics(counts) if counts.ndim == 2 else binary_metrics(counts)
 
 
 def _safe(values: Mapping[str, float] | None) -> dict[str, float | None] | None:

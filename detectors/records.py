@@ -27,6 +27,7 @@ class Observation(NamedTuple):
     features: Mapping[str, Value]
     prediction: float | str
     score: float | None = None
+    scores: Mapping[str, float] | None = None  # a multiclass model's probability per class
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,16 @@ class Predictions:
     features: Sequence[Mapping[str, Value] | None]
     predictions: Sequence[float | str]
     scores: Sequence[float | None]
+    # a multiclass model's probability per class, per row; None when no row of the batch carries them
+    class_scores: Sequence[Mapping[str, float] | None] | None = None
 
     @classmethod
     def of(cls, observations: Sequence[Observation]) -> Predictions:
+        class_scores = [o.scores for o in observations]
         return cls(np.fromiter((float(o.timestamp) for o in observations), np.float64, len(observations)),
                    [o.features for o in observations], [o.prediction for o in observations],
-                   [o.score for o in observations])
+                   [o.score for o in observations],
+                   class_scores if any(s is not None for s in class_scores) else None)
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -55,13 +60,16 @@ class Predictions:
         if start == 0 and stop >= len(self):
             return self
         return Predictions(self.timestamps[start:stop], self.features[start:stop], self.predictions[start:stop],
-                           self.scores[start:stop])
+                           self.scores[start:stop],
+                           None if self.class_scores is None else self.class_scores[start:stop])
 
     def observations(self, start: int, stop: int) -> list[Observation]:
         """Rows ``start:stop`` as observations (the reference's buffer keeps them so)."""
-        return [Observation(float(t), dict(f or {}), p, s) for t, f, p, s in zip(
+        class_scores = (self.class_scores[start:stop] if self.class_scores is not None
+                        else [None] * len(self.predictions[start:stop]))
+        return [Observation(float(t), dict(f or {}), p, s, c) for t, f, p, s, c in zip(
             self.timestamps[start:stop].tolist(), self.features[start:stop], self.predictions[start:stop],
-            self.scores[start:stop], strict=True)]
+            self.scores[start:stop], class_scores, strict=True)]
 
 
 class Outcome(NamedTuple):
@@ -73,6 +81,7 @@ class Outcome(NamedTuple):
     label: float | str | bool  # an int is a float here (PEP 484); detectors.task says which are classes
     score: float | None = None
     predicted_at: float | None = None
+    scores: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from detectors.exceptions import SnapshotError
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
 from detectors.multivariate import PcaModel, as_matrix, fit_pca
 from detectors.performance import ScoreCalibration, drop_null, fit_calibration
+from detectors.performance_multiclass import MulticlassCalibration, fit_multiclass
 from detectors.records import Observation
 from detectors.statistics import reference_scale
 from detectors.values import categorical_column, infer_kind, numeric_column
@@ -69,7 +70,7 @@ class Reference:
     # PCA of the standardised numeric features (multivariate drift), and the score calibration of the
     # reference's labelled predictions (performance estimation; attached once enough labels have arrived)
     pca: PcaModel | None = None
-    performance: ScoreCalibration | None = None
+    performance: ScoreCalibration | MulticlassCalibration | None = None
 
     def histograms(self) -> dict[str, Histogram]:
         """Every field's histogram by its calibration key."""
@@ -99,10 +100,13 @@ class Reference:
         table = self.calibrations.setdefault((size, config.psi_epsilon), {})
         key, statistic = test
         if key not in table:
-            table[key] = {statistic: model.null(size) if isinstance(model, PcaModel) else drop_null(model, size)}
+            table[key] = {statistic: model.null(size) if isinstance(model, PcaModel)
+                          else model.drop_null(size) if isinstance(model, MulticlassCalibration)
+                          else drop_null(model, size)}
         return table[key][statistic]
 
-    def attach_performance(self, calibration: ScoreCalibration, config: MonitorConfig) -> None:
+    def attach_performance(self, calibration: ScoreCalibration | MulticlassCalibration,
+                           config: MonitorConfig) -> None:
         """The score calibration of labelled predictions that arrived after the reference was built."""
         self.performance = calibration
         for table in self.calibrations.values():
@@ -142,16 +146,21 @@ class Reference:
             if len(predictions) != len(rows):
                 raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
             prediction = column_histogram(predictions, infer_kind(predictions), config)
+        # a multiclass model's scores are one mapping (class -> probability) per row: its score histogram is of
+        # the predicted class's probability, the model's confidence
+        per_class = scores is not None and any(isinstance(v, Mapping) for v in scores)
         if scores is not None:
             if len(scores) != len(rows):
                 raise ValueError(f"{len(scores)} scores for {len(rows)} rows")
-            score = column_histogram(scores, "numeric", config)
-        performance = None
+            score = column_histogram([confidence(v) for v in scores] if per_class else scores, "numeric", config)
+        performance: ScoreCalibration | MulticlassCalibration | None = None
         if labels is not None:
             if len(labels) != len(rows) or predictions is None or scores is None:
                 raise ValueError(f"{len(labels)} labels for {len(rows)} rows: labels need predictions and scores")
-            fitted = fit_calibration(scores, predictions, labels, config.performance_bins)  # type: ignore[arg-type]
-            performance = fitted if isinstance(fitted, ScoreCalibration) else None
+            fitted = (fit_multiclass([v if isinstance(v, Mapping) else None for v in scores], predictions, labels,
+                                     config.performance_bins) if per_class
+                      else fit_calibration(scores, predictions, labels, config.performance_bins))  # type: ignore[arg-type]
+            performance = fitted if not isinstance(fitted, str) else None
         return cls(features, prediction, score, len(rows), pca=pca, performance=performance).calibrate(config)
 
     @classmethod
@@ -160,7 +169,7 @@ class Reference:
             [o.features for o in observations],
             config,
             [o.prediction for o in observations],
-            [o.score for o in observations],
+            [o.score if o.scores is None else o.scores for o in observations],
         )
 
     def schema(self) -> dict[str, str]:
@@ -212,10 +221,20 @@ class Reference:
             reference = cls({k: v for k, v in features.items() if v is not None},
                             histogram(payload["prediction"]), histogram(payload["score"]), int(payload["n"]),
                             calibrations, None if pca is None else PcaModel.from_dict(pca),
-                            None if performance is None else ScoreCalibration.from_dict(performance))
+                            None if performance is None
+                            else MulticlassCalibration.from_dict(performance) if performance.get("kind") == "multiclass"
+                            else ScoreCalibration.from_dict(performance))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise SnapshotError(f"corrupt reference: {exc}") from exc
         return reference
+
+
+def confidence(scores: object) -> object:
+    """A multiclass row's top probability (None without scores), the value its score histogram counts."""
+    if isinstance(scores, Mapping):
+        values = [v for v in scores.values() if isinstance(v, int | float)]
+        return max(values) if values else None
+    return scores
 
 
 def build_reference(
@@ -227,7 +246,8 @@ def build_reference(
 ) -> bytes:
     """Reference histograms of training data, for ``ModelMonitor.with_reference`` / ``set_reference``.
 
-    ``rows`` are feature mappings; pass the model's ``predictions`` (and ``scores``) on the same rows to
+    ``rows`` are feature mappings; pass the model's ``predictions`` (and ``scores``: one number per row for a binary
+    model, one mapping of class -> probability per row for a multiclass one) on the same rows to
     monitor prediction drift too, and their ``labels`` (held-out rows, not the ones the model was fitted on) to
     estimate performance from the first window. Pure and deterministic: the same rows give the same bytes.
     """

@@ -85,3 +85,27 @@ def resolve_task(configured: str, labels: Iterable[object]) -> Task:
     if configured != "auto":
         return configured  # type: ignore[return-value]
     return infer_task(labels)
+
+
+def class_name(value: object) -> str | None:
+    """A class as the string that names it in a prediction's ``scores``: numbers by value (``1``, ``1.0`` and
+    ``"1"`` are all ``"1"``; sklearn's ``classes_`` of ints arrive as JSON keys ``"1"``), other strings as they are.
+    None for a missing or non-finite value."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
+    text = str(value)
+    if text.lower() in ("true", "false"):  # a bool class as a JSON key
+        return "1" if text.lower() == "true" else "0"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return class_name(number) if math.isfinite(number) else text

@@ -18,8 +18,10 @@ import numpy.typing as npt
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.multivariate import as_matrix, window_matrix
 from detectors.performance import window_counts
+from detectors.performance_multiclass import MulticlassCalibration
+from detectors.performance_multiclass import window_counts as multiclass_counts
 from detectors.records import Observation, Predictions
-from detectors.reference import Reference
+from detectors.reference import Reference, confidence
 from detectors.values import categorical_column, numeric_column
 
 _ABSENT = object()
@@ -125,7 +127,8 @@ class Window:
         if self.prediction is not None:
             fill(self.prediction, batch.predictions)
         if self.score is not None:
-            fill(self.score, batch.scores)
+            fill(self.score, batch.scores if batch.class_scores is None else [
+                s if c is None else confidence(c) for s, c in zip(batch.scores, batch.class_scores, strict=True)])
         if self.n == 0:
             self.start = float(batch.timestamps[0])
         self.end = float(batch.timestamps[-1])
@@ -144,7 +147,11 @@ class Window:
             self.pca_n += matrix.shape[0]
         # a window is estimated whole or not at all: from its first batch, if the calibration was known by then
         if calibration is not None and (self.n == 0 or self.performance_counts is not None):
-            counts, unscored = window_counts(calibration, list(batch.scores), list(batch.predictions))
+            predictions = list(batch.predictions)
+            counts, unscored = (
+                multiclass_counts(calibration, list(batch.class_scores or [None] * len(batch)), predictions)
+                if isinstance(calibration, MulticlassCalibration)
+                else window_counts(calibration, list(batch.scores), predictions))
             if self.performance_counts is None or self.performance_counts.shape != counts.shape:
                 self.performance_counts = counts
             else:

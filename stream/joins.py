@@ -102,7 +102,9 @@ class JoinPlan:
     drop_labels: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
 
     def join(self, model: str, event_id: str, pred: PendingPrediction, label: PendingLabel) -> None:
-        self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label, pred.score, pred.timestamp))
+        score, per_class = (None, pred.score) if isinstance(pred.score, dict) else (pred.score, None)
+        self.outcomes[model].append(Outcome(label.timestamp, pred.prediction, label.label, score, pred.timestamp,
+                                            per_class))
         self.delays[model].append(label.timestamp - pred.timestamp)
         self.versions[model].append(pred.version)
         if pred.features is None:  # not kept for retraining (see the module's docstring)
@@ -294,7 +296,9 @@ def plan_joins(reads: dict[str, JoinReads], preds: dict[str, list[Prediction]],
 
 
 def _pending(p: Prediction, timestamp: float, keep_features: bool = True) -> PendingPrediction:
-    return PendingPrediction(timestamp, p.prediction, p.score, p.model_version, p.features if keep_features else None)
+    # a multiclass model's per-class scores go in the score slot (a binary model's bytes do not grow)
+    score = p.score if p.scores is None else p.scores
+    return PendingPrediction(timestamp, p.prediction, score, p.model_version, p.features if keep_features else None)
 
 
 def _waiting(plan: JoinPlan, model: str, preds: list[Prediction], times: list[float], batch_preds: dict[bytes, int],

@@ -68,8 +68,9 @@ def columns(preds: list[Prediction], times: list[float] | None = None) -> Predic
     """One model's predictions of a batch as the monitor's columns."""
     stamps = (np.asarray(times, dtype=np.float64) if times is not None
               else np.fromiter((epoch(p.timestamp) for p in preds), np.float64, len(preds)))
-    return Predictions(stamps,
-                       [p.features for p in preds], [p.prediction for p in preds], [p.score for p in preds])
+    class_scores = [p.scores for p in preds]
+    return Predictions(stamps, [p.features for p in preds], [p.prediction for p in preds], [p.score for p in preds],
+                       class_scores if any(s is not None for s in class_scores) else None)
 
 
 def close_idle_window(model: str, state: ModelState, monitor: ModelMonitor, settings: Settings, now: float,
@@ -118,7 +119,7 @@ def take_estimates(model: str, state: ModelState, monitor: ModelMonitor, now: fl
                           n=int(w["n"])),
             n_scored=r["n_scored"], unscored=r["unscored"], estimated=r["estimated"],
             reference_accuracy=r["reference_accuracy"], accuracy_drop=r["accuracy_drop"],
-            calibration=r["calibration"], detected_at=now))
+            calibration=r["calibration"], detected_at=now, classes=r.get("classes"), confusion=r.get("confusion")))
     return out
 
 

@@ -73,7 +73,7 @@ class PendingPrediction(msgspec.Struct, array_like=True, omit_defaults=True):
 
     timestamp: float
     prediction: float | str
-    score: float | None
+    score: float | dict[str, float] | None  # a multiclass model's per-class scores in the same slot (no extra byte)
     version: str | None
     features: dict[str, float | str | bool | None] | None = None
 

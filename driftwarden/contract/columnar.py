@@ -5,7 +5,8 @@ without the header a message is JSON. The columns are the contract's fields (``d
 
 * predictions: ``event_id`` and ``model`` (strings), ``timestamp`` (epoch seconds as a number, an
   ISO-8601 string or an Arrow timestamp), ``prediction`` (number or string), optional ``model_version``
-  (string) and ``score`` (number), and ``features``: a struct with one child per feature (number,
+  (string), ``score`` (number) and ``scores`` (map of class name to number, a multiclass model's probabilities),
+  and ``features``: a struct with one child per feature (number,
   bool or string). A null feature is a missing value (``None``), as in JSON.
 * labels: ``event_id``, ``model``, ``label`` (number or string), ``timestamp``.
 
@@ -55,6 +56,9 @@ def encode_arrow(events: Sequence[Prediction] | Sequence[Label]) -> bytes:
         columns["prediction"] = _column(pa, [p.prediction for p in preds])
         columns["model_version"] = pa.array([p.model_version for p in preds], pa.string())
         columns["score"] = pa.array([p.score for p in preds], pa.float64())
+        if any(p.scores is not None for p in preds):  # a binary model's batch keeps its old schema
+            columns["scores"] = pa.array([None if p.scores is None else list(p.scores.items()) for p in preds],
+                                         pa.map_(pa.string(), pa.float64()))
         names = list(dict.fromkeys(name for p in preds for name in p.features))
         children = [_column(pa, [p.features.get(name) for p in preds]) for name in names]
         columns["features"] = (pa.StructArray.from_arrays(children, names=names) if names
@@ -161,6 +165,7 @@ def _predictions(pa: Any, table: Any) -> list[Prediction]:
     predictions = _required(pa, table, "prediction", ("number", "string"))
     versions = _optional(pa, table, "model_version", ("string",), n)
     scores = _optional(pa, table, "score", ("number",), n)
+    per_class = _class_scores(pa, table, n)
     if "features" not in table.column_names:
         raise ContractError("missing_field", "Arrow batch has no column 'features'")
     features = table.column("features")
@@ -173,9 +178,24 @@ def _predictions(pa: Any, table: Any) -> list[Prediction]:
     children = [_typed(pa, flat.field(i), f"features.{name}") for i, name in enumerate(names)]
     rows = pa.StructArray.from_arrays(children, names=names).to_pylist() if names else [{} for _ in range(n)]
     return _checked([Prediction(event_id=e, model=m, timestamp=t, features=f, prediction=p, model_version=v,
-                                score=s)
-                     for e, m, t, f, p, v, s in zip(ids, models, times, rows, predictions, versions, scores,
-                                                    strict=True)])
+                                score=s, scores=c)
+                     for e, m, t, f, p, v, s, c in zip(ids, models, times, rows, predictions, versions, scores,
+                                                       per_class, strict=True)])
+
+
+def _class_scores(pa: Any, table: Any, n: int) -> list[dict[str, float] | None]:
+    """The optional ``scores`` column: a map of class name to probability per row."""
+    if "scores" not in table.column_names:
+        return [None] * n
+    column = table.column("scores")
+    t = column.type
+    if pa.types.is_null(t):
+        return [None] * n
+    if not (pa.types.is_map(t) and (pa.types.is_string(t.key_type) or pa.types.is_large_string(t.key_type))
+            and (pa.types.is_floating(t.item_type) or pa.types.is_integer(t.item_type))):
+        raise ContractError("invalid_field", f"column 'scores' is {t}, expected map<string, number>")
+    return [None if row is None else {str(k): (float("nan") if v is None else float(v)) for k, v in row}
+            for row in column.to_pylist()]
 
 
 def _labels(pa: Any, table: Any) -> list[Label]:

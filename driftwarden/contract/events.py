@@ -15,6 +15,8 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from detectors.task import class_name
+
 Timestamp = str | float
 FeatureValue = float | str | bool | None
 # JSON ``1`` decodes as int, ``1.0`` as float, ``true`` as bool: the value, not its spelling, decides
@@ -26,6 +28,7 @@ Severity = Literal["warning", "critical"]
 AlertStatus = Literal["firing", "resolved"]
 
 SCHEMA_VERSION = 1
+SCORES_SUM_TOLERANCE = 0.01  # per-class scores rounded to two decimals still pass
 # Kafka header naming a predictions/labels message's format; absent means JSON. ``arrow``: one Arrow IPC
 # stream of the model's batch (``driftwarden.contract.columnar``).
 FORMAT_HEADER = "driftwarden-format"
@@ -52,6 +55,9 @@ class Prediction(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     prediction: float | str
     model_version: str | None = None
     score: float | None = None
+    # a multiclass model's probability per class, e.g. ``dict(zip(model.classes_, model.predict_proba(x)[0]))``:
+    # finite, in [0, 1], summing to 1 within ``SCORES_SUM_TOLERANCE``, the predicted class among them
+    scores: dict[str, float] | None = None
 
 
 class Label(msgspec.Struct, frozen=True):
@@ -91,7 +97,7 @@ class DriftEvent(msgspec.Struct, frozen=True):
     details: dict[str, Any] = {}
 
 
-class PerformanceEstimate(msgspec.Struct, frozen=True):
+class PerformanceEstimate(msgspec.Struct, frozen=True, omit_defaults=True):
     """A window's performance estimated from its calibrated scores, before its labels (topic
     ``performance-estimates``, one per closed window of a model whose scores are calibrated). ``estimated`` holds
     accuracy, precision, recall, f1 and roc_auc (null where undefined, e.g. precision with nothing predicted
@@ -107,8 +113,13 @@ class PerformanceEstimate(msgspec.Struct, frozen=True):
     estimated: dict[str, float | None]
     reference_accuracy: float  # realised on the reference's labelled predictions
     accuracy_drop: float
-    calibration: str  # binned | isotonic
+    calibration: str  # binned | isotonic (multiclass: mixed when the classes' methods differ)
     detected_at: float
+    # a multiclass model (``Prediction.scores``): its classes and the window's expected confusion matrix (absent
+    # from a binary model's record, so its wire form is what it was before multiclass),
+    # ``confusion[predicted][label]`` in expected rows; the metrics are then macro averages over the classes
+    classes: list[str] | None = None
+    confusion: list[list[float]] | None = None
 
 
 class AlertLabels(msgspec.Struct, frozen=True):
@@ -229,6 +240,27 @@ def check_semantics(item: Prediction | Label) -> None:
     if not item.model:
         raise ContractError("invalid_field", "model must not be empty")
     to_epoch(item.timestamp)  # raises ContractError on a bad timestamp
+    if isinstance(item, Prediction) and item.scores is not None:
+        check_scores(item.scores, item.prediction)
+
+
+def check_scores(scores: dict[str, float], prediction: object) -> None:
+    """Per-class scores are probabilities of distinct classes that sum to 1 and include the predicted class."""
+    if len(scores) < 2:
+        raise ContractError("invalid_scores", f"scores need at least two classes, got {len(scores)}")
+    names = [class_name(k) for k in scores]
+    if any(not k for k in scores) or len(set(names)) != len(names):
+        raise ContractError("invalid_scores", f"scores name a class twice or name an empty one: {list(scores)}")
+    total = 0.0
+    for key, value in scores.items():
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise ContractError("invalid_scores", f"score of class {key!r} is {value!r}; expected 0 to 1")
+        total += value
+    if abs(total - 1.0) > SCORES_SUM_TOLERANCE:
+        raise ContractError("invalid_scores", f"scores sum to {total:.6g}, not 1 (within {SCORES_SUM_TOLERANCE})")
+    if class_name(prediction) not in names:
+        raise ContractError("invalid_scores",
+                            f"prediction {prediction!r} is not one of the scores' classes {list(scores)}")
 
 
 def to_epoch(ts: Timestamp) -> float:

@@ -40,6 +40,7 @@ from driftwarden.contract.events import (
     ContractError,
     Label,
     Prediction,
+    check_semantics,
     decode_batch,
     encode,
 )
@@ -147,8 +148,13 @@ class DriftwardenProducer:
         model_version: str | None = None,
         score: float | None = None,
         timestamp: float | str | datetime | None = None,
+        scores: Mapping[Any, float] | None = None,
     ) -> str:
-        """Buffer one prediction and return its ``event_id`` (generated when not given)."""
+        """Buffer one prediction and return its ``event_id`` (generated when not given).
+
+        ``score`` is a binary model's confidence in its positive class; a multiclass model sends ``scores``
+        instead, one probability per class: ``dict(zip(model.classes_, model.predict_proba(X)[i]))`` (class
+        names become strings; numpy numbers become floats)."""
         event_id = uuid.uuid4().hex if event_id is None else event_id
         event = Prediction(
             event_id=event_id,
@@ -158,6 +164,7 @@ class DriftwardenProducer:
             prediction=_plain(prediction),
             model_version=model_version,
             score=None if score is None else _plain(score),
+            scores=None if scores is None else {str(_plain(k)): float(v) for k, v in scores.items()},
         )
         self._add(self.settings.kafka.topics.predictions, model, _validated(event), event)
         return event_id
@@ -310,6 +317,7 @@ class DriftwardenProducer:
 
 def _validated(event: Prediction | Label) -> bytes:
     """The event's JSON, after the same decode and checks the stream applies (raises ContractError)."""
+    check_semantics(event)  # before encoding, which would turn a NaN score into a less telling null
     try:
         data = encode(event)
     except (TypeError, msgspec.EncodeError) as exc:

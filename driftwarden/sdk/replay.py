@@ -7,7 +7,8 @@ Two formats, told apart by the file's extension (or ``fmt``):
   feature. Cells are typed on the way in: empty is missing, ``true``/``false`` are booleans, numbers
   are floats, anything else is a category.
 * JSONL, one contract object per line: a ``Prediction`` (``driftwarden.contract.events``) that may carry a
-  ``label`` (and ``label_timestamp``), or a bare ``Label`` (no ``features``).
+  ``label`` (and ``label_timestamp``), or a bare ``Label`` (no ``features``). A multiclass model's per-class
+  ``scores`` (an object of class -> probability) come this way; CSV carries only ``score``.
 
 Rows go through the producer SDK, so they are validated exactly as live traffic is; each model's batch
 is sent as one Arrow record batch (``--wire-format json`` for JSON arrays). A row that breaks
@@ -48,6 +49,7 @@ class ReplayRow(msgspec.Struct, frozen=True):
     score: float | None = None
     label: int | float | str | bool | None = None
     label_timestamp: Timestamp | None = None
+    scores: dict[str, float] | None = None
 
 
 class _JsonLine(msgspec.Struct, frozen=True):
@@ -60,6 +62,7 @@ class _JsonLine(msgspec.Struct, frozen=True):
     score: float | None = None
     label: int | float | str | bool | None = None
     label_timestamp: Timestamp | None = None
+    scores: dict[str, float] | None = None
 
 
 @dataclass
@@ -244,7 +247,8 @@ def _send_row(path: Path, row: ReplayRow, producer: DriftwardenProducer, model: 
     if row.features is not None:
         assert row.prediction is not None  # checked when the row was parsed
         producer.log_prediction(name, row.features, row.prediction, event_id=event_id,
-                                model_version=row.model_version, score=row.score, timestamp=row.timestamp)
+                                model_version=row.model_version, score=row.score, timestamp=row.timestamp,
+                                scores=row.scores)
         predictions = 1
     if row.label is not None:
         if row.features is None and row.event_id is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
@@ -427,11 +428,63 @@ def test_dashboard_is_valid_and_uses_exported_metrics(
     for annotation in dashboard["annotations"]["list"]:
         used |= check_expr(annotation["expr"], series, annotation["name"])
     # what the dashboard must show: events/s, drift per feature, active alerts, label joins,
-    # accuracy per version, retrains and promotions
+    # accuracy per version, retrains and promotions, performance estimated before labels beside the realised
     for metric in ("driftwarden_events_total", "driftwarden_drift_score", "driftwarden_alerts_active",
                    "driftwarden_labels_joined_total", "driftwarden_model_performance",
-                   "driftwarden_retrains_total", "driftwarden_promotions_total"):
+                   "driftwarden_retrains_total", "driftwarden_promotions_total", "driftwarden_performance_estimate",
+                   "driftwarden_performance_realised", "driftwarden_performance_estimation_error"):
         assert metric in used, f"the dashboard shows nothing from {metric}"
     accuracy = [t for p in panels for t in p["targets"] if "driftwarden_model_performance" in t["expr"]]
     assert any('metric="accuracy"' in t["expr"] for t in accuracy)
     assert all("{{version}}" in t["legendFormat"] for t in accuracy)  # one line per model version
+
+
+def test_dashboard_label_values_are_ones_the_stream_writes(dashboard: dict[str, Any],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The performance-estimation and multivariate panels select series by label values (``metric="accuracy"``,
+    ``feature="multivariate"``...): each value must be one the stream writes, from a real monitor's window."""
+    import functools
+
+    import detectors.reference as reference_module
+    from detectors.calibration import calibrate
+    from detectors.monitor import ModelMonitor, MonitorConfig, Observation, Outcome
+    from stream.batch_metrics import record_estimates, record_window_scores
+
+    monkeypatch.setattr(reference_module, "calibrate", functools.partial(calibrate, draws=500))  # which, not how well
+
+    rng = np.random.default_rng(0)
+    monitor = ModelMonitor(MonitorConfig(reference_size=600, window_size=300, performance_reference_size=400))
+    for start, n in ((0, 600), (600, 300), (900, 300)):
+        x = rng.normal(size=(n, 6))
+        x[:, 3:] = x[:, :3] + 0.3 * x[:, 3:]  # correlated pairs: the PCA keeps fewer components than features
+        p = 1.0 / (1.0 + np.exp(-2.0 * x[:, 0]))
+        y = (rng.random(n) < p).astype(int)
+        monitor.update([Observation(start + i, {f"f{j}": float(x[i, j]) for j in range(6)}, int(p[i] > 0.5),
+                                    float(p[i])) for i in range(n)])
+        monitor.update_outcomes([Outcome(start + i + 0.5, int(p[i] > 0.5), int(y[i]), float(p[i]), start + i)
+                                 for i in range(n)])
+    registry = CollectorRegistry()
+    metrics = build_metrics(registry)
+    record_window_scores(metrics, "m", monitor.last_scores)
+    record_estimates(metrics, "m", monitor.performance_status())
+    written: dict[str, list[dict[str, str]]] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            written.setdefault(sample.name, []).append(sample.labels)
+    checked = set()
+    for panel in (p for p in dashboard["panels"] if p["type"] != "row"):
+        for target in panel["targets"]:
+            for metric, body in re.findall(r"([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}", target["expr"]):
+                if not metric.startswith(("driftwarden_performance_", "driftwarden_drift_score")):
+                    continue
+                for label, op, value in re.findall(r'(\w+)\s*(=~|=)\s*"([^"]*)"', body):
+                    if "$" in value:  # a dashboard variable
+                        continue
+                    for wanted in value.split("|") if op == "=~" else [value]:
+                        seen = {s.get(label) for s in written.get(metric, [])}
+                        assert wanted in seen, f"{panel['title']}: {metric} never has {label}={wanted!r}: {seen}"
+                        checked.add((metric, label, wanted))
+    assert {("driftwarden_drift_score", "feature", "multivariate"),
+            ("driftwarden_drift_score", "feature", "accuracy_estimate"),
+            ("driftwarden_performance_estimate", "metric", "accuracy"),
+            ("driftwarden_performance_realised", "metric", "accuracy")} <= checked

@@ -156,3 +156,20 @@ def test_rate_paces_events_against_the_start(tmp_path: Path, kafka: Any) -> None
     assert len(slept) == 10
     with pytest.raises(ValueError):
         replay(path, sdk(kafka), rate=0)
+
+
+def test_jsonl_carries_per_class_scores_and_skips_bad_ones(tmp_path: Path, kafka: Any) -> None:
+    lines = [
+        {"event_id": "a", "model": "m", "timestamp": 1.0, "features": {"x": 1}, "prediction": "dog",
+         "scores": {"cat": 0.1, "dog": 0.7, "fox": 0.2}},
+        {"event_id": "b", "model": "m", "timestamp": 2.0, "features": {"x": 2}, "prediction": "dog",
+         "scores": {"cat": 0.5, "dog": 0.7}},
+    ]
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n".join(json.dumps(obj) for obj in lines) + "\n")
+    dw = sdk(kafka)
+    result = replay(path, dw)
+    dw.flush()
+    assert (result.predictions, result.skipped) == (1, 1)
+    assert result.errors[0].startswith("line 2") and "invalid_scores" in result.errors[0]
+    assert [p.scores for p in events(kafka, "predictions", Prediction)] == [{"cat": 0.1, "dog": 0.7, "fox": 0.2}]
