@@ -176,7 +176,7 @@ class DeadLetter(msgspec.Struct, frozen=True):
 T = TypeVar("T", Prediction, Label)
 
 _encoder = msgspec.json.Encoder()
-_decoders = {
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {  # one object or an array of them
     Prediction: msgspec.json.Decoder(Prediction | list[Prediction]),
     Label: msgspec.json.Decoder(Label | list[Label]),
 }
