@@ -50,8 +50,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftwarden.contract.columnar import encode_arrow  # noqa: E402
-from driftwarden.contract.events import ARROW_FORMAT, FORMAT_HEADER, Prediction, decode_message, wire_format  # noqa: E402
+from driftwarden.contract.columnar import decode_message, encode_arrow  # noqa: E402
+from driftwarden.contract.events import ARROW_FORMAT, FORMAT_HEADER, Prediction, wire_format  # noqa: E402
 from driftwarden.contract.kafka import client_config, ensure_topics  # noqa: E402
 from driftwarden.contract.settings import Settings, load_settings  # noqa: E402
 from driftwarden.devtools.demo import isolated_env  # noqa: E402
