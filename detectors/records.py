@@ -34,8 +34,10 @@ class Observation(NamedTuple):
 class Predictions:
     """A batch of predictions as columns (what ``ModelMonitor.update_columns`` takes): no object per prediction.
 
-    ``features`` holds each prediction's feature mapping (the decoded form); the window turns them into one
-    column per feature in a single pass.
+    ``features`` holds each prediction's feature mapping (the decoded JSON form); the window turns them into one
+    column per feature in a single pass. A batch decoded as columns already (the Arrow wire format) gives
+    ``columns`` instead: feature name -> one value per row (a float64 array with NaN for a missing number, or a
+    sequence of raw values, ``None`` for missing), and ``features`` empty. Every row then has every column.
     """
 
     timestamps: Any  # float64 array, epoch seconds
@@ -44,6 +46,7 @@ class Predictions:
     scores: Sequence[float | None]
     # a multiclass model's probability per class, per row; None when no row of the batch carries them
     class_scores: Sequence[Mapping[str, float] | None] | None = None
+    columns: Mapping[str, Any] | None = None  # name -> column, instead of ``features`` (see above)
 
     @classmethod
     def of(cls, observations: Sequence[Observation]) -> Predictions:
@@ -61,15 +64,37 @@ class Predictions:
             return self
         return Predictions(self.timestamps[start:stop], self.features[start:stop], self.predictions[start:stop],
                            self.scores[start:stop],
-                           None if self.class_scores is None else self.class_scores[start:stop])
+                           None if self.class_scores is None else self.class_scores[start:stop],
+                           None if self.columns is None else {name: column[start:stop]
+                                                              for name, column in self.columns.items()})
+
+    def rows(self) -> Sequence[Mapping[str, Value] | None]:
+        """Each prediction's feature mapping (made from ``columns`` when the batch came as columns)."""
+        if self.columns is None:
+            return self.features
+        names = list(self.columns)
+        lists = [_python_values(self.columns[name]) for name in names]
+        return [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)] if names else [
+            {} for _ in range(len(self))]
 
     def observations(self, start: int, stop: int) -> list[Observation]:
         """Rows ``start:stop`` as observations (the reference's buffer keeps them so)."""
         class_scores = (self.class_scores[start:stop] if self.class_scores is not None
                         else [None] * len(self.predictions[start:stop]))
+        rows = self.slice(start, stop).rows()
         return [Observation(float(t), dict(f or {}), p, s, c) for t, f, p, s, c in zip(
-            self.timestamps[start:stop].tolist(), self.features[start:stop], self.predictions[start:stop],
+            self.timestamps[start:stop].tolist(), rows, self.predictions[start:stop],
             self.scores[start:stop], class_scores, strict=True)]
+
+
+def _python_values(column: Any) -> list[Any]:
+    """A column's values as Python objects, NaN of a float array back to ``None`` (a missing value)."""
+    if isinstance(column, np.ndarray):
+        values: list[Any] = column.tolist()
+        if column.dtype.kind == "f":
+            return [None if v != v else v for v in values]  # NaN != NaN
+        return values
+    return list(column)
 
 
 class Outcome(NamedTuple):

@@ -44,6 +44,11 @@ def is_missing(value: object) -> bool:
 
 def numeric_column(raw: Sequence[object]) -> NumericColumn:
     """Floats for a numeric feature; ``None`` becomes NaN so the histogram counts it as missing."""
+    if isinstance(raw, np.ndarray) and raw.dtype == np.float64:  # a decoded column: NaN already means missing
+        finite_or_nan = np.isfinite(raw) | np.isnan(raw)
+        if finite_or_nan.all():
+            return NumericColumn(raw, 0)
+        return NumericColumn(raw[finite_or_nan], int((~finite_or_nan).sum()))
     if set(map(type, raw)) <= _FAST_NUMERIC:
         try:
             values = np.fromiter(raw, dtype=np.float64, count=len(raw))
@@ -76,6 +81,8 @@ def numeric_column(raw: Sequence[object]) -> NumericColumn:
 
 def categorical_column(raw: Sequence[object]) -> CategoricalColumn:
     """Category keys for a categorical feature: strings as they are, bools as ``"True"``/``"False"``."""
+    if isinstance(raw, np.ndarray):
+        raw = [None if isinstance(v, float) and v != v else v for v in raw.tolist()]  # NaN: missing
     if set(map(type, raw)) <= {str}:
         return CategoricalColumn(list(raw), 0, 0)  # type: ignore[arg-type]
     keys: list[str] = []

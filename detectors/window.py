@@ -109,21 +109,23 @@ class Window:
         """Count a batch; with the ``reference`` also its PCA errors and its performance counts."""
         if not len(batch):
             return
-        rows = [f if f is not None else {} for f in batch.features]
         names = list(self.features)
-        columns, complete = self._columns(rows, names)
-        for name, raw in zip(names, columns, strict=True):
-            fill(self.features[name], raw)
-        if reference is not None:
-            self._add_derived(reference, batch, rows, dict(zip(names, columns, strict=True)), complete)
-        # a row can carry a feature we do not know only if one lacks a known one or has more keys
-        if not complete or set(map(len, rows)) != {len(names)}:
-            known = self.features.keys()
-            for row in rows:
-                if not row.keys() <= known:
-                    for name in row.keys() - known:
-                        if name in self.unexpected or len(self.unexpected) < self.max_unexpected:
-                            self.unexpected[name] = self.unexpected.get(name, 0) + 1
+        if batch.columns is not None:
+            self._add_given_columns(batch, batch.columns, names, reference)
+        else:
+            rows = [f if f is not None else {} for f in batch.features]
+            columns, complete = self._columns(rows, names)
+            for name, raw in zip(names, columns, strict=True):
+                fill(self.features[name], raw)
+            if reference is not None:
+                self._add_derived(reference, batch, rows, dict(zip(names, columns, strict=True)), complete)
+            # a row can carry a feature we do not know only if one lacks a known one or has more keys
+            if not complete or set(map(len, rows)) != {len(names)}:
+                known = self.features.keys()
+                for row in rows:
+                    if not row.keys() <= known:
+                        for name in row.keys() - known:
+                            self._unexpected(name, 1)
         if self.prediction is not None:
             fill(self.prediction, batch.predictions)
         if self.score is not None:
@@ -133,6 +135,29 @@ class Window:
             self.start = float(batch.timestamps[0])
         self.end = float(batch.timestamps[-1])
         self.n += len(batch)
+
+    def _add_given_columns(self, batch: Predictions, given: Mapping[str, Sequence[object]], names: list[str],
+                           reference: Reference | None) -> None:
+        """``add_columns`` of a batch that came as columns: every row has every column it names."""
+        n = len(batch)
+        columns: dict[str, Sequence[object]] = {}
+        for name in names:
+            raw = given.get(name)
+            if raw is None:
+                self.absent[name] += n
+                continue
+            columns[name] = raw
+            fill(self.features[name], raw)
+        complete = len(columns) == len(names)
+        if reference is not None:
+            self._add_derived(reference, batch, batch.rows() if not complete else (), columns, complete)
+        for name in given:
+            if name not in self.features:
+                self._unexpected(name, n)
+
+    def _unexpected(self, name: str, n: int) -> None:
+        if name in self.unexpected or len(self.unexpected) < self.max_unexpected:
+            self.unexpected[name] = self.unexpected.get(name, 0) + n
 
     def _add_derived(self, reference: Reference, batch: Predictions,
                      rows: Sequence[Mapping[str, object]], columns: Mapping[str, Sequence[object]],
