@@ -36,23 +36,9 @@ RESERVED = ("event_id", "model", "timestamp", "prediction", "score", "label", "m
 MAX_ERRORS_KEPT = 20
 
 
-class ReplayRow(msgspec.Struct, frozen=True):
-    """One line of the file: a prediction, a label, or both (``features`` None means label only)."""
+class ReplayLine(msgspec.Struct, frozen=True):
+    """One JSONL line as decoded: a prediction, a label, or both (``features`` None means label only)."""
 
-    line: int
-    event_id: str | None
-    model: str | None
-    timestamp: Timestamp | None = None
-    features: dict[str, FeatureValue] | None = None
-    prediction: float | str | None = None
-    model_version: str | None = None
-    score: float | None = None
-    label: int | float | str | bool | None = None
-    label_timestamp: Timestamp | None = None
-    scores: dict[str, float] | None = None
-
-
-class _JsonLine(msgspec.Struct, frozen=True):
     event_id: str | None = None
     model: str | None = None
     timestamp: Timestamp | None = None
@@ -63,6 +49,12 @@ class _JsonLine(msgspec.Struct, frozen=True):
     label: int | float | str | bool | None = None
     label_timestamp: Timestamp | None = None
     scores: dict[str, float] | None = None
+
+
+class ReplayRow(ReplayLine, frozen=True, kw_only=True):
+    """A line of either format with its line number, what the sender reports errors by."""
+
+    line: int
 
 
 @dataclass
@@ -144,7 +136,7 @@ def _csv_rows(lines: Iterable[str]) -> Iterator[ReplayRow | ContractError]:
 
 
 def _jsonl_rows(lines: Iterable[str]) -> Iterator[ReplayRow | ContractError]:
-    decoder = msgspec.json.Decoder(_JsonLine)
+    decoder = msgspec.json.Decoder(ReplayLine)
     for n, text in enumerate(lines, start=1):
         if not text.strip():
             continue
