@@ -16,6 +16,7 @@ from detectors.config import MonitorConfig
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.psi import psi
 from detectors.records import CRITICAL, WARNING, Signal
+from detectors.stacked import pair_scores
 from detectors.statistics import (
     chi2_homogeneity,
     js_distance,
@@ -30,37 +31,34 @@ from detectors.window import WindowInfo
 
 def field_scores(reference: Histogram, current: Histogram, config: MonitorConfig) -> dict[str, float]:
     """Every statistic of one field: numeric psi, js, wasserstein (normalised), ks; categorical psi,
-    js, chi2; p-values alongside. NaN where a side is empty."""
-    return window_scores({"field": (reference, current)}, config)["field"]
+    js, chi2; p-values alongside. NaN where a side is empty.
+
+    Field by field, with the functions of ``detectors.psi`` and ``detectors.statistics``: the reference that
+    ``window_scores`` (all fields in one pass) equals bit for bit."""
+    ref_counts, cur_counts = reference.counts, current.counts
+    field = {"psi": psi(ref_counts, cur_counts, config.psi_epsilon), "js": js_distance(ref_counts, cur_counts)}
+    if isinstance(reference, NumericHistogram) and isinstance(current, NumericHistogram):
+        raw = wasserstein_binned(reference, current)
+        field["wasserstein"] = raw / reference_scale(reference)
+        field["wasserstein_raw"] = raw
+        field["ks"], effective_n = ks_statistic(ref_counts, cur_counts)
+        # The exact distribution costs ~0.1 ms per field: only when KS decides; else it is reported only.
+        p_values = ks_p_values if "ks" in config.drift_signals else ks_p_values_asymptotic
+        field["ks_pvalue"] = p_values([field["ks"]], [effective_n])[0]
+    else:
+        field["chi2"], field["chi2_pvalue"] = chi2_homogeneity(ref_counts, cur_counts)
+        total = reference.n + current.n
+        chi2 = field["chi2"]
+        field["cramers_v"] = math.sqrt(chi2 / total) if total and math.isfinite(chi2) else math.nan
+    return field
 
 
 def window_scores(
     pairs: Mapping[str, tuple[Histogram, Histogram]], config: MonitorConfig
 ) -> dict[str, dict[str, float]]:
-    """``field_scores`` of many fields, with the KS p-values computed in one vectorised call."""
-    scores: dict[str, dict[str, float]] = {}
-    ks: dict[str, int] = {}
-    for name, (reference, current) in pairs.items():
-        ref_counts, cur_counts = reference.counts, current.counts
-        field = {"psi": psi(ref_counts, cur_counts, config.psi_epsilon), "js": js_distance(ref_counts, cur_counts)}
-        if isinstance(reference, NumericHistogram) and isinstance(current, NumericHistogram):
-            raw = wasserstein_binned(reference, current)
-            field["wasserstein"] = raw / reference_scale(reference)
-            field["wasserstein_raw"] = raw
-            field["ks"], ks[name] = ks_statistic(ref_counts, cur_counts)
-            field["ks_pvalue"] = math.nan
-        else:
-            field["chi2"], field["chi2_pvalue"] = chi2_homogeneity(ref_counts, cur_counts)
-            total = reference.n + current.n
-            chi2 = field["chi2"]
-            field["cramers_v"] = math.sqrt(chi2 / total) if total and math.isfinite(chi2) else math.nan
-        scores[name] = field
-    if ks:
-        # The exact distribution costs ~0.1 ms per field: only when KS decides; else it is reported only.
-        p_values = ks_p_values if "ks" in config.drift_signals else ks_p_values_asymptotic
-        for name, p_value in zip(ks, p_values([scores[n]["ks"] for n in ks], list(ks.values())), strict=True):
-            scores[name]["ks_pvalue"] = p_value
-    return scores
+    """``field_scores`` of many fields, all of them in one stacked pass (``detectors/stacked.py``)."""
+    scores = pair_scores(list(pairs.values()), config.psi_epsilon, "ks" in config.drift_signals)
+    return dict(zip(pairs, scores, strict=True))
 
 
 def json_safe(scores: Mapping[str, float]) -> dict[str, float | None]:

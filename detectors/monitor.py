@@ -22,7 +22,7 @@ import numpy as np
 from detectors.calibration import NullFit
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
-from detectors.drift import drift_signals, json_safe, tests_in, thresholds, window_scores
+from detectors.drift import drift_signals, json_safe, tests_in, thresholds
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram
@@ -53,6 +53,7 @@ from detectors.records import (
 )
 from detectors.reference import MULTIVARIATE, PREDICTION, SCORE, Reference, build_reference, field_key
 from detectors.reference import PERFORMANCE as PERFORMANCE_TEST
+from detectors.stacked import pair_scores
 from detectors.window import PCA_UNIT, Window, take
 
 __all__ = [
@@ -196,14 +197,18 @@ class ModelMonitor:
         assert self.reference is not None and self.window is not None
         window, reference, config = self.window, self.reference, self.config
         info = window.info()
-        features = window_scores({name: (reference.features[name], h) for name, h in window.features.items()},
-                                 config)
-        predictions = window_scores({
+        feature_pairs = [(reference.features[name], h) for name, h in window.features.items()]
+        prediction_pairs = {
             name: (ref, cur)
             for name, ref, cur in (("prediction", reference.prediction, window.prediction),
                                    ("score", reference.score, window.score))
             if ref is not None and cur is not None and ref.n > 0
-        }, config)
+        }
+        # every field of the window in one stacked pass (detectors/stacked.py)
+        scored = pair_scores([*feature_pairs, *prediction_pairs.values()], config.psi_epsilon,
+                             "ks" in config.drift_signals)
+        features = dict(zip(window.features, scored, strict=False))
+        predictions = dict(zip(prediction_pairs, scored[len(feature_pairs):], strict=True))
         quality = window_quality(reference, window)
         signals: list[Signal] = []
         tested = info.n >= min(config.min_window_n, config.window_size)
