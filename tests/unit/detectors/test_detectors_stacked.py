@@ -133,3 +133,35 @@ def test_stacked_scores_reject_histograms_over_other_edges() -> None:
     other = NumericHistogram.from_values(np.arange(100.0) * 2, 20)
     with pytest.raises(ReferenceMismatchError):
         window_scores({"x": (reference, other)}, MonitorConfig())
+
+
+def histogram_state(histogram: NumericHistogram) -> tuple[object, ...]:
+    """Everything ``update`` changes, floats as their bits."""
+    return (histogram.counts.tolist(), histogram._fixed.tolist(), histogram.n_missing,  # noqa: SLF001
+            histogram.n_invalid, *(struct.pack("<d", v) for v in (histogram.sum_sq, histogram.min, histogram.max)))
+
+
+def test_numeric_columns_filled_in_one_pass_as_one_by_one() -> None:
+    from detectors.histogram import update_numeric
+
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        references = [numeric_reference(rng, int(rng.choice([3, 20]))) for _ in range(int(rng.integers(1, 12)))]
+        one_by_one = [r.like() for r in references]
+        at_once = [r.like() for r in references]
+        for _batch in range(int(rng.integers(1, 4))):
+            columns = []
+            for r in references:
+                column = numeric_window(rng, r)  # a histogram: take values of its kind
+                values = rng.normal(r.mean if r.n else 0.0, 1.0, int(rng.choice([0, 1, 7, 300])))
+                if column.n and rng.random() < 0.5:
+                    values = np.concatenate([values, rng.choice(r.edges, 5), [r.edges[-1] + 1e6, -1e300]])
+                bad = rng.random(values.size)
+                values[bad < 0.05] = math.nan
+                values[bad > 0.98] = math.inf * rng.choice([-1, 1])
+                columns.append(values)
+            for h, values in zip(one_by_one, columns, strict=True):
+                h.update(values)
+            update_numeric(at_once, columns)
+        for a, b in zip(one_by_one, at_once, strict=True):
+            assert histogram_state(a) == histogram_state(b), seed
