@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from detectors.calibration import NullFit
+from detectors.calibration import NullFit, cutoffs
 from detectors.config import MonitorConfig
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.psi import psi
@@ -83,22 +83,50 @@ class CutOff(NamedTuple):
         return max(self.noise, self.floor)
 
 
-def cut_off(signal: str, fit: NullFit, field: Mapping[str, float], config: MonitorConfig, rate: float,
-            family: int) -> CutOff:
+def effect_floor(signal: str, field: Mapping[str, float], config: MonitorConfig) -> float:
+    """A statistic's effect floor in its own units (chi2's is set on Cramer's V)."""
     floor = config.effect_floor(signal)
     if signal == "chi2":  # chi2 = V**2 * (n_reference + n_window)
         v, chi2 = field.get("cramers_v", math.nan), field.get("chi2", math.nan)
         floor = floor * floor * chi2 / (v * v) if v > 0 else math.inf
-    return CutOff(fit.cutoff(rate / family), floor)
+    return floor
+
+
+def cut_off(signal: str, fit: NullFit, field: Mapping[str, float], config: MonitorConfig, rate: float,
+            family: int) -> CutOff:
+    """One test's cut-off (``cut_offs`` gives every test's of a window at once, the same)."""
+    return CutOff(fit.cutoff(rate / family), effect_floor(signal, field, config))
+
+
+CutOffs = dict[tuple[str, str], CutOff]  # (field, statistic) -> its cut-off at one rate
+
+
+def cut_offs(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
+             config: MonitorConfig, rate: float, family: int) -> CutOffs:
+    """``cut_off`` of every deciding statistic with a finite score, the noise cut-offs in one pass."""
+    keys: list[tuple[str, str]] = []
+    chosen: list[NullFit] = []
+    floors: list[float] = []
+    for name, field in scores.items():
+        for signal in config.drift_signals:
+            if math.isfinite(field.get(signal, math.nan)):
+                keys.append((name, signal))
+                chosen.append(fits[name][signal])
+                floors.append(effect_floor(signal, field, config))
+    noise = cutoffs(chosen, rate / family)
+    return {key: CutOff(n, f) for key, n, f in zip(keys, noise, floors, strict=True)}
 
 
 def thresholds(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
-               config: MonitorConfig, family: int) -> dict[str, dict[str, float]]:
-    """The critical threshold of every deciding statistic of every field, as ``<statistic>_threshold``."""
-    return {name: {f"{signal}_threshold": cut_off(signal, fits[name][signal], field, config,
-                                                  config.false_alarm_rate, family).threshold
-                   for signal in config.drift_signals if math.isfinite(field.get(signal, math.nan))}
-            for name, field in scores.items()}
+               config: MonitorConfig, family: int, critical: CutOffs | None = None) -> dict[str, dict[str, float]]:
+    """The critical threshold of every deciding statistic of every field, as ``<statistic>_threshold``
+    (``critical``: the window's ``cut_offs`` at the false-alarm rate, when already computed)."""
+    if critical is None:
+        critical = cut_offs(scores, fits, config, config.false_alarm_rate, family)
+    out: dict[str, dict[str, float]] = {name: {} for name in scores}
+    for (name, signal), cut in critical.items():
+        out[name][f"{signal}_threshold"] = cut.threshold
+    return out
 
 
 def drift_signals(
@@ -108,35 +136,41 @@ def drift_signals(
     config: MonitorConfig,
     window: WindowInfo,
     family: int,
+    cuts: tuple[CutOffs, CutOffs] | None = None,
 ) -> list[Signal]:
     """The signals one window raises for the fields in ``scores``, ``family`` being the number of tests the whole
     window holds (every field of every kind, times the deciding statistics): Bonferroni over it keeps the share
     of stationary windows with any critical signal at most ``config.false_alarm_rate``. For the question "does
     this window alarm", Holm's step-down gives the same answer (both reject first at ``rate / family``), so the
-    simpler rule with a fixed cut-off per test, which dashboards and events can show, is the one used."""
+    simpler rule with a fixed cut-off per test, which dashboards and events can show, is the one used.
+
+    ``cuts``: the window's ``cut_offs`` at the false-alarm and the warning rate, when already computed."""
+    if cuts is None:
+        cuts = (cut_offs(scores, fits, config, config.false_alarm_rate, family),
+                cut_offs(scores, fits, config, config.warning_rate, family))
     signals: list[Signal] = []
-    levels = ((CRITICAL, config.false_alarm_rate), (WARNING, config.warning_rate))
-    for name, field in scores.items():
-        for signal in config.drift_signals:
-            score = field.get(signal, math.nan)
-            if not math.isfinite(score):
-                continue
-            fit = fits[name][signal]
-            for severity, rate in levels:
-                cut = cut_off(signal, fit, field, config, rate, family)
-                if score >= cut.threshold:
-                    signals.append(Signal(
-                        kind, signal, name, score, cut.threshold, severity, window.index, window.start, window.end,
-                        window.n, {
-                            "scores": json_safe(field),
-                            "noise_threshold": cut.noise,
-                            "effect_floor": cut.floor,  # in the statistic's units (chi2's from Cramer's V)
-                            "effect_floor_setting": config.effect_floor(signal),
-                            "decided_by": "noise" if cut.noise >= cut.floor else "effect_floor",
-                            "false_alarm_rate": rate,
-                            "test_alpha": rate / family,
-                            "family_size": family,
-                            "p_value": fit.p_value(score),
-                        }))
-                    break
+    levels = ((CRITICAL, config.false_alarm_rate, cuts[0]), (WARNING, config.warning_rate, cuts[1]))
+    for key, critical in cuts[0].items():
+        name, signal = key
+        field = scores[name]
+        score = field[signal]
+        if score < critical.threshold and score < cuts[1][key].threshold:
+            continue
+        for severity, rate, table in levels:
+            cut = table[key]
+            if score >= cut.threshold:
+                signals.append(Signal(
+                    kind, signal, name, score, cut.threshold, severity, window.index, window.start, window.end,
+                    window.n, {
+                        "scores": json_safe(field),
+                        "noise_threshold": cut.noise,
+                        "effect_floor": cut.floor,  # in the statistic's units (chi2's from Cramer's V)
+                        "effect_floor_setting": config.effect_floor(signal),
+                        "decided_by": "noise" if cut.noise >= cut.floor else "effect_floor",
+                        "false_alarm_rate": rate,
+                        "test_alpha": rate / family,
+                        "family_size": family,
+                        "p_value": fits[name][signal].p_value(score),
+                    }))
+                break
     return signals

@@ -22,7 +22,7 @@ import numpy as np
 from detectors.calibration import NullFit
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
-from detectors.drift import drift_signals, json_safe, tests_in, thresholds
+from detectors.drift import cut_offs, drift_signals, json_safe, tests_in, thresholds
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram
@@ -226,13 +226,17 @@ class ModelMonitor:
                     histograms[key] = (key, current)
             fits = {name: reference.fits(histograms[name][0], histograms[name][1].n, config)
                     for name in (*features, *predictions)}
-            drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family)
-            drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family)
+            # every test's cut-offs at both rates, once: for the signals and for the thresholds reported
+            cuts = [(cut_offs(scores, fits, config, config.false_alarm_rate, family),
+                     cut_offs(scores, fits, config, config.warning_rate, family)) for scores in (features, predictions)]
+            drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family, cuts[0])
+            drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family, cuts[1])
             drifted += [s for test in extra if (s := _test_signal(*test, config, info, family)) is not None]
             signals += self._persistent(drifted)
-            for scores in (features, predictions):  # reported beside the scores (status, report)
-                for name, cut_offs in thresholds(scores, fits, config, family).items():
-                    scores[name].update(cut_offs)
+            for scores, (critical, _warning) in zip((features, predictions), cuts, strict=True):
+                # reported beside the scores (status, report)
+                for name, thresholds_of in thresholds(scores, fits, config, family, critical).items():
+                    scores[name].update(thresholds_of)
             for _kind, signal, _score, fit, floor in extra:
                 extra_scores[signal][f"{signal}_threshold"] = max(fit.cutoff(config.false_alarm_rate / family),
                                                                         floor)

@@ -165,3 +165,23 @@ def test_numeric_columns_filled_in_one_pass_as_one_by_one() -> None:
             update_numeric(at_once, columns)
         for a, b in zip(one_by_one, at_once, strict=True):
             assert histogram_state(a) == histogram_state(b), seed
+
+
+def test_cut_offs_of_many_fits_equal_one_by_one() -> None:
+    from detectors.calibration import NullFit, cutoffs
+
+    rng = np.random.default_rng(7)
+    fits = []
+    for _ in range(500):
+        quantiles = np.sort(rng.exponential(rng.choice([1e-6, 1e-3, 1.0, 50.0]), 5))
+        if rng.random() < 0.1:
+            quantiles = -quantiles[::-1]  # a negative tail start: the square root of max(t, 0)
+        beta = float(rng.choice([0.0, rng.exponential(0.01), rng.exponential(10.0)]))
+        fits.append(NullFit(tuple(quantiles.tolist()), beta, bool(rng.random() < 0.5)))
+    fits.append(NullFit((math.nan,) * 5, math.nan, True))
+    for alpha in (1e-7, 0.001 / 76, 0.01 / 3, 0.02, 0.05, 0.5):  # above 0.02: the interpolated bulk
+        got = cutoffs(fits, alpha)
+        assert len(got) == len(fits)
+        for fit, value in zip(fits, got, strict=True):
+            assert same(value, fit.cutoff(alpha)), (fit, alpha)
+    assert cutoffs([], 0.001) == []
