@@ -107,12 +107,13 @@ def cut_offs(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mappi
     keys: list[tuple[str, str]] = []
     chosen: list[NullFit] = []
     floors: list[float] = []
+    settings = {signal: config.effect_floor(signal) for signal in config.drift_signals}
     for name, field in scores.items():
-        for signal in config.drift_signals:
+        for signal, floor in settings.items():
             if math.isfinite(field.get(signal, math.nan)):
                 keys.append((name, signal))
                 chosen.append(fits[name][signal])
-                floors.append(effect_floor(signal, field, config))
+                floors.append(floor if signal != "chi2" else effect_floor(signal, field, config))
     noise = cutoffs(chosen, rate / family)
     return {key: CutOff(n, f) for key, n, f in zip(keys, noise, floors, strict=True)}
 

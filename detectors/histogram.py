@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -444,11 +444,23 @@ class CategoricalHistogram:
         return histogram
 
     def like(self) -> CategoricalHistogram:
-        return CategoricalHistogram(self.categories, self.known, self.tail_truncated)
+        """An empty histogram over the same vocabulary (a fresh current window); shares the vocabulary, which is
+        never mutated, instead of rebuilding its index (10,000 categories at most, at every window close)."""
+        empty = object.__new__(CategoricalHistogram)
+        empty.categories, empty.known, empty.tail_truncated = self.categories, self.known, self.tail_truncated
+        empty._index = self._index
+        empty._counts = np.zeros_like(self._counts)
+        empty.n_missing = empty.n_invalid = empty.n_singletons = 0
+        empty.unseen_examples = {}
+        return empty
 
     def update(self, keys: Iterable[str]) -> None:
+        self.add_counts(Counter(keys))
+
+    def add_counts(self, counts: Mapping[str, int]) -> None:
+        """``update`` of keys already counted (in order of first appearance, as ``Counter`` keeps them)."""
         other, unseen = len(self.categories), len(self.categories) + 1
-        for name, count in Counter(keys).items():
+        for name, count in counts.items():
             index = self._index.get(name)
             if index is not None:
                 self._counts[index] += count
