@@ -54,7 +54,7 @@ from detectors.records import (
 from detectors.reference import MULTIVARIATE, PREDICTION, SCORE, Reference, build_reference, field_key
 from detectors.reference import PERFORMANCE as PERFORMANCE_TEST
 from detectors.stacked import pair_scores
-from detectors.window import PCA_UNIT, Window, take
+from detectors.window import PCA_UNIT, Window, fill_all, take
 
 __all__ = [
     "CONCEPT_DRIFT",
@@ -79,6 +79,7 @@ _STATE_FIELDS: Final = ("config", "reference", "reference_source", "buffer", "wi
                         "n_observations", "n_windows", "last_window", "last_scores", "recent_critical",
                         "labelled", "performance_note", "records", "open_realised", "estimates", "last_ranking")
 _Test = tuple[str, str, float, NullFit, float]  # kind, signal, score, null fit, effect floor
+_Scores = tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]  # a window's features', prediction's
 # fields a snapshot from before they existed lacks, and what they start as
 _ADDED_FIELDS: Final[dict[str, Any]] = {"recent_critical": list, "labelled": list, "performance_note": str,
                                         "records": list, "open_realised": lambda: None, "estimates": list,
@@ -174,17 +175,67 @@ class ModelMonitor:
                 self.buffer = []
                 self.window = Window.open(self.reference, self.n_windows, self.config.max_unexpected_features)
                 self._calibrate_scores()
-        timestamps = batch.timestamps
-        while start < total:
-            assert self.window is not None
-            count, closes = take(timestamps[start:], self.window.n, self.window.start,
-                                 self.config.window_size, self.config.window_seconds)
-            self.window.add_columns(batch.slice(start, start + count), self.reference)
-            start += count
-            if closes:
-                signals.extend(self._close())
+        if start < total:
+            signals = self._fill_and_close(batch, start)
         self.n_observations += total
         return signals
+
+    def _fill_and_close(self, batch: Predictions, start: int) -> list[Signal]:
+        """Rows ``start:`` of a batch into the current window and as many new ones as they fill, every window's
+        columns counted in one pass and every closed window's fields scored in one (``detectors/stacked.py``); then
+        each closed window decided in turn, as if the batch had come one window at a time."""
+        assert self.reference is not None and self.window is not None
+        config, reference = self.config, self.reference
+        timestamps = batch.timestamps
+        window, index = self.window, self.n_windows
+        closing: list[tuple[Window, Window]] = []  # (closed window, the one after it)
+        pairs: list[tuple[Histogram, Sequence[object]]] = []
+        while start < len(batch):
+            count, closes = take(timestamps[start:], window.n, window.start, config.window_size,
+                                 config.window_seconds)
+            pairs += window.count_columns(batch.slice(start, start + count), reference)
+            start += count
+            if closes:
+                index += 1
+                following = Window.open(reference, index, config.max_unexpected_features)
+                closing.append((window, following))
+                window = following
+        fill_all(pairs)
+        signals: list[Signal] = []
+        for (closed, following), scores in zip(closing, self._scores([w for w, _ in closing]), strict=True):
+            self.window = closed
+            signals += self._close(scores, following)
+        self.window = window
+        return signals
+
+    def _field_pairs(self, window: Window) -> tuple[list[tuple[Histogram, Histogram]], list[str]]:
+        """A window's (reference, current) histograms: its features', then its prediction's and score's (named)."""
+        reference = self.reference
+        assert reference is not None
+        pairs: list[tuple[Histogram, Histogram]] = [(reference.features[name], h)
+                                                    for name, h in window.features.items()]
+        named: list[str] = []
+        for name, ref, cur in (("prediction", reference.prediction, window.prediction),
+                               ("score", reference.score, window.score)):
+            if ref is not None and cur is not None and ref.n > 0:
+                pairs.append((ref, cur))
+                named.append(name)
+        return pairs, named
+
+    def _scores(self, windows: Sequence[Window]) -> list[_Scores]:
+        """Every field's scores of each window (features, then prediction and score), all windows in one pass."""
+        layouts = [self._field_pairs(w) for w in windows]
+        scored = pair_scores([pair for pairs, _ in layouts for pair in pairs], self.config.psi_epsilon,
+                             "ks" in self.config.drift_signals)
+        out = []
+        at = 0
+        for window, (pairs, named) in zip(windows, layouts, strict=True):
+            fields = scored[at:at + len(pairs)]
+            at += len(pairs)
+            n_features = len(pairs) - len(named)
+            out.append((dict(zip(window.features, fields[:n_features], strict=True)),
+                        dict(zip(named, fields[n_features:], strict=True))))
+        return out
 
     def advance(self, now: float) -> list[Signal]:
         """Close the current window if ``window_seconds`` have passed since it opened (an idle stream)."""
@@ -193,22 +244,13 @@ class ModelMonitor:
             return []
         return self._close()
 
-    def _close(self) -> list[Signal]:
+    def _close(self, given: _Scores | None = None, following: Window | None = None) -> list[Signal]:
+        """Decide the current window and open the next (``following`` when already opened); ``given``: its
+        fields' scores when already computed (``_scores``)."""
         assert self.reference is not None and self.window is not None
         window, reference, config = self.window, self.reference, self.config
         info = window.info()
-        feature_pairs = [(reference.features[name], h) for name, h in window.features.items()]
-        prediction_pairs = {
-            name: (ref, cur)
-            for name, ref, cur in (("prediction", reference.prediction, window.prediction),
-                                   ("score", reference.score, window.score))
-            if ref is not None and cur is not None and ref.n > 0
-        }
-        # every field of the window in one stacked pass (detectors/stacked.py)
-        scored = pair_scores([*feature_pairs, *prediction_pairs.values()], config.psi_epsilon,
-                             "ks" in config.drift_signals)
-        features = dict(zip(window.features, scored, strict=False))
-        predictions = dict(zip(prediction_pairs, scored[len(feature_pairs):], strict=True))
+        features, predictions = given if given is not None else self._scores([window])[0]
         quality = window_quality(reference, window)
         signals: list[Signal] = []
         tested = info.n >= min(config.min_window_n, config.window_size)
@@ -253,7 +295,8 @@ class ModelMonitor:
                             if name == "accuracy_estimate"},
         }
         self.n_windows += 1
-        self.window = Window.open(reference, self.n_windows, config.max_unexpected_features)
+        self.window = (following if following is not None
+                       else Window.open(reference, self.n_windows, config.max_unexpected_features))
         return signals
 
     def _extra_places(self) -> int:

@@ -173,7 +173,7 @@ def _chi2(ref: FloatArray, cur: FloatArray) -> tuple[FloatArray, FloatArray]:
     valid = (ref.sum(axis=1) > 0) & (cur.sum(axis=1) > 0)
     single = valid & (width < 2)
     statistic[single], p_value[single] = 0.0, 1.0
-    for k in np.unique(width[valid & (width >= 2)]).tolist():
+    for k in sorted(set(width[valid & (width >= 2)].tolist())):
         rows = np.flatnonzero(valid & (width == k))
         mask = kept[rows]
         table = np.stack([ref[rows][mask].reshape(rows.size, k), cur[rows][mask].reshape(rows.size, k)], axis=1)

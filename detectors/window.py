@@ -48,8 +48,11 @@ def fill_all(pairs: Sequence[tuple[Histogram, Sequence[object]]]) -> None:
     values: list[npt.NDArray[np.float64]] = []
     for histogram, raw in pairs:
         if isinstance(histogram, NumericHistogram):
-            column = numeric_column(raw)
             numeric.append(histogram)
+            if isinstance(raw, np.ndarray) and raw.dtype == np.float64:
+                values.append(raw)  # a decoded column: NaN is missing, +-inf invalid, both counted by the update
+                continue
+            column = numeric_column(raw)
             values.append(column.values)
             histogram.count_invalid(column.n_invalid)
         else:
@@ -135,8 +138,14 @@ class Window:
 
     def add_columns(self, batch: Predictions, reference: Reference | None = None) -> None:
         """Count a batch; with the ``reference`` also its PCA errors and its performance counts."""
+        fill_all(self.count_columns(batch, reference))
+
+    def count_columns(self, batch: Predictions,
+                      reference: Reference | None = None) -> list[tuple[Histogram, Sequence[object]]]:
+        """``add_columns`` except the histograms' fill: returns the (histogram, column) pairs to fill, so that the
+        columns of several windows can be counted in one ``fill_all``."""
         if not len(batch):
-            return
+            return []
         names = list(self.features)
         filled: list[tuple[Histogram, Sequence[object]]]
         if batch.columns is not None:
@@ -159,11 +168,11 @@ class Window:
         if self.score is not None:
             filled.append((self.score, batch.scores if batch.class_scores is None else [
                 s if c is None else confidence(c) for s, c in zip(batch.scores, batch.class_scores, strict=True)]))
-        fill_all(filled)  # every column of the batch, the numeric ones in one pass
         if self.n == 0:
             self.start = float(batch.timestamps[0])
         self.end = float(batch.timestamps[-1])
         self.n += len(batch)
+        return filled
 
     def _add_given_columns(self, batch: Predictions, given: Mapping[str, Sequence[object]], names: list[str],
                            reference: Reference | None) -> list[tuple[Histogram, Sequence[object]]]:
@@ -179,7 +188,8 @@ class Window:
             columns[name] = raw
         complete = len(columns) == len(names)
         if reference is not None:
-            self._add_derived(reference, batch, batch.rows() if not complete else (), columns, complete)
+            self._add_derived(reference, batch, [row or {} for row in batch.rows()] if not complete else (), columns,
+                              complete)
         for name in given:
             if name not in self.features:
                 self._unexpected(name, n)

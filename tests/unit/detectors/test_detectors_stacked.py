@@ -185,3 +185,23 @@ def test_cut_offs_of_many_fits_equal_one_by_one() -> None:
         for fit, value in zip(fits, got, strict=True):
             assert same(value, fit.cutoff(alpha)), (fit, alpha)
     assert cutoffs([], 0.001) == []
+
+
+def test_a_float_column_with_missing_and_infinite_values_counts_as_its_list() -> None:
+    from detectors.window import fill_all
+
+    rng = np.random.default_rng(3)
+    references = [NumericHistogram.from_values(rng.normal(size=500), 20) for _ in range(3)]
+    raw = [rng.normal(size=200) for _ in references]
+    for column in raw:
+        column[rng.random(200) < 0.1] = math.nan
+        column[rng.random(200) < 0.05] = math.inf
+        column[rng.random(200) < 0.05] = -math.inf
+    from_arrays = [r.like() for r in references]
+    from_lists = [r.like() for r in references]
+    fill_all(list(zip(from_arrays, raw, strict=True)))
+    fill_all([(h, [None if math.isnan(v) else v for v in column.tolist()])
+              for h, column in zip(from_lists, raw, strict=True)])
+    for a, b in zip(from_arrays, from_lists, strict=True):
+        assert histogram_state(a) == histogram_state(b)
+        assert a.n_invalid > 0 and a.n_missing > 0
