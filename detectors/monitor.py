@@ -287,7 +287,7 @@ class ModelMonitor:
         self.last_window = json_safe(asdict(info)) | {"tested": info.n >= min(config.min_window_n,
                                                                                  config.window_size)}
         self.last_scores = {
-            "features": {name: json_safe(features[name]) | json_safe(quality[name]) for name in features},
+            "features": {name: json_safe({**features[name], **quality[name]}) for name in features},
             "prediction": {name: json_safe(scores) for name, scores in predictions.items()},
             "multivariate": {name: json_safe(scores) for name, scores in extra_scores.items()
                              if name == "multivariate"},
