@@ -98,7 +98,14 @@ def cut_off(signal: str, fit: NullFit, field: Mapping[str, float], config: Monit
     return CutOff(fit.cutoff(rate / family), effect_floor(signal, field, config))
 
 
-CutOffs = dict[tuple[str, str], CutOff]  # (field, statistic) -> its cut-off at one rate
+class CutOffs(NamedTuple):
+    """Every deciding test of a window's fields at one rate, in order: (field, statistic), its noise cut-off, its
+    effect floor and its threshold (the larger, as ``CutOff.threshold``)."""
+
+    keys: list[tuple[str, str]]
+    noise: list[float]
+    floor: list[float]
+    threshold: list[float]
 
 
 def cut_offs(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
@@ -115,7 +122,8 @@ def cut_offs(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mappi
                 chosen.append(fits[name][signal])
                 floors.append(floor if signal != "chi2" else effect_floor(signal, field, config))
     noise = cutoffs(chosen, rate / family)
-    return {key: CutOff(n, f) for key, n, f in zip(keys, noise, floors, strict=True)}
+    # max(noise, floor) as Python takes it: the noise unless the floor is larger
+    return CutOffs(keys, noise, floors, [f if f > n else n for n, f in zip(noise, floors, strict=True)])
 
 
 def thresholds(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
@@ -125,8 +133,8 @@ def thresholds(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Map
     if critical is None:
         critical = cut_offs(scores, fits, config, config.false_alarm_rate, family)
     out: dict[str, dict[str, float]] = {name: {} for name in scores}
-    for (name, signal), cut in critical.items():
-        out[name][f"{signal}_threshold"] = cut.threshold
+    for (name, signal), threshold in zip(critical.keys, critical.threshold, strict=True):
+        out[name][f"{signal}_threshold"] = threshold
     return out
 
 
@@ -151,18 +159,17 @@ def drift_signals(
                 cut_offs(scores, fits, config, config.warning_rate, family))
     signals: list[Signal] = []
     levels = ((CRITICAL, config.false_alarm_rate, cuts[0]), (WARNING, config.warning_rate, cuts[1]))
-    for key, critical in cuts[0].items():
-        name, signal = key
+    for i, (name, signal) in enumerate(cuts[0].keys):
         field = scores[name]
         score = field[signal]
-        if score < critical.threshold and score < cuts[1][key].threshold:
+        if score < cuts[0].threshold[i] and score < cuts[1].threshold[i]:
             continue
         for severity, rate, table in levels:
-            cut = table[key]
-            if score >= cut.threshold:
+            cut = CutOff(table.noise[i], table.floor[i])
+            if score >= table.threshold[i]:
                 signals.append(Signal(
-                    kind, signal, name, score, cut.threshold, severity, window.index, window.start, window.end,
-                    window.n, {
+                    kind, signal, name, score, table.threshold[i], severity, window.index, window.start,
+                    window.end, window.n, {
                         "scores": json_safe(field),
                         "noise_threshold": cut.noise,
                         "effect_floor": cut.floor,  # in the statistic's units (chi2's from Cramer's V)
