@@ -17,6 +17,7 @@ from scipy.stats import norm
 
 from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
 from driftwarden.contract.events import DeadLetter, DriftAlert, Label, Prediction, decode, encode
+from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings, load_settings
 from stream.decoding import decode_record
 from stream.joins import digest, join_keys, plan_joins
@@ -73,7 +74,7 @@ class Memory:
         snapshot.references = {m: self.references.get(f"{m}:{v}") for m, v in snapshot.switches.items()}
         routed = route(snapshot, decoded, self.settings)
         for m in set(routed.preds) | set(routed.labels):
-            reads = join_keys(routed.preds.get(m, []), routed.labels.get(m, []))
+            reads = join_keys(routed.preds.get(m), routed.labels.get(m, []))
             waiting = self.pending.get(m, {})
             reads.waiting_preds = [waiting.get(k) for k in reads.label_keys]
             reads.n_pending = len(waiting)
@@ -303,7 +304,7 @@ def test_an_undecodable_state_starts_the_model_over_instead_of_stalling_the_part
 def test_labels_join_waiting_and_same_batch_predictions_and_wait_for_the_others() -> None:
     m = "late"
     stored = PendingPrediction(10.0, 1, 0.9, "1", {"x": 1.0})
-    preds = {m: [pred(m, 1, 20.0, prediction=0), pred(m, 2, 21.0)]}
+    preds = {m: PredictionColumns.from_events(m, [pred(m, 1, 20.0, prediction=0), pred(m, 2, 21.0)])}
     labels = {m: [Label(event_id=f"{m}-0", model=m, label=1, timestamp=30.0),  # waits in Redis
                   Label(event_id=f"{m}-1", model=m, label=0, timestamp=31.0),  # in this batch
                   Label(event_id=f"{m}-7", model=m, label=0, timestamp=32.0)]}  # its prediction is not here yet
@@ -325,7 +326,7 @@ def test_a_model_over_its_cap_evicts_its_oldest_batches_and_counts_only_the_unjo
     ids = msgspec.msgpack.Encoder()
     oldest = [ids.encode([digest(f"{m}-{i}") for i in range(b * 3, b * 3 + 3)]) for b in range(3)]
     stored = {digest(f"{m}-{i}"): encode_state(PendingPrediction(float(i), 0, None, "1")) for i in range(9)}
-    preds = {m: [pred(m, 100 + i, 100.0 + i) for i in range(4)]}
+    preds = {m: PredictionColumns.from_events(m, [pred(m, 100 + i, 100.0 + i) for i in range(4)])}
     labels = {m: [Label(event_id=f"{m}-1", model=m, label=0, timestamp=100.0)]}
     reads = join_keys(preds[m], labels[m])
     reads.waiting_preds = [stored[digest(f"{m}-1")]]
