@@ -319,9 +319,10 @@ def _waiting(plan: JoinPlan, model: str, preds: PredictionColumns | None, times:
     """The predictions left waiting, packed: with their features while a slot is free (in arrival order), else
     without them.
 
-    Without features a waiting prediction is packed as a plain 4-tuple: msgpack writes it exactly as the
-    array-like ``PendingPrediction`` (whose omitted default ``features`` is the fifth item), without a struct per
-    row; the features are turned into a mapping only for the rows that keep them."""
+    Without features a waiting prediction is packed as a plain 4-tuple, without a struct per row: the msgpack
+    array of the array-like ``PendingPrediction`` less its trailing nil (``features``, a default when decoded), so
+    one byte shorter; entries written as 5 items decode as before. The features become a mapping only for the
+    rows that keep them."""
     if not batch_preds or preds is None:
         return {}
     holders = plan.feature_holders[model]

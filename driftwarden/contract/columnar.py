@@ -234,7 +234,11 @@ def _feature_column(pa: Any, child: Any, name: str) -> Any:
 def _predictions(pa: Any, table: Any) -> PredictionColumns:
     n = table.num_rows
     ids = _strings(pa, table, "event_id")
-    models = _strings(pa, table, "model")
+    model_column = _present(pa, table, "model")
+    distinct = _values(pa, model_column.unique(), "model", ("string",))
+    if "" in distinct:
+        raise ContractError("invalid_field", "model must not be empty")
+    models = None if len(distinct) <= 1 else _values(pa, model_column, "model", ("string",))
     stamps = _epochs(pa, table)
     prediction = _present(pa, table, "prediction")
     t = prediction.type
@@ -243,12 +247,12 @@ def _predictions(pa: Any, table: Any) -> PredictionColumns:
         predictions = _numbers(pa, prediction.cast(t.value_type) if pa.types.is_dictionary(t) else prediction)
     else:
         predictions = _values(pa, prediction, "prediction", ("number", "string"))
-    versions = _optional(pa, table, "model_version", ("string",), n)
+    versions = _repeated(pa, table, "model_version", n)
     if "score" in table.column_names and _is_number(pa, table.column("score").type):
         scores = _numbers(pa, table.column("score").combine_chunks())
     else:
         scores = _optional(pa, table, "score", ("number",), n)
-    per_class = _class_scores(pa, table, n)
+    per_class = _class_scores(pa, table, n) if "scores" in table.column_names else None
     if "features" not in table.column_names:
         raise ContractError("missing_field", "Arrow batch has no column 'features'")
     features = table.column("features")
@@ -259,14 +263,23 @@ def _predictions(pa: Any, table: Any) -> PredictionColumns:
     names = [features.type.field(i).name for i in range(features.type.num_fields)]
     flat = features.combine_chunks() if hasattr(features, "combine_chunks") else features
     columns = {name: _feature_column(pa, flat.field(i), f"features.{name}") for i, name in enumerate(names)}
-    class_scores = per_class if any(s is not None for s in per_class) else None
+    class_scores = per_class if per_class is not None and any(s is not None for s in per_class) else None
     if class_scores is not None:
         for s, p in zip(class_scores, predictions, strict=True):
             if s is not None:
                 check_scores(s, p)
-    distinct = set(models)
-    return PredictionColumns(models[0] if n else "", ids, stamps, predictions, versions, scores, class_scores,
-                             features=columns, models=None if len(distinct) <= 1 else models)
+    return PredictionColumns(distinct[0] if n else "", ids, stamps, predictions, versions, scores, class_scores,
+                             features=columns, models=models)
+
+
+def _repeated(pa: Any, table: Any, name: str, n: int) -> list[Any]:
+    """An optional string column, as a list; one value (or none) for every row, without a Python object per row
+    from Arrow (a model version is the same for a whole batch as a rule)."""
+    if name not in table.column_names:
+        return [None] * n
+    column = table.column(name)
+    distinct = _values(pa, column.unique(), name, ("string",))  # a null is one of them
+    return distinct * n if len(distinct) == 1 else _values(pa, column, name, ("string",))
 
 
 def _is_number(pa: Any, t: Any) -> bool:

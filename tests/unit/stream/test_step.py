@@ -16,13 +16,14 @@ import pytest
 from scipy.stats import norm
 
 from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
+from driftwarden.contract.columnar import decode_prediction_columns, encode_arrow
 from driftwarden.contract.events import DeadLetter, DriftAlert, Label, Prediction, decode, encode
 from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings, load_settings
 from stream.decoding import decode_record
 from stream.joins import digest, join_keys, plan_joins
 from stream.records import RawRecord
-from stream.state import PendingPrediction, decode_state, encode_state
+from stream.state import PendingPrediction, decode_pending_prediction, decode_state, encode_state
 from stream.step import Applied, Loaded, Snapshot, load, models_of, route, step
 
 NOW = 1_800_000_000.0
@@ -319,6 +320,32 @@ def test_labels_join_waiting_and_same_batch_predictions_and_wait_for_the_others(
     assert set(plan.add_preds[m]) == {digest(f"{m}-2")}
     assert plan.feature_holders[m] == 1  # one freed by the join, one taken by the prediction left waiting
     assert plan.watermark[m] == 32.0
+
+
+@pytest.mark.parametrize("wire", ["json", "arrow"])
+def test_waiting_predictions_are_stored_as_before_and_only_free_slots_keep_features(wire: str) -> None:
+    m = "slots"
+    events = [Prediction(event_id=f"{m}-{i}", model=m, timestamp=100.0 + i, features={"x": float(i), "k": "a"},
+                         prediction=([1, 0.5, "cat"] if wire == "json" else [1.0, 0.5, 2.0])[i % 3],
+                         model_version=[None, "2"][i % 2], score=[None, 0.25][i % 2]) for i in range(6)]
+    batch = (PredictionColumns.from_events(m, events) if wire == "json"
+             else decode_prediction_columns(encode_arrow(events)))
+    reads = join_keys(batch, [])
+    reads.holders = 3
+    plan = plan_joins({m: reads}, {m: batch}, {}, samples_max=5)
+    # the two free slots go to the first rows, in arrival order; the others keep what the join needs
+    expected = [PendingPrediction(float(e.timestamp), e.prediction, e.score, e.model_version,
+                                  e.features if i < 2 else None) for i, e in enumerate(events)]
+    stored = plan.add_preds[m]
+    assert list(stored) == [digest(e.event_id) for e in events]
+    assert [decode_pending_prediction(v) for v in stored.values()] == expected
+    assert plan.feature_holders[m] == 5
+    # without features a row is a 4-item array, one byte less than the struct's (a trailing nil), which stays
+    # readable: entries written before keep joining
+    for value, struct in zip(stored.values(), expected, strict=True):
+        old = encode_state(struct)
+        assert len(value) == len(old) - (struct.features is None)
+        assert decode_pending_prediction(old) == struct
 
 
 def test_a_model_over_its_cap_evicts_its_oldest_batches_and_counts_only_the_unjoined() -> None:
