@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from driftwarden.contract.columnar import decode_message, decode_prediction_columns
 from driftwarden.contract.events import (
@@ -24,6 +25,7 @@ from driftwarden.contract.settings import Settings
 from stream.outbox import Outgoing
 from stream.records import RawRecord
 
+_model = attrgetter("model")
 PAYLOAD_LIMIT = 10_000  # characters of a bad payload kept in its dead letter
 
 
@@ -36,13 +38,16 @@ class Decoded:
     labels: list[Label] = field(default_factory=list)
     error: ContractError | None = None
     columns: list[PredictionColumns] = field(default_factory=list)
+    _counts: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
-    def counts(self) -> Counter[str]:
-        """Model -> events of the record (predictions and labels)."""
-        counts: Counter[str] = Counter({c.model: len(c) for c in self.columns})
-        counts.update(p.model for p in self.predictions)
-        counts.update(lab.model for lab in self.labels)
-        return counts
+    def counts(self) -> dict[str, int]:
+        """Model -> events of the record (predictions and labels), counted once."""
+        if self._counts is None:
+            counts: Counter[str] = Counter({c.model: len(c) for c in self.columns})
+            counts.update(map(_model, self.predictions))
+            counts.update(map(_model, self.labels))
+            self._counts = dict(counts)
+        return self._counts
 
     def models(self) -> set[str]:
         return set(self.counts())

@@ -449,7 +449,7 @@ def _events_per_model(records: list[Decoded]) -> Counter[tuple[str, str]]:
     ``dead_letter`` outcome did)."""
     counts: Counter[tuple[str, str]] = Counter()
     for d in records:
-        per_model = Counter[str]() if d.error else d.counts()
-        for model, n in (per_model or Counter({"": 1})).items():
+        per_model = {} if d.error else d.counts()
+        for model, n in (per_model or {"": 1}).items():
             counts[(d.record.topic, model)] += n
     return counts

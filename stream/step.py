@@ -116,11 +116,14 @@ def route(snapshot: Snapshot, decoded: list[Decoded], settings: Settings) -> Rou
         routed.fresh.append(d)
         if d.error is not None:
             continue
-        for p in d.predictions:
-            own = parts[p.model]
-            if not own or not isinstance(own[-1], list):
-                own.append([])
-            own[-1].append(p)  # type: ignore[union-attr]
+        if d.predictions:
+            one = len(d.counts()) == 1  # as a rule: then the record's structs go in at once
+            for m, preds in ([(d.predictions[0].model, d.predictions)] if one
+                             else [(p.model, [p]) for p in d.predictions]):
+                own = parts[m]
+                if not own or not isinstance(own[-1], list):
+                    own.append([])
+                own[-1].extend(preds)  # type: ignore[union-attr]
         for c in d.columns:
             parts[c.model].append(c)
         for lab in d.labels:

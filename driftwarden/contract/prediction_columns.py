@@ -13,9 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from driftwarden.contract.events import FeatureValue, Prediction, to_epoch
+
+# one C-level pass per field over a JSON batch's structs
+_event_id, _timestamp, _prediction = attrgetter("event_id"), attrgetter("timestamp"), attrgetter("prediction")
+_version, _score, _scores = attrgetter("model_version"), attrgetter("score"), attrgetter("scores")
+_features = attrgetter("features")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +52,14 @@ class PredictionColumns:
         """The columns of one model's decoded structs (the JSON path); timestamps to epoch seconds here, once."""
         import numpy as np
 
-        stamps = np.fromiter((ts if type(ts) is float else to_epoch(ts) for ts in (p.timestamp for p in preds)),
-                             np.float64, len(preds))
-        class_scores = [p.scores for p in preds]
-        return cls(model, [p.event_id for p in preds], stamps, [p.prediction for p in preds],
-                   [p.model_version for p in preds], [p.score for p in preds],
+        stamps = list(map(_timestamp, preds))
+        if not set(map(type, stamps)) <= {float}:  # ISO strings or integers: decoding checked they convert
+            stamps = [ts if type(ts) is float else to_epoch(ts) for ts in stamps]
+        class_scores = list(map(_scores, preds))
+        return cls(model, list(map(_event_id, preds)), np.array(stamps, dtype=np.float64),
+                   list(map(_prediction, preds)), list(map(_version, preds)), list(map(_score, preds)),
                    class_scores if any(s is not None for s in class_scores) else None,
-                   rows=[p.features for p in preds])
+                   rows=list(map(_features, preds)))
 
     @classmethod
     def concat(cls, parts: Sequence[PredictionColumns]) -> PredictionColumns:
