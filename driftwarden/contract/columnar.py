@@ -10,14 +10,16 @@ without the header a message is JSON. The columns are the contract's fields (``d
   bool or string). A null feature is a missing value (``None``), as in JSON.
 * labels: ``event_id``, ``model``, ``label`` (number or string), ``timestamp``.
 
-Decoding checks the schema once per message, then builds the same frozen structs JSON decoding does,
-so the stream sees no difference; a malformed payload is a ``ContractError`` like malformed JSON.
-pyarrow is imported on first use: the contract module stays cheap to import.
+Decoding checks the schema once per message and the values column by column, with the reasons the JSON path
+gives; a malformed payload is a ``ContractError`` like malformed JSON. Predictions decode straight into columns
+(``decode_prediction_columns``: a ``PredictionColumns``, no struct or feature mapping per row), which the stream
+carries to the monitor and the joins; ``decode_arrow`` builds the same frozen structs JSON decoding does, for
+callers that want events. pyarrow (and numpy) are imported on first use: the contract module stays cheap to import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from driftwarden.contract.events import (
@@ -27,14 +29,15 @@ from driftwarden.contract.events import (
     ContractError,
     Label,
     Prediction,
+    check_all,
     check_scores,
-    check_semantics,
     decode_batch,
     to_epoch,
 )
 from driftwarden.contract.prediction_columns import PredictionColumns
 
 T = TypeVar("T", Prediction, Label)
+R = TypeVar("R")
 
 
 def _pa() -> Any:
@@ -112,7 +115,7 @@ def _table(pa: Any, data: bytes) -> Any:
         raise ContractError("invalid_arrow", f"not an Arrow IPC stream: {exc}") from exc
 
 
-def _guarded(pa: Any, decode: Any, *args: Any) -> Any:
+def _guarded(pa: Any, decode: Callable[..., R], *args: Any) -> R:
     try:
         return decode(*args)
     except (pa.ArrowException, TypeError, ValueError, KeyError) as exc:
@@ -168,8 +171,7 @@ def _typed(pa: Any, child: Any, name: str) -> Any:
 
 
 def _checked(events: list[Any]) -> list[Any]:
-    for event in events:
-        check_semantics(event)
+    check_all(events)
     return events
 
 
@@ -218,7 +220,8 @@ def _epochs(pa: Any, table: Any) -> Any:
 def _numbers(pa: Any, column: Any) -> list[Any]:
     """A number column as Python floats (None for a null), through numpy when it has no nulls (faster)."""
     column = column.cast(pa.float64())
-    return column.to_pylist() if column.null_count else column.to_numpy(zero_copy_only=False).tolist()
+    values: list[Any] = column.to_pylist() if column.null_count else column.to_numpy(zero_copy_only=False).tolist()
+    return values
 
 
 def _feature_column(pa: Any, child: Any, name: str) -> Any:

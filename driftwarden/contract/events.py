@@ -211,10 +211,16 @@ def decode_batch(kind: type[T], data: bytes) -> list[T]:
     except msgspec.DecodeError as exc:
         raise ContractError(_reason_of(exc), str(exc)) from exc
     items: list[T] = value if isinstance(value, list) else [value]
-    if not _all_sound(items):
-        for item in items:  # the first bad item in order raises, with its own reason
-            check_semantics(item)
+    check_all(items)
     return items
+
+
+def check_all(items: list[Prediction] | list[Label]) -> None:
+    """``check_semantics`` of every item: column by column, then item by item only if something fails, so the
+    first bad item in order raises its own error."""
+    if not _all_sound(items):
+        for item in items:
+            check_semantics(item)
 
 
 def wire_format(headers: Any) -> str:
