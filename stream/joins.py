@@ -68,10 +68,18 @@ def digest(event_id: str) -> bytes:
     return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
 
 
+_blake2b_8 = hashlib.blake2b(digest_size=8)  # copied per id: a third cheaper than building one with its parameters
+
+
 def digests(event_ids: list[str]) -> list[bytes]:
-    """``digest`` of each id (one comprehension: no Python call per id besides the hash's own)."""
-    blake2b = hashlib.blake2b
-    return [blake2b(i.encode(), digest_size=8).digest() for i in event_ids]
+    """``digest`` of each id, in one loop."""
+    out: list[bytes] = []
+    append, fresh = out.append, _blake2b_8.copy
+    for event_id in event_ids:
+        h = fresh()
+        h.update(event_id.encode())
+        append(h.digest())
+    return out
 
 
 @dataclass

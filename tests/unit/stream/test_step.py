@@ -8,6 +8,7 @@ work per batch, joins across batches in Redis) is in ``tests/integration/test_st
 
 from __future__ import annotations
 
+import hashlib
 from itertools import count
 
 import msgspec
@@ -21,7 +22,7 @@ from driftwarden.contract.events import DeadLetter, DriftAlert, Label, Predictio
 from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings, load_settings
 from stream.decoding import decode_record
-from stream.joins import digest, join_keys, plan_joins
+from stream.joins import digest, digests, join_keys, plan_joins
 from stream.records import RawRecord
 from stream.state import PendingPrediction, decode_pending_prediction, decode_state, encode_state
 from stream.step import Applied, Loaded, Snapshot, load, models_of, route, step
@@ -346,6 +347,12 @@ def test_waiting_predictions_are_stored_as_before_and_only_free_slots_keep_featu
         old = encode_state(struct)
         assert len(value) == len(old) - (struct.features is None)
         assert decode_pending_prediction(old) == struct
+
+
+def test_a_batch_digests_its_ids_as_one_id_is_digested() -> None:
+    ids = ["e-0", "", "événement-1", "x" * 300]
+    assert digests(ids) == [digest(i) for i in ids]  # stored entries (and replays of old data) keep joining
+    assert digest("e-0") == hashlib.blake2b(b"e-0", digest_size=8).digest()  # the stored format, pinned
 
 
 def test_a_model_over_its_cap_evicts_its_oldest_batches_and_counts_only_the_unjoined() -> None:
