@@ -116,9 +116,11 @@ class PredictionColumns:
             return [self.rows[i] for i in index]
         assert self.features is not None
         names = list(self.features)
-        picked = [_python_values(self.features[name], index) for name in names]
-        return [dict(zip(names, values, strict=True)) for values in zip(*picked, strict=True)] if names else [
-            {} for _ in index]
+        if not names:
+            return [{} for _ in index]
+        rows = _selector(index)
+        picked = [_python_values(self.features[name], rows) for name in names]
+        return [dict(zip(names, values, strict=True)) for values in zip(*picked, strict=True)]
 
     def model_of(self, i: int) -> str:
         return self.model if self.models is None else self.models[i]
@@ -138,12 +140,30 @@ class PredictionColumns:
         return next((v for v in reversed(self.versions) if v is not None), None)
 
 
-def _python_values(column: Any, index: Sequence[int]) -> list[FeatureValue]:
-    """Values of rows ``index`` of a column as Python objects; NaN of a float array is None (missing)."""
+def _selector(index: Sequence[int]) -> slice | Any:
+    """Rows ``index`` as a slice when they are consecutive (as a rule: the first rows of a batch), else an array."""
+    import numpy as np
+
+    if isinstance(index, range) and index.step == 1:
+        return slice(index.start, index.stop)
+    rows = np.asarray(index, dtype=np.intp)
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (len(rows) < 2 or bool((np.diff(rows) == 1).all())):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
+def _python_values(column: Any, rows: slice | Any) -> list[FeatureValue]:
+    """Values of ``rows`` (a slice or an index array) of a column as Python objects; NaN of a float array is None
+    (missing)."""
+    import numpy as np
+
     if isinstance(column, list):
-        return [column[i] for i in index]
-    values = column[list(index)].tolist()
-    return [None if v != v else v for v in values]  # NaN != NaN
+        return column[rows] if isinstance(rows, slice) else [column[i] for i in rows.tolist()]
+    picked = column[rows]
+    values: list[FeatureValue] = picked.tolist()
+    if picked.dtype.kind == "f" and np.isnan(picked).any():
+        return [None if v != v else v for v in values]  # NaN != NaN
+    return values
 
 
 def _concat(columns: Sequence[Any]) -> Any:
@@ -154,5 +174,5 @@ def _concat(columns: Sequence[Any]) -> Any:
         return np.concatenate(columns)
     out: list[Any] = []
     for c in columns:
-        out.extend(_python_values(c, range(len(c))) if isinstance(c, np.ndarray) else c)
+        out.extend(_python_values(c, slice(None)) if isinstance(c, np.ndarray) else c)
     return out

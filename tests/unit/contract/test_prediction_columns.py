@@ -49,6 +49,8 @@ def test_an_arrow_message_gives_the_columns_its_json_twin_gives() -> None:
     assert isinstance(arrow.features["x"], np.ndarray) and math.isnan(arrow.features["gap"][0])  # type: ignore[index]
     assert arrow.features["plan"][:2] == ["free", "pro"]  # type: ignore[index]
     assert arrow.last_version() == "7" and arrow.events() == events
+    for index in ([3, 1, 7], [5, 6, 7], [4], []):  # any rows, consecutive or not
+        assert arrow.feature_rows(index) == json.feature_rows(index) == [events[i].features for i in index]
 
 
 def test_a_message_of_several_models_splits_by_model_in_order() -> None:
