@@ -346,11 +346,10 @@ def _waiting(plan: JoinPlan, model: str, preds: PredictionColumns | None, times:
     else:
         slots = ((times[j], preds.predictions[j], scores[j], preds.versions[j]) for j in rows)
     packed = list(map(encode, slots))
-    if keep:
+    if keep:  # a 5-tuple packs as the array-like PendingPrediction with its features
         for i, features in enumerate(preds.feature_rows(rows[:keep])):
             j = rows[i]
-            packed[i] = encode(PendingPrediction(times[j], preds.predictions[j], scores[j], preds.versions[j],
-                                                 features))
+            packed[i] = encode((times[j], preds.predictions[j], scores[j], preds.versions[j], features))
     return dict(zip(keys, packed, strict=True))
 
 
@@ -377,7 +376,14 @@ def _count_expired(reads: dict[str, JoinReads], plan: JoinPlan, expiring: dict[s
     lookups += [(m, ids, plan.evicted) for m, ids in evicting.items() if ids]
     for m, ids, counts in lookups:
         stored = reads[m].stored
-        values = {i: value for i in ids if (value := stored.get(i)) is not None and i not in plan.drop_preds[m]}
+        dropped = plan.drop_preds[m]
+        values = {i: value for i in ids if (value := stored.get(i)) is not None and i not in dropped}
         counts[m] += len(values)
-        plan.drop_preds[m] |= set(values)
-        plan.feature_holders[m] -= sum(1 for v in values.values() if _pred_features.decode(v).features is not None)
+        dropped.update(values)
+        plan.feature_holders[m] -= sum(1 for v in values.values() if _holds_features(v))
+
+
+def _holds_features(value: bytes) -> bool:
+    """Whether a stored waiting prediction holds its features. A 4-item array (0x94, how ``_waiting`` packs one
+    without them) cannot: only the others are decoded, so an eviction does not decode every evicted entry."""
+    return value[:1] != b"\x94" and _pred_features.decode(value).features is not None

@@ -9,6 +9,7 @@ work per batch, joins across batches in Redis) is in ``tests/integration/test_st
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from itertools import count
 
 import msgspec
@@ -370,3 +371,23 @@ def test_a_model_over_its_cap_evicts_its_oldest_batches_and_counts_only_the_unjo
     assert plan.evicted_batches[m] == oldest[:1]
     assert plan.evicted[m] == 2 and plan.expired.get(m, 0) == 0
     assert plan.drop_preds[m] == {digest(f"{m}-{i}") for i in range(3)}
+
+
+@pytest.mark.parametrize(("written", "holds"), [
+    (lambda p: encode_state(p), False),  # 5 items, a nil fifth: as entries were written before
+    (lambda p: msgspec.msgpack.encode((p.timestamp, p.prediction, p.score, p.version)), False),  # 4 items: now
+    (lambda p: encode_state(msgspec.structs.replace(p, features={"x": None})), True),
+])
+def test_an_evicted_prediction_frees_its_feature_slot_whatever_format_it_was_stored_in(
+        written: Callable[[PendingPrediction], bytes], holds: bool) -> None:
+    m = "freed"
+    ids = msgspec.msgpack.Encoder()
+    oldest = [ids.encode([digest(f"{m}-{i}") for i in range(2)])]
+    stored = {digest(f"{m}-{i}"): written(PendingPrediction(float(i), 0, 0.5, "1")) for i in range(2)}
+    preds = {m: PredictionColumns.from_events(m, [pred(m, 100, 100.0)])}
+    reads = join_keys(preds[m], [])
+    reads.n_pending, reads.oldest, reads.stored, reads.holders = 2, oldest, stored, 2 if holds else 0
+    plan = plan_joins({m: reads}, preds, {}, pending_max=2, samples_max=2)
+    assert plan.evicted[m] == 2
+    # the two slots freed (if they were held) go to the new prediction, which takes one
+    assert plan.feature_holders[m] == 1
