@@ -11,8 +11,9 @@ numpy is imported on first use: the SDK's base install (which imports the contra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -80,10 +81,10 @@ class PredictionColumns:
         class_scores = None
         if any(p.class_scores is not None for p in parts):
             class_scores = [s for p in parts for s in (p.class_scores or [None] * len(p))]
-        return cls(first.model, [i for p in parts for i in p.event_ids],
+        return cls(first.model, _chain(p.event_ids for p in parts),
                    np.concatenate([p.timestamps for p in parts]) if n else np.empty(0),
-                   [v for p in parts for v in p.predictions], [v for p in parts for v in p.versions],
-                   [v for p in parts for v in p.scores], class_scores, features, rows,
+                   _chain(p.predictions for p in parts), _chain(p.versions for p in parts),
+                   _chain(p.scores for p in parts), class_scores, features, rows,
                    None if all(p.models is None and p.model == first.model for p in parts)
                    else [m for p in parts for m in (p.models or [p.model] * len(p))])
 
@@ -164,6 +165,10 @@ def _python_values(column: Any, rows: slice | Any) -> list[FeatureValue]:
     if picked.dtype.kind == "f" and np.isnan(picked).any():
         return [None if v != v else v for v in values]  # NaN != NaN
     return values
+
+
+def _chain(lists: Iterable[list[Any]]) -> list[Any]:
+    return list(chain.from_iterable(lists))
 
 
 def _concat(columns: Sequence[Any]) -> Any:
