@@ -14,6 +14,9 @@ Faust's per-message machinery, not driftwarden's code, bounds a worker fed singl
   fraction of a second, while 4,096 arrays of 1,000 events would hold gigabytes.
 * ``install`` lowers the consumer's fetch wait from the 1,500 ms Faust hard-codes to
   ``FETCH_MAX_WAIT_MS``: a long-poll of an idle partition otherwise delays the busy one.
+* ``drain_messages`` replaces ``Consumer._drain_messages``, the loop that hands fetched messages to
+  the conductor: it hands each to its partition's handler directly when that cannot block, instead of
+  through ``wait_first(handler, suspend_flow.wait())`` (four tasks and an ``asyncio.wait`` per message).
 * ``use_uvloop`` and ``gc_paused``/``freeze_startup`` take the event loop's and the garbage
   collector's share off each message.
 """
@@ -31,6 +34,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode.utils.queues import FlowControlQueue
 
@@ -40,6 +44,7 @@ FETCH_MAX_WAIT_MS = 100  # Faust hard-codes 1,500
 FETCH_MAX_BYTES = 4 * 2**20  # per partition and fetch (Faust: 1 MiB); 16 MiB cost ~70 MiB of RSS, no speed
 MIN_BUFFER_MESSAGES = 64
 MAX_BUFFER_MESSAGES = 65_536
+YIELD_EVERY = 100  # messages handed over between two turns of the event loop (as Faust's drain)
 _PATCH_MARK = "_driftwarden_fetch_wait"
 
 
@@ -60,6 +65,18 @@ def install() -> None:
 
     setattr(_create_worker_consumer, _PATCH_MARK, True)
     AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+
+    original_drain = Consumer._drain_messages
+
+    @functools.wraps(original_drain)
+    async def _drain_messages(self: Any, fetcher: Any) -> None:
+        if getattr(self.app, _PATCH_MARK, None) is None:
+            await original_drain(self, fetcher)
+        else:
+            await drain_messages(self, fetcher)
+
+    setattr(_drain_messages, _PATCH_MARK, True)
+    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
 
 
 def tune_app(app: faust.App, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
@@ -209,6 +226,104 @@ async def take_batches(stream: Any, max_events: int, within: float,
         if started_by_aiter:
             await stream.stop()
             stream.service_reset()
+
+
+async def drain_messages(consumer: Any, fetcher: Any) -> None:
+    """``Consumer._drain_messages`` (with the ``getmany`` it iterates) for a tuned app.
+
+    The same loop: messages in the scheduler's round-robin order, dropped when flow stops or the
+    generation changes mid-fetch, read offsets and gaps tracked, a commit every ``broker_commit_every``
+    acks. What differs: a message goes to the conductor's handler for its partition by a plain
+    ``await`` when nothing in that handler can wait (flow running and not suspended, the producer's
+    buffer below its limit, no channel queue of the partition full, the handler map not being rebuilt),
+    so the handler runs to its end without yielding; otherwise Faust's own ``wait_first(handler,
+    suspend_flow.wait())``, which drops the message when a rebalance starts while it waits. The
+    partition's end offset goes to the monitor once per fetch rather than once per message (a fetch
+    holds one value).
+    """
+    app = consumer.app
+    conductor = app.topics
+    handlers = conductor._tp_to_callback
+    channels_of = conductor._tp_index
+    handlers_lock = conductor._tp_to_callback_lock
+    on_message = consumer.callback  # the conductor's handler of any partition, under its lock
+    flow_control = app.flow_control
+    suspend_flow = consumer.suspend_flow
+    producer_buffer = app.producer.buffer
+    read_offset = consumer._read_offset
+    commit_every = consumer._commit_every
+    acks_enabled_for = conductor.acks_enabled_for
+    to_message = consumer._to_message
+    track_end_offset = app.monitor.track_tp_end_offset
+    consumer_should_stop = consumer._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    set_flag, unset_flag = consumer.diag.set_flag, consumer.diag.unset_flag
+    since_yield = 0
+
+    def handler_for(tp: Any) -> Any:
+        """The partition's handler when calling it cannot wait, else None."""
+        if handlers_lock.locked() or not flow_control.is_active() or suspend_flow.is_set():
+            return None
+        if producer_buffer.size > producer_buffer.max_messages:
+            return None
+        if any(channel.queue.full() for channel in channels_of.get(tp, ())):
+            return None
+        return handlers.get(tp)
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(CONSUMER_FETCHING)
+            await consumer.sleep(0)  # as Faust: a fetch loop that never waits would starve the others
+            if consumer.should_stop:
+                continue
+            records, active = await consumer._wait_next_records(1.0)
+            generation = app.consumer_generation_id
+            if records and not consumer.should_stop and consumer.flow_active:
+                ended: set[Any] = set()
+                for tp, record in consumer.scheduler.iterate(records):
+                    if not consumer.flow_active or app.consumer_generation_id != generation:
+                        break
+                    if active is not None and tp not in active and tp not in consumer._buffered_partitions:
+                        continue
+                    if tp not in ended:
+                        track_end_offset(tp, consumer.highwater(tp))
+                        ended.add(tp)
+                    message = to_message(tp, record)
+                    since_yield += 1
+                    if since_yield > YIELD_EVERY:
+                        await asyncio.sleep(0)
+                        since_yield = 0
+                    offset = message.offset
+                    r_offset = read_offset[tp]
+                    if r_offset is not None and offset < r_offset:
+                        continue  # read already (Faust logs it at its "dev" level)
+                    if offset - (r_offset or 0) > 1 and r_offset and acks_enabled_for(message.topic):
+                        await consumer._add_gap(tp, r_offset + 1, offset)
+                    if commit_every is not None and consumer._n_acked >= commit_every:
+                        consumer._n_acked = 0
+                        await consumer.commit()
+                    handler = handler_for(tp)
+                    if handler is not None:
+                        await handler(message)
+                    else:
+                        await consumer.wait_first(on_message(message), suspend_flow.wait())
+                    read_offset[tp] = offset
+            unset_flag(CONSUMER_FETCHING)
+    except consumer.consumer_stopped_errors:
+        if consumer.transport.app.should_stop:
+            consumer.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if consumer.transport.app.should_stop:
+            consumer.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        consumer.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)
 
 
 def _ack(event: Any, on_message_out: Any) -> None:
