@@ -18,7 +18,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
-from aiokafka.structs import ConsumerRecord
+import pytest
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.transport import conductor as faust_conductor
 from faust.transport.consumer import Consumer
 from faust.types import TP
@@ -30,8 +31,8 @@ ORIGINAL_DRAIN = inspect.unwrap(Consumer._drain_messages)
 
 
 def _record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(tp.topic, tp.partition, offset, 1_700_000_000_000, 0, b"k", b"v%d" % offset,
-                          None, 1, 2, [])
+    return ConsumerRecord(tp.topic, tp.partition, offset, 1_700_000_000_000, 0, b'"k"', b'"v%d"' % offset,
+                          None, 1, 2, [("h", b"1")])
 
 
 @dataclass
@@ -40,16 +41,24 @@ class Outcome:
     read_offsets: dict[TP, int | None]
     wait_first_calls: int
     end_offsets: dict[TP, int] = field(default_factory=dict)
+    events: list[tuple[Any, ...]] = field(default_factory=list)  # what a stream sees of each
+    paused: set[TP] = field(default_factory=set)  # partitions paused for a full buffer
+    buffer_full: dict[TP, int] = field(default_factory=dict)  # the sensor's count
+    active_after: set[tuple[type, TP]] = field(default_factory=set)  # fetched from, once the queue is read
 
 
 async def _drive(ours: bool, fetches: list[dict[TP, list[int]]], maxsize: int = 1000,
-                 during: Callable[[faust.App, Any], Awaitable[None]] | None = None) -> Outcome:
-    """Run one drain over ``fetches`` (partition -> offsets), then stop it; ``during`` runs beside it."""
+                 during: Callable[[faust.App, Any], Awaitable[None]] | None = None, raw: bool = True) -> Outcome:
+    """Run one drain over ``fetches`` (partition -> offsets), then stop it; ``during`` runs beside it.
+
+    ``raw``: the topic of bytes with the raw codec the stream uses, else JSON values (Faust's handler)."""
     app = faust.App(f"drain-{time.monotonic_ns()}", broker="kafka://127.0.0.1:1", value_serializer="raw",
                     key_serializer="raw")
     if ours:
         faust_path.tune_app(app)
-    stream = app.stream(app.topic("t", value_type=bytes, key_type=bytes))
+    topic = (app.topic("t", value_type=bytes, key_type=bytes) if raw
+             else app.topic("t", key_type=bytes, value_serializer="json"))
+    stream = app.stream(topic)
     await app.topics._update_indices()
     await app.topics.on_partitions_assigned({TP0, TP1})
     app.flow_control.resume()
@@ -63,7 +72,9 @@ async def _drive(ours: bool, fetches: list[dict[TP, list[int]]], maxsize: int = 
         if not pending:
             fetcher._stopped.set()
             return {}, {TP0, TP1}
-        return {tp: [_record(tp, o) for o in offsets] for tp, offsets in pending.pop(0).items()}, {TP0, TP1}
+        # A real fetch names partitions with aiokafka's TopicPartition, not Faust's TP.
+        return ({TopicPartition(tp.topic, tp.partition): [_record(tp, o) for o in offsets]
+                 for tp, offsets in pending.pop(0).items()}, {TP0, TP1})
 
     calls = 0
     wait_first = consumer.wait_first
@@ -76,17 +87,24 @@ async def _drive(ours: bool, fetches: list[dict[TP, list[int]]], maxsize: int = 
     consumer._wait_next_records = next_records  # type: ignore[method-assign]
     consumer.highwater = lambda tp: 100 + tp.partition  # type: ignore[method-assign]
     consumer.wait_first = counting_wait_first  # type: ignore[method-assign]
+    consumer._active_partitions = {TP0, TP1}  # what the started consumer's assignment would give
+    app.sensors.add(app.monitor)  # as a started app has it
     drain = consumer._drain_messages(fetcher) if ours else ORIGINAL_DRAIN(consumer, fetcher)
     if during is None:
         await asyncio.wait_for(drain, 5)
     else:
         await asyncio.wait_for(asyncio.gather(drain, during(app, stream)), 5)
     queue = stream.channel.queue
-    delivered = []
+    paused, buffer_full = set(consumer._buffered_partitions), dict(app.monitor.topic_buffer_full)
+    delivered, events = [], []
     while not queue.empty():
-        message = queue.get_nowait().message
+        event = queue.get_nowait()
+        message = event.message
         delivered.append((message.partition, message.offset))
-    return Outcome(delivered, dict(consumer._read_offset), calls, dict(app.monitor.tp_end_offsets))
+        events.append((type(event), event.key, event.value, event.headers, message.refcount, message.acked))
+    active_after = {(type(tp), tp) for tp in consumer._get_active_partitions()}
+    return Outcome(delivered, dict(consumer._read_offset), calls, dict(app.monitor.tp_end_offsets), events,
+                   paused, buffer_full, active_after)
 
 
 def _both(*args: Any, **kwargs: Any) -> tuple[Outcome, Outcome]:
@@ -96,14 +114,28 @@ def _both(*args: Any, **kwargs: Any) -> tuple[Outcome, Outcome]:
     return asyncio.run(run())
 
 
-def test_messages_arrive_in_fausts_order_without_a_wait_first_each() -> None:
+@pytest.mark.parametrize("raw", [True, False], ids=["raw bytes, put inline", "json, Faust's handler"])
+def test_messages_arrive_in_fausts_order_without_a_wait_first_each(raw: bool) -> None:
     fetches = [{TP0: [0, 1, 2], TP1: [0, 1]}, {TP0: [3], TP1: [2, 3, 4]}]
-    faust_out, ours = _both(fetches)
+    faust_out, ours = _both(fetches, raw=raw)
     assert ours.delivered == faust_out.delivered  # the scheduler's round robin, kept
     assert ours.delivered[:5] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
+    assert ours.events == faust_out.events  # same event type, key, value, headers, one reference each
+    assert ours.events[0][1:5] == ((b'"k"', b'"v0"', {"h": b"1"}, 1) if raw else (b'"k"', "v0", {"h": b"1"}, 1))
     assert ours.read_offsets == faust_out.read_offsets == {TP0: 3, TP1: 4}
     assert ours.end_offsets == faust_out.end_offsets == {TP0: 100, TP1: 101}
     assert faust_out.wait_first_calls == 9 and ours.wait_first_calls == 0
+
+
+def test_a_filling_queue_pauses_its_partition_as_fausts_handler_does() -> None:
+    # maxsize 4: the fourth put (TP0's offset 2, after TP1's 0) finds 3 queued, the high-pressure mark
+    # (4 / 1.25), and pauses TP0.
+    faust_out, ours = _both([{TP0: [0, 1, 2], TP1: [0]}], maxsize=4)
+    assert ours.paused == faust_out.paused == {TP0}
+    assert ours.buffer_full == faust_out.buffer_full == {TP0: 1}
+    assert ours.delivered == faust_out.delivered
+    # Reading the queue resumed TP0, named with Faust's TP type (the consumer asserts it).
+    assert ours.active_after == faust_out.active_after == {(TP, TP0), (TP, TP1)}
 
 
 def test_messages_read_already_are_skipped_as_faust_skips_them() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import threading
 import time
 import tomllib
 from importlib.metadata import version
@@ -225,6 +226,10 @@ def test_faust_still_does_what_take_batches_relies_on_around_rebalances() -> Non
         "_consumer_wait_empty")
     assert "_unacked_messages" in inspect.getsource(faust.transport.consumer.Consumer.wait_empty)
     assert {"_channel_stop_iteration", "service_reset", "stop"} <= set(dir(Stream))
+    # _ack_all acks each message as Event.ack does, under the re-entrant lock Message.ack takes.
+    assert "return self.message.ack(self.app.consumer)" in inspect.getsource(faust.Event.ack)
+    assert "with ack_lock:" in inspect.getsource(faust.types.tuples.Message.ack)
+    assert isinstance(faust.types.tuples.ack_lock, type(threading.RLock()))
     # Faust's "has not started processing" check reads the time the monitor sensor sets per event.
     assert "self.stream_inbound_time[tp] = monotonic()" in inspect.getsource(Monitor.on_stream_event_in)
     assert "monitor.stream_inbound_time.get(tp)" in inspect.getsource(AIOKafkaConsumerThread)
