@@ -38,7 +38,8 @@ from faust.serializers.codecs import get_codec
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
-from faust.types.tuples import ack_lock
+from faust.types.tuples import ConsumerMessage, ack_lock
+from mode.utils.futures import notify
 from mode.utils.queues import FlowControlQueue
 
 log = logging.getLogger(__name__)
@@ -423,11 +424,60 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
 
 
 def _ack_all(events: list[Any], consumer: Any, on_message_out: Any) -> None:
-    """``Stream.ack`` of each event without the per-event sensor call and ``app.consumer`` lookup, under
-    one hold of Faust's ack lock (each message's ack takes it again, re-entrantly): the last stream to
-    ack a message makes its offset committable."""
+    """``Stream.ack`` of each event, for a whole batch under one hold of Faust's ack lock.
+
+    Faust's chain per event (``Event.ack`` -> ``Message.ack`` -> ``decref`` ->
+    ``ConsumerMessage.on_final_ack`` -> ``Consumer.ack``, three re-entries of the lock and a settings
+    lookup) was a sixth of the event loop's time on single events; its bookkeeping is done here inline,
+    unchanged: the last reference's ack marks the offset committable once, unless it is below the
+    committed offset or acked already, and wakes ``wait_empty``. The stream's per-event sensor call
+    goes with it. A message or consumer of another type takes Faust's own path.
+    """
+    if type(consumer).ack is not Consumer.ack:
+        with ack_lock:
+            for event in events:
+                message = event.message
+                if message.ack(consumer):
+                    on_message_out(message.tp, message.offset, message)
+        return
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    enabled: dict[str, bool] = {}
+    committed_of, index_of, acked_of = consumer._committed_offset, consumer._acked_index, consumer._acked
+    unacked = consumer._unacked_messages
+    newly_acked = 0
+    notify_waiter = False
     with ack_lock:
-        for event in events:
-            message = event.message
-            if message.ack(consumer):
-                on_message_out(message.tp, message.offset, message)
+        try:
+            for event in events:
+                message = event.message
+                if type(message) is not ConsumerMessage:
+                    if message.ack(consumer):
+                        on_message_out(message.tp, message.offset, message)
+                    continue
+                if message.acked:
+                    continue
+                message.refcount = max(message.refcount - 1, 0)
+                if message.refcount:
+                    continue  # another stream holds it
+                message.acked = True
+                topic = message.topic
+                acking = enabled.get(topic)
+                if acking is None:
+                    acking = enabled[topic] = acks_enabled_for(topic)
+                if not acking:
+                    continue
+                notify_waiter = True
+                tp, offset = message.tp, message.offset
+                committed = committed_of[tp]
+                if committed is None or offset >= committed:
+                    index = index_of[tp]
+                    if offset not in index:
+                        unacked.discard(message)
+                        index.add(offset)
+                        acked_of[tp].append(offset)
+                        newly_acked += 1
+                        on_message_out(tp, offset, message)
+        finally:
+            consumer._n_acked += newly_acked
+            if notify_waiter:
+                notify(consumer._waiting_for_ack)
