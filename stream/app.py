@@ -219,9 +219,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                                 settings.stream.buffer_mib * 2**20) if settings.stream.fast_batches
                    else stream.take_events(settings.stream.batch_size, within=settings.stream.batch_timeout_s))
         async for events in batches:
-            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                                 e.message.value, e.message.timestamp, wire_format(e.message.headers))
-                       for e in events]
+            records = [RawRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, wire_format(m.headers))
+                       for m in [e.message for e in events]]
             await service.run_batch(records)
             service.record_lag(app.consumer, records)
 
