@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
 from river import base
-from river.drift import ADWIN, KSWIN, PageHinkley
-from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
 
 from detectors.records import CRITICAL, WARNING
+from detectors.river_detectors import ADWIN, DDM, EDDM, HDDMA, HDDMW, KSWIN, PageHinkley
 
 DETECTORS: Final[dict[str, type[base.DriftDetector] | type[base.BinaryDriftDetector]]] = {
     "ADWIN": ADWIN,
