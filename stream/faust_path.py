@@ -1,5 +1,6 @@
 """Our use of Faust's internals, all in one place (tested with the faust-streaming range pinned in
-pyproject.toml; ``tests/unit/stream/test_faust_path.py`` fails loudly when an internal used here changes).
+pyproject.toml; ``tests/unit/stream/test_faust_path.py`` and ``test_faust_drain.py`` fail loudly when an
+internal used here changes).
 
 Faust's per-message machinery, not driftwarden's code, bounds a worker fed single events (issue 12):
 
@@ -53,7 +54,8 @@ _PATCH_MARK = "_driftwarden_fetch_wait"
 
 
 def install() -> None:
-    """Lower the worker consumer's fetch wait (idempotent; only apps marked by ``tune_app``)."""
+    """Lower the worker consumer's fetch wait and replace its drain with ``drain_messages``
+    (idempotent; only for apps marked by ``tune_app``, other apps in the process keep Faust's own)."""
     original = AIOKafkaConsumerThread._create_worker_consumer
     if getattr(original, _PATCH_MARK, False):
         return
@@ -84,7 +86,7 @@ def install() -> None:
 
 
 def tune_app(app: faust.App, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
-    """Mark ``app`` for the short fetch wait (the patch leaves other apps in the process alone)."""
+    """Mark ``app`` for the short fetch wait and our drain (the patches leave other apps alone)."""
     install()
     setattr(app, _PATCH_MARK, fetch_max_wait_ms)
 
