@@ -203,7 +203,7 @@ def _epochs(pa: Any, table: Any) -> Any:
     if pa.types.is_dictionary(t):
         column, t = column.cast(t.value_type), t.value_type
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        stamps = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        stamps = column.cast(pa.float64()).to_numpy(zero_copy_only=False, writable=True)
     elif pa.types.is_timestamp(t):
         micros = column.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False)
         stamps = micros / 1e6
@@ -225,10 +225,11 @@ def _numbers(pa: Any, column: Any) -> list[Any]:
 
 
 def _feature_column(pa: Any, child: Any, name: str) -> Any:
-    """A feature column in the monitor's form: numbers as float64 arrays (NaN: missing), else a list."""
+    """A feature column in the monitor's form: numbers as float64 arrays (NaN: missing), else a list. Arrays are
+    the batch's own (writable), like those a concatenation of several messages makes."""
     typed = _typed(pa, child, name)
     if pa.types.is_floating(typed.type):
-        return typed.to_numpy(zero_copy_only=False)  # nulls become NaN
+        return typed.to_numpy(zero_copy_only=False, writable=True)  # nulls become NaN; a copy, not a read-only view
     if pa.types.is_null(typed.type):
         return [None] * len(typed)
     return typed.to_pylist()

@@ -47,6 +47,7 @@ def test_an_arrow_message_gives_the_columns_its_json_twin_gives() -> None:
     same(arrow, json)
     assert arrow.rows is None and json.features is None  # Arrow stays columns: no mapping per row was made
     assert isinstance(arrow.features["x"], np.ndarray) and math.isnan(arrow.features["gap"][0])  # type: ignore[index]
+    assert arrow.features["x"].flags.writeable and arrow.timestamps.flags.writeable  # type: ignore[index]
     assert arrow.features["plan"][:2] == ["free", "pro"]  # type: ignore[index]
     assert arrow.last_version() == "7" and arrow.events() == events
     for index in ([3, 1, 7], [5, 6, 7], [4], []):  # any rows, consecutive or not
