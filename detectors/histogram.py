@@ -9,6 +9,7 @@ had). Both count missing values and wrong types per feature and add up exactly u
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -315,16 +316,20 @@ class _Layout:
 
 _LAYOUTS: dict[tuple[int, ...], _Layout] = {}
 _MAX_LAYOUTS: Final = 256
+_LAYOUTS_LOCK = threading.Lock()
 
 
 def _layout(histograms: Sequence[NumericHistogram]) -> _Layout:
-    key = tuple(id(h.edges) for h in histograms)  # edges are never mutated; ``like`` shares them
-    layout = _LAYOUTS.pop(key, None)
-    if layout is None:
-        layout = _Layout(histograms)
-        while len(_LAYOUTS) >= _MAX_LAYOUTS:
-            del _LAYOUTS[next(iter(_LAYOUTS))]
-    _LAYOUTS[key] = layout  # most recent last
+    """The layout of these histograms' bins, kept for the next batch (a window's histograms share their reference's
+    edges, which are never mutated); least recently used ones are dropped past ``_MAX_LAYOUTS``."""
+    key = tuple(id(h.edges) for h in histograms)  # valid while the layout holds the edges
+    with _LAYOUTS_LOCK:  # the stream may run monitors on more than one thread
+        layout = _LAYOUTS.pop(key, None)
+        if layout is None:
+            layout = _Layout(histograms)
+            while len(_LAYOUTS) >= _MAX_LAYOUTS:
+                del _LAYOUTS[next(iter(_LAYOUTS))]
+        _LAYOUTS[key] = layout  # most recent last
     return layout
 
 
