@@ -2,8 +2,8 @@
 
 ``import river.drift`` also imports ``river.drift.datasets``, hence ``river.datasets`` and ``river.stream``,
 which import pandas, scikit-learn and SQLAlchemy: about 1 s and 70 MiB of a stream worker's memory for
-modules it never calls. Each detector's own module imports only ``river.base``, ``river.stats`` and
-River's compiled core, so this module loads those source files by their real names
+modules it never calls. Each detector's own module imports only ``river.base``, ``river.stats``, River's
+compiled core (and KSWIN ``scipy.stats``), so this module loads those source files by their real names
 (``river.drift.adwin``, ``river.drift.binary.ddm``, ...) and leaves the package ``__init__``s out.
 
 The classes are River's own, not copies: a later ``import river.drift`` (a test, a notebook) reuses the
