@@ -47,10 +47,29 @@ def load_module(name: str) -> ModuleType:
     return module
 
 
-ADWIN: Final[type[base.DriftDetector]] = load_module("river.drift.adwin").ADWIN
-KSWIN: Final[type[base.DriftDetector]] = load_module("river.drift.kswin").KSWIN
-PageHinkley: Final[type[base.DriftDetector]] = load_module("river.drift.page_hinkley").PageHinkley
-DDM: Final[type[base.BinaryDriftDetector]] = load_module("river.drift.binary.ddm").DDM
-EDDM: Final[type[base.BinaryDriftDetector]] = load_module("river.drift.binary.eddm").EDDM
-HDDMA: Final[type[base.BinaryDriftDetector]] = load_module("river.drift.binary.hddm_a").HDDMA
-HDDMW: Final[type[base.BinaryDriftDetector]] = load_module("river.drift.binary.hddm_w").HDDMW
+# class name -> its module; a detector's module is loaded when first asked for (KSWIN's imports scipy.stats,
+# ~48 MiB a worker on the default ADWIN/DDM never needs)
+MODULES: Final = {
+    "ADWIN": "river.drift.adwin",
+    "KSWIN": "river.drift.kswin",
+    "PageHinkley": "river.drift.page_hinkley",
+    "DDM": "river.drift.binary.ddm",
+    "EDDM": "river.drift.binary.eddm",
+    "HDDMA": "river.drift.binary.hddm_a",
+    "HDDMW": "river.drift.binary.hddm_w",
+}
+
+
+def detector_class(name: str) -> type[base.DriftDetector] | type[base.BinaryDriftDetector]:
+    """River's detector class ``name`` (``"ADWIN"``, ``"HDDMA"``...), its module loaded on first use."""
+    if name not in MODULES:
+        raise ImportError(f"no River drift detector {name!r}", name=name)
+    cls: type[base.DriftDetector] | type[base.BinaryDriftDetector] = getattr(load_module(MODULES[name]), name)
+    return cls
+
+
+def __getattr__(name: str) -> type[base.DriftDetector] | type[base.BinaryDriftDetector]:
+    """``from detectors.river_detectors import ADWIN``: loaded then, not when this module is imported."""
+    if name in MODULES:
+        return detector_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
