@@ -50,7 +50,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftwarden.contract.columnar import decode_message, encode_arrow  # noqa: E402
+from driftwarden.contract.columnar import decode_message, decode_prediction_columns, encode_arrow  # noqa: E402
 from driftwarden.contract.events import ARROW_FORMAT, FORMAT_HEADER, Prediction, wire_format  # noqa: E402
 from driftwarden.contract.kafka import client_config, ensure_topics  # noqa: E402
 from driftwarden.contract.settings import Settings, load_settings  # noqa: E402
@@ -362,7 +362,9 @@ def decode_alone(settings: Settings, topic: str, expected_messages: int) -> floa
                    if not m.error()]
     consumer.close()
     started = time.perf_counter()
-    events = sum(len(decode_message(Prediction, value, fmt)) for value, fmt in values)
+    # as the stream decodes: Arrow predictions into columns, JSON into structs
+    events = sum(len(decode_prediction_columns(value)) if fmt == ARROW_FORMAT else
+                 len(decode_message(Prediction, value, fmt)) for value, fmt in values)
     return events / (time.perf_counter() - started)
 
 

@@ -1,8 +1,9 @@
 """The Faust ceiling: a worker with the stream's Faust settings whose agent only counts what it takes.
 
 ``faust_ceiling.py stock`` takes batches with Faust's ``take_events``; ``faust_ceiling.py path`` (the
-default) with the stream's own consumer path (``stream/faust_path.py``: batches from the channel queue,
-buffer in bytes, 100 ms fetch wait, uvloop, frozen start-up objects).
+default) with the stream's own consumer path (``stream/faust_path.py``: fetched messages drained into the
+channel queue without Faust's per-message ``wait_first``, batches from the queue acked in one pass, buffer
+in bytes, 100 ms fetch wait, uvloop, frozen start-up objects).
 
 ``bench_stream.py`` runs it on the same topic as the real worker, so the figures separate what Faust's
 per-message machinery costs on this machine from what driftwarden's batch code adds. It reports

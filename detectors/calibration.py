@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -96,6 +96,17 @@ class NullFit(NamedTuple):
             raise ValueError(f"a null fit has {len(_LEVELS) + 2} numbers, got {len(values)}")
         return cls(tuple(float(v) for v in values[: len(_LEVELS)]), float(values[-2]), bool(values[-1]))
 
+
+def cutoffs(fits: Sequence[NullFit], alpha: float) -> list[float]:
+    """``fit.cutoff(alpha)`` of many fits in one numpy pass: the same floating-point operations in the same order
+    (the logarithm is one scalar, taken with ``math.log`` as there), so the same bits."""
+    tail = 1.0 - _LEVELS[-1]
+    if alpha > tail or not fits:
+        return [f.cutoff(alpha) for f in fits]
+    log = math.log(tail / alpha)
+    t = np.array([f.quantiles[-1] for f in fits]) + np.array([f.beta for f in fits]) * log
+    root = np.sqrt(np.where(t < 0.0, 0.0, t))  # Python's max(t, 0.0)
+    return np.where(np.array([f.squared for f in fits]), root, t).tolist()  # type: ignore[no-any-return]
 
 def fit(draws: FloatArray, squared: bool) -> NullFit:
     """Quantiles of the draws' squared form and the mean excess over the last one.

@@ -17,20 +17,25 @@ from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
 from river import base
-from river.drift import ADWIN, KSWIN, PageHinkley
-from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
 
 from detectors.records import CRITICAL, WARNING
+from detectors.river_detectors import detector_class
 
-DETECTORS: Final[dict[str, type[base.DriftDetector] | type[base.BinaryDriftDetector]]] = {
-    "ADWIN": ADWIN,
-    "DDM": DDM,
-    "EDDM": EDDM,
-    "PageHinkley": PageHinkley,
-    "KSWIN": KSWIN,
-    "HDDM_A": HDDMA,
-    "HDDM_W": HDDMW,
+# configured name -> River's class name; a class is loaded when a detector of its kind is first made
+DETECTORS: Final[dict[str, str]] = {
+    "ADWIN": "ADWIN",
+    "DDM": "DDM",
+    "EDDM": "EDDM",
+    "PageHinkley": "PageHinkley",
+    "KSWIN": "KSWIN",
+    "HDDM_A": "HDDMA",
+    "HDDM_W": "HDDMW",
 }
+
+
+def detector_type(kind: str) -> type[base.DriftDetector] | type[base.BinaryDriftDetector]:
+    """River's class of a configured detector kind (``canonical_kind`` spelling)."""
+    return detector_class(DETECTORS[kind])
 # These assume values in [0, 1] (error indicators); they are switched off for regression errors.
 BINARY_INPUT: Final = frozenset({"DDM", "EDDM", "HDDM_A", "HDDM_W"})
 _BY_FOLDED_NAME: Final = {name.replace("_", "").upper(): name for name in DETECTORS}
@@ -118,7 +123,7 @@ def normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"a concept detector spec has keys kind and params, got {sorted(spec)}")
     kind = canonical_kind(spec["kind"])
     params = dict(spec.get("params") or {})
-    signature = inspect.signature(DETECTORS[kind])
+    signature = inspect.signature(detector_type(kind))
     defaults = {name: p.default for name, p in signature.parameters.items()}
     unexpected = set(params) - set(defaults) - {"window"}
     if unexpected or "window" in params:
@@ -134,7 +139,7 @@ def build_detector(spec: Mapping[str, Any]) -> base.DriftDetector | base.BinaryD
     """A River detector from ``{"kind": ..., "params": {...}}``; invalid parameters raise ValueError."""
     normal = normalise_spec(spec)
     try:
-        return DETECTORS[normal["kind"]](**normal["params"])
+        return detector_type(normal["kind"])(**normal["params"])
     except (TypeError, ValueError) as exc:  # anything River itself rejects
         raise ValueError(f"invalid {normal['kind']} parameters {normal['params']}: {exc}") from exc
 
@@ -168,7 +173,7 @@ class ConceptDetector:
         self.confirmation = confirmation
         self.confirmation_window = confirmation_window
         self.cooldown = cooldown
-        self._detector = DETECTORS[self.kind](**self.params)
+        self._detector = detector_type(self.kind)(**self.params)
         self._has_warning = hasattr(self._detector, "warning_detected")
         self.n = 0
         self.n_detections = 0

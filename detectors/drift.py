@@ -11,11 +11,12 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from detectors.calibration import NullFit
+from detectors.calibration import NullFit, cutoffs
 from detectors.config import MonitorConfig
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.psi import psi
 from detectors.records import CRITICAL, WARNING, Signal
+from detectors.stacked import pair_scores
 from detectors.statistics import (
     chi2_homogeneity,
     js_distance,
@@ -30,37 +31,34 @@ from detectors.window import WindowInfo
 
 def field_scores(reference: Histogram, current: Histogram, config: MonitorConfig) -> dict[str, float]:
     """Every statistic of one field: numeric psi, js, wasserstein (normalised), ks; categorical psi,
-    js, chi2; p-values alongside. NaN where a side is empty."""
-    return window_scores({"field": (reference, current)}, config)["field"]
+    js, chi2; p-values alongside. NaN where a side is empty.
+
+    Field by field, with the functions of ``detectors.psi`` and ``detectors.statistics``: the reference that
+    ``window_scores`` (all fields in one pass) equals bit for bit."""
+    ref_counts, cur_counts = reference.counts, current.counts
+    field = {"psi": psi(ref_counts, cur_counts, config.psi_epsilon), "js": js_distance(ref_counts, cur_counts)}
+    if isinstance(reference, NumericHistogram) and isinstance(current, NumericHistogram):
+        raw = wasserstein_binned(reference, current)
+        field["wasserstein"] = raw / reference_scale(reference)
+        field["wasserstein_raw"] = raw
+        field["ks"], effective_n = ks_statistic(ref_counts, cur_counts)
+        # The exact distribution costs ~0.1 ms per field: only when KS decides; else it is reported only.
+        p_values = ks_p_values if "ks" in config.drift_signals else ks_p_values_asymptotic
+        field["ks_pvalue"] = p_values([field["ks"]], [effective_n])[0]
+    else:
+        field["chi2"], field["chi2_pvalue"] = chi2_homogeneity(ref_counts, cur_counts)
+        total = reference.n + current.n
+        chi2 = field["chi2"]
+        field["cramers_v"] = math.sqrt(chi2 / total) if total and math.isfinite(chi2) else math.nan
+    return field
 
 
 def window_scores(
     pairs: Mapping[str, tuple[Histogram, Histogram]], config: MonitorConfig
 ) -> dict[str, dict[str, float]]:
-    """``field_scores`` of many fields, with the KS p-values computed in one vectorised call."""
-    scores: dict[str, dict[str, float]] = {}
-    ks: dict[str, int] = {}
-    for name, (reference, current) in pairs.items():
-        ref_counts, cur_counts = reference.counts, current.counts
-        field = {"psi": psi(ref_counts, cur_counts, config.psi_epsilon), "js": js_distance(ref_counts, cur_counts)}
-        if isinstance(reference, NumericHistogram) and isinstance(current, NumericHistogram):
-            raw = wasserstein_binned(reference, current)
-            field["wasserstein"] = raw / reference_scale(reference)
-            field["wasserstein_raw"] = raw
-            field["ks"], ks[name] = ks_statistic(ref_counts, cur_counts)
-            field["ks_pvalue"] = math.nan
-        else:
-            field["chi2"], field["chi2_pvalue"] = chi2_homogeneity(ref_counts, cur_counts)
-            total = reference.n + current.n
-            chi2 = field["chi2"]
-            field["cramers_v"] = math.sqrt(chi2 / total) if total and math.isfinite(chi2) else math.nan
-        scores[name] = field
-    if ks:
-        # The exact distribution costs ~0.1 ms per field: only when KS decides; else it is reported only.
-        p_values = ks_p_values if "ks" in config.drift_signals else ks_p_values_asymptotic
-        for name, p_value in zip(ks, p_values([scores[n]["ks"] for n in ks], list(ks.values())), strict=True):
-            scores[name]["ks_pvalue"] = p_value
-    return scores
+    """``field_scores`` of many fields, all of them in one stacked pass (``detectors/stacked.py``)."""
+    scores = pair_scores(list(pairs.values()), config.psi_epsilon, "ks" in config.drift_signals)
+    return dict(zip(pairs, scores, strict=True))
 
 
 def json_safe(scores: Mapping[str, float]) -> dict[str, float | None]:
@@ -85,22 +83,59 @@ class CutOff(NamedTuple):
         return max(self.noise, self.floor)
 
 
-def cut_off(signal: str, fit: NullFit, field: Mapping[str, float], config: MonitorConfig, rate: float,
-            family: int) -> CutOff:
+def effect_floor(signal: str, field: Mapping[str, float], config: MonitorConfig) -> float:
+    """A statistic's effect floor in its own units (chi2's is set on Cramer's V)."""
     floor = config.effect_floor(signal)
     if signal == "chi2":  # chi2 = V**2 * (n_reference + n_window)
         v, chi2 = field.get("cramers_v", math.nan), field.get("chi2", math.nan)
         floor = floor * floor * chi2 / (v * v) if v > 0 else math.inf
-    return CutOff(fit.cutoff(rate / family), floor)
+    return floor
+
+
+def cut_off(signal: str, fit: NullFit, field: Mapping[str, float], config: MonitorConfig, rate: float,
+            family: int) -> CutOff:
+    """One test's cut-off (``cut_offs`` gives every test's of a window at once, the same)."""
+    return CutOff(fit.cutoff(rate / family), effect_floor(signal, field, config))
+
+
+class CutOffs(NamedTuple):
+    """Every deciding test of a window's fields at one rate, in order: (field, statistic), its noise cut-off, its
+    effect floor and its threshold (the larger, as ``CutOff.threshold``)."""
+
+    keys: list[tuple[str, str]]
+    noise: list[float]
+    floor: list[float]
+    threshold: list[float]
+
+
+def cut_offs(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
+             config: MonitorConfig, rate: float, family: int) -> CutOffs:
+    """``cut_off`` of every deciding statistic with a finite score, the noise cut-offs in one pass."""
+    keys: list[tuple[str, str]] = []
+    chosen: list[NullFit] = []
+    floors: list[float] = []
+    settings = {signal: config.effect_floor(signal) for signal in config.drift_signals}
+    for name, field in scores.items():
+        for signal, floor in settings.items():
+            if math.isfinite(field.get(signal, math.nan)):
+                keys.append((name, signal))
+                chosen.append(fits[name][signal])
+                floors.append(floor if signal != "chi2" else effect_floor(signal, field, config))
+    noise = cutoffs(chosen, rate / family)
+    # max(noise, floor) as Python takes it: the noise unless the floor is larger
+    return CutOffs(keys, noise, floors, [f if f > n else n for n, f in zip(noise, floors, strict=True)])
 
 
 def thresholds(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
-               config: MonitorConfig, family: int) -> dict[str, dict[str, float]]:
-    """The critical threshold of every deciding statistic of every field, as ``<statistic>_threshold``."""
-    return {name: {f"{signal}_threshold": cut_off(signal, fits[name][signal], field, config,
-                                                  config.false_alarm_rate, family).threshold
-                   for signal in config.drift_signals if math.isfinite(field.get(signal, math.nan))}
-            for name, field in scores.items()}
+               config: MonitorConfig, family: int, critical: CutOffs | None = None) -> dict[str, dict[str, float]]:
+    """The critical threshold of every deciding statistic of every field, as ``<statistic>_threshold``
+    (``critical``: the window's ``cut_offs`` at the false-alarm rate, when already computed)."""
+    if critical is None:
+        critical = cut_offs(scores, fits, config, config.false_alarm_rate, family)
+    out: dict[str, dict[str, float]] = {name: {} for name in scores}
+    for (name, signal), threshold in zip(critical.keys, critical.threshold, strict=True):
+        out[name][f"{signal}_threshold"] = threshold
+    return out
 
 
 def drift_signals(
@@ -110,35 +145,40 @@ def drift_signals(
     config: MonitorConfig,
     window: WindowInfo,
     family: int,
+    cuts: tuple[CutOffs, CutOffs] | None = None,
 ) -> list[Signal]:
     """The signals one window raises for the fields in ``scores``, ``family`` being the number of tests the whole
     window holds (every field of every kind, times the deciding statistics): Bonferroni over it keeps the share
     of stationary windows with any critical signal at most ``config.false_alarm_rate``. For the question "does
     this window alarm", Holm's step-down gives the same answer (both reject first at ``rate / family``), so the
-    simpler rule with a fixed cut-off per test, which dashboards and events can show, is the one used."""
+    simpler rule with a fixed cut-off per test, which dashboards and events can show, is the one used.
+
+    ``cuts``: the window's ``cut_offs`` at the false-alarm and the warning rate, when already computed."""
+    if cuts is None:
+        cuts = (cut_offs(scores, fits, config, config.false_alarm_rate, family),
+                cut_offs(scores, fits, config, config.warning_rate, family))
     signals: list[Signal] = []
-    levels = ((CRITICAL, config.false_alarm_rate), (WARNING, config.warning_rate))
-    for name, field in scores.items():
-        for signal in config.drift_signals:
-            score = field.get(signal, math.nan)
-            if not math.isfinite(score):
-                continue
-            fit = fits[name][signal]
-            for severity, rate in levels:
-                cut = cut_off(signal, fit, field, config, rate, family)
-                if score >= cut.threshold:
-                    signals.append(Signal(
-                        kind, signal, name, score, cut.threshold, severity, window.index, window.start, window.end,
-                        window.n, {
-                            "scores": json_safe(field),
-                            "noise_threshold": cut.noise,
-                            "effect_floor": cut.floor,  # in the statistic's units (chi2's from Cramer's V)
-                            "effect_floor_setting": config.effect_floor(signal),
-                            "decided_by": "noise" if cut.noise >= cut.floor else "effect_floor",
-                            "false_alarm_rate": rate,
-                            "test_alpha": rate / family,
-                            "family_size": family,
-                            "p_value": fit.p_value(score),
-                        }))
-                    break
+    levels = ((CRITICAL, config.false_alarm_rate, cuts[0]), (WARNING, config.warning_rate, cuts[1]))
+    for i, (name, signal) in enumerate(cuts[0].keys):
+        field = scores[name]
+        score = field[signal]
+        if score < cuts[0].threshold[i] and score < cuts[1].threshold[i]:
+            continue
+        for severity, rate, table in levels:
+            cut = CutOff(table.noise[i], table.floor[i])
+            if score >= table.threshold[i]:
+                signals.append(Signal(
+                    kind, signal, name, score, table.threshold[i], severity, window.index, window.start,
+                    window.end, window.n, {
+                        "scores": json_safe(field),
+                        "noise_threshold": cut.noise,
+                        "effect_floor": cut.floor,  # in the statistic's units (chi2's from Cramer's V)
+                        "effect_floor_setting": config.effect_floor(signal),
+                        "decided_by": "noise" if cut.noise >= cut.floor else "effect_floor",
+                        "false_alarm_rate": rate,
+                        "test_alpha": rate / family,
+                        "family_size": family,
+                        "p_value": fits[name][signal].p_value(score),
+                    }))
+                break
     return signals

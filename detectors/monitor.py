@@ -22,7 +22,7 @@ import numpy as np
 from detectors.calibration import NullFit
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
-from detectors.drift import drift_signals, json_safe, tests_in, thresholds, window_scores
+from detectors.drift import cut_offs, drift_signals, json_safe, tests_in, thresholds
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram
@@ -53,7 +53,8 @@ from detectors.records import (
 )
 from detectors.reference import MULTIVARIATE, PREDICTION, SCORE, Reference, build_reference, field_key
 from detectors.reference import PERFORMANCE as PERFORMANCE_TEST
-from detectors.window import PCA_UNIT, Window, take
+from detectors.stacked import pair_scores
+from detectors.window import PCA_UNIT, Window, fill_all, take
 
 __all__ = [
     "CONCEPT_DRIFT",
@@ -78,6 +79,7 @@ _STATE_FIELDS: Final = ("config", "reference", "reference_source", "buffer", "wi
                         "n_observations", "n_windows", "last_window", "last_scores", "recent_critical",
                         "labelled", "performance_note", "records", "open_realised", "estimates", "last_ranking")
 _Test = tuple[str, str, float, NullFit, float]  # kind, signal, score, null fit, effect floor
+_Scores = tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]  # a window's features', prediction's
 # fields a snapshot from before they existed lacks, and what they start as
 _ADDED_FIELDS: Final[dict[str, Any]] = {"recent_critical": list, "labelled": list, "performance_note": str,
                                         "records": list, "open_realised": lambda: None, "estimates": list,
@@ -173,17 +175,67 @@ class ModelMonitor:
                 self.buffer = []
                 self.window = Window.open(self.reference, self.n_windows, self.config.max_unexpected_features)
                 self._calibrate_scores()
-        timestamps = batch.timestamps
-        while start < total:
-            assert self.window is not None
-            count, closes = take(timestamps[start:], self.window.n, self.window.start,
-                                 self.config.window_size, self.config.window_seconds)
-            self.window.add_columns(batch.slice(start, start + count), self.reference)
-            start += count
-            if closes:
-                signals.extend(self._close())
+        if start < total:
+            signals = self._fill_and_close(batch, start)
         self.n_observations += total
         return signals
+
+    def _fill_and_close(self, batch: Predictions, start: int) -> list[Signal]:
+        """Rows ``start:`` of a batch into the current window and as many new ones as they fill, every window's
+        columns counted in one pass and every closed window's fields scored in one (``detectors/stacked.py``); then
+        each closed window decided in turn, as if the batch had come one window at a time."""
+        assert self.reference is not None and self.window is not None
+        config, reference = self.config, self.reference
+        timestamps = batch.timestamps
+        window, index = self.window, self.n_windows
+        closing: list[tuple[Window, Window]] = []  # (closed window, the one after it)
+        pairs: list[tuple[Histogram, Sequence[object]]] = []
+        while start < len(batch):
+            count, closes = take(timestamps[start:], window.n, window.start, config.window_size,
+                                 config.window_seconds)
+            pairs += window.count_columns(batch.slice(start, start + count), reference)
+            start += count
+            if closes:
+                index += 1
+                following = Window.open(reference, index, config.max_unexpected_features)
+                closing.append((window, following))
+                window = following
+        fill_all(pairs)
+        signals: list[Signal] = []
+        for (closed, following), scores in zip(closing, self._scores([w for w, _ in closing]), strict=True):
+            self.window = closed
+            signals += self._close(scores, following)
+        self.window = window
+        return signals
+
+    def _field_pairs(self, window: Window) -> tuple[list[tuple[Histogram, Histogram]], list[str]]:
+        """A window's (reference, current) histograms: its features', then its prediction's and score's (named)."""
+        reference = self.reference
+        assert reference is not None
+        pairs: list[tuple[Histogram, Histogram]] = [(reference.features[name], h)
+                                                    for name, h in window.features.items()]
+        named: list[str] = []
+        for name, ref, cur in (("prediction", reference.prediction, window.prediction),
+                               ("score", reference.score, window.score)):
+            if ref is not None and cur is not None and ref.n > 0:
+                pairs.append((ref, cur))
+                named.append(name)
+        return pairs, named
+
+    def _scores(self, windows: Sequence[Window]) -> list[_Scores]:
+        """Every field's scores of each window (features, then prediction and score), all windows in one pass."""
+        layouts = [self._field_pairs(w) for w in windows]
+        scored = pair_scores([pair for pairs, _ in layouts for pair in pairs], self.config.psi_epsilon,
+                             "ks" in self.config.drift_signals)
+        out = []
+        at = 0
+        for window, (pairs, named) in zip(windows, layouts, strict=True):
+            fields = scored[at:at + len(pairs)]
+            at += len(pairs)
+            n_features = len(pairs) - len(named)
+            out.append((dict(zip(window.features, fields[:n_features], strict=True)),
+                        dict(zip(named, fields[n_features:], strict=True))))
+        return out
 
     def advance(self, now: float) -> list[Signal]:
         """Close the current window if ``window_seconds`` have passed since it opened (an idle stream)."""
@@ -192,18 +244,13 @@ class ModelMonitor:
             return []
         return self._close()
 
-    def _close(self) -> list[Signal]:
+    def _close(self, given: _Scores | None = None, following: Window | None = None) -> list[Signal]:
+        """Decide the current window and open the next (``following`` when already opened); ``given``: its
+        fields' scores when already computed (``_scores``)."""
         assert self.reference is not None and self.window is not None
         window, reference, config = self.window, self.reference, self.config
         info = window.info()
-        features = window_scores({name: (reference.features[name], h) for name, h in window.features.items()},
-                                 config)
-        predictions = window_scores({
-            name: (ref, cur)
-            for name, ref, cur in (("prediction", reference.prediction, window.prediction),
-                                   ("score", reference.score, window.score))
-            if ref is not None and cur is not None and ref.n > 0
-        }, config)
+        features, predictions = given if given is not None else self._scores([window])[0]
         quality = window_quality(reference, window)
         signals: list[Signal] = []
         tested = info.n >= min(config.min_window_n, config.window_size)
@@ -221,13 +268,17 @@ class ModelMonitor:
                     histograms[key] = (key, current)
             fits = {name: reference.fits(histograms[name][0], histograms[name][1].n, config)
                     for name in (*features, *predictions)}
-            drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family)
-            drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family)
+            # every test's cut-offs at both rates, once: for the signals and for the thresholds reported
+            cuts = [(cut_offs(scores, fits, config, config.false_alarm_rate, family),
+                     cut_offs(scores, fits, config, config.warning_rate, family)) for scores in (features, predictions)]
+            drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family, cuts[0])
+            drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family, cuts[1])
             drifted += [s for test in extra if (s := _test_signal(*test, config, info, family)) is not None]
             signals += self._persistent(drifted)
-            for scores in (features, predictions):  # reported beside the scores (status, report)
-                for name, cut_offs in thresholds(scores, fits, config, family).items():
-                    scores[name].update(cut_offs)
+            for scores, (critical, _warning) in zip((features, predictions), cuts, strict=True):
+                # reported beside the scores (status, report)
+                for name, thresholds_of in thresholds(scores, fits, config, family, critical).items():
+                    scores[name].update(thresholds_of)
             for _kind, signal, _score, fit, floor in extra:
                 extra_scores[signal][f"{signal}_threshold"] = max(fit.cutoff(config.false_alarm_rate / family),
                                                                         floor)
@@ -236,7 +287,7 @@ class ModelMonitor:
         self.last_window = json_safe(asdict(info)) | {"tested": info.n >= min(config.min_window_n,
                                                                                  config.window_size)}
         self.last_scores = {
-            "features": {name: json_safe(features[name]) | json_safe(quality[name]) for name in features},
+            "features": {name: json_safe({**features[name], **quality[name]}) for name in features},
             "prediction": {name: json_safe(scores) for name, scores in predictions.items()},
             "multivariate": {name: json_safe(scores) for name, scores in extra_scores.items()
                              if name == "multivariate"},
@@ -244,7 +295,8 @@ class ModelMonitor:
                             if name == "accuracy_estimate"},
         }
         self.n_windows += 1
-        self.window = Window.open(reference, self.n_windows, config.max_unexpected_features)
+        self.window = (following if following is not None
+                       else Window.open(reference, self.n_windows, config.max_unexpected_features))
         return signals
 
     def _extra_places(self) -> int:

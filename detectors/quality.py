@@ -24,12 +24,13 @@ def _share(count: int, total: int) -> float:
 
 def feature_quality(reference: Histogram, current: Histogram, window_n: int, absent: int) -> dict[str, float]:
     """Quality shares of one feature in a window (and, with ``_reference`` suffix, in the reference)."""
+    reference_total = reference.total
     scores = {
         "missing_share": _share(current.n_missing, window_n),
         "invalid_share": _share(current.n_invalid, window_n),
         "absent_share": _share(absent, window_n),
-        "missing_share_reference": _share(reference.n_missing, reference.total),
-        "invalid_share_reference": _share(reference.n_invalid, reference.total),
+        "missing_share_reference": _share(reference.n_missing, reference_total),
+        "invalid_share_reference": _share(reference.n_invalid, reference_total),
     }
     if isinstance(current, NumericHistogram):
         scores["out_of_range_share"] = _share(current.n_out_of_range, window_n)

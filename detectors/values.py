@@ -16,6 +16,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 _FAST_NUMERIC = frozenset({float, int})
+_FAST_NUMERIC_OR_NONE = frozenset({float, int, type(None)})
 
 
 class NumericColumn(NamedTuple):
@@ -49,9 +50,11 @@ def numeric_column(raw: Sequence[object]) -> NumericColumn:
         if finite_or_nan.all():
             return NumericColumn(raw, 0)
         return NumericColumn(raw[finite_or_nan], int((~finite_or_nan).sum()))
-    if set(map(type, raw)) <= _FAST_NUMERIC:
+    types = set(map(type, raw))
+    if types <= _FAST_NUMERIC_OR_NONE:
         try:
-            values = np.fromiter(raw, dtype=np.float64, count=len(raw))
+            values = (np.fromiter(raw, dtype=np.float64, count=len(raw)) if types <= _FAST_NUMERIC
+                      else np.array(raw, dtype=np.float64))  # None becomes NaN: missing
         except OverflowError:  # an int too large for a float: take the slow path, which counts it
             pass
         else:

@@ -8,6 +8,7 @@ first observation at or after ``start + seconds``, its start being its first obs
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -15,7 +16,7 @@ from operator import itemgetter
 import numpy as np
 import numpy.typing as npt
 
-from detectors.histogram import Histogram, NumericHistogram
+from detectors.histogram import Histogram, NumericHistogram, update_numeric
 from detectors.multivariate import as_matrix, window_matrix
 from detectors.performance import window_counts
 from detectors.performance_multiclass import MulticlassCalibration
@@ -38,15 +39,45 @@ class WindowInfo:
 
 def fill(histogram: Histogram, raw: Sequence[object]) -> None:
     """Count raw values into a histogram of either kind, missing values and wrong types included."""
-    if isinstance(histogram, NumericHistogram):
-        numeric = numeric_column(raw)
-        histogram.update(numeric.values)
-        histogram.count_invalid(numeric.n_invalid)
-    else:
-        categorical = categorical_column(raw)
-        histogram.update(categorical.keys)
-        histogram.count_missing(categorical.n_missing)
-        histogram.count_invalid(categorical.n_invalid)
+    fill_all([(histogram, raw)])
+
+
+def fill_all(pairs: Sequence[tuple[Histogram, Sequence[object]]]) -> None:
+    """``fill`` of many (histogram, raw column) pairs: the numeric ones in one pass (``update_numeric``)."""
+    numeric: list[NumericHistogram] = []
+    values: list[npt.NDArray[np.float64]] = []
+    for histogram, raw in pairs:
+        if isinstance(histogram, NumericHistogram):
+            numeric.append(histogram)
+            if isinstance(raw, np.ndarray) and raw.dtype == np.float64:
+                values.append(raw)  # a decoded column: NaN is missing, +-inf invalid, both counted by the update
+                continue
+            column = numeric_column(raw)
+            values.append(column.values)
+            histogram.count_invalid(column.n_invalid)
+        else:
+            counts = _string_counts(raw)
+            if counts is not None:
+                histogram.count_missing(counts.pop(None, 0))  # type: ignore[call-overload]
+                histogram.add_counts(counts)
+                continue
+            categorical = categorical_column(raw)
+            histogram.update(categorical.keys)
+            histogram.count_missing(categorical.n_missing)
+            histogram.count_invalid(categorical.n_invalid)
+    update_numeric(numeric, values)
+
+
+def _string_counts(raw: Sequence[object]) -> Counter[str] | None:
+    """The values counted, when each is a string or ``None`` (missing): one C-level pass instead of a type check, a
+    copy and a count. None for anything else (bools, numbers, NaN...), which ``categorical_column`` sorts out."""
+    if isinstance(raw, np.ndarray):
+        return None
+    try:
+        counts: Counter[str] = Counter(raw)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable value: a wrong type
+        return None
+    return counts if all(type(key) is str or key is None for key in counts) else None
 
 
 @dataclass
@@ -107,16 +138,22 @@ class Window:
 
     def add_columns(self, batch: Predictions, reference: Reference | None = None) -> None:
         """Count a batch; with the ``reference`` also its PCA errors and its performance counts."""
+        fill_all(self.count_columns(batch, reference))
+
+    def count_columns(self, batch: Predictions,
+                      reference: Reference | None = None) -> list[tuple[Histogram, Sequence[object]]]:
+        """``add_columns`` except the histograms' fill: returns the (histogram, column) pairs to fill, so that the
+        columns of several windows can be counted in one ``fill_all``."""
         if not len(batch):
-            return
+            return []
         names = list(self.features)
+        filled: list[tuple[Histogram, Sequence[object]]]
         if batch.columns is not None:
-            self._add_given_columns(batch, batch.columns, names, reference)
+            filled = self._add_given_columns(batch, batch.columns, names, reference)
         else:
             rows = [f if f is not None else {} for f in batch.features]
             columns, complete = self._columns(rows, names)
-            for name, raw in zip(names, columns, strict=True):
-                fill(self.features[name], raw)
+            filled = [(self.features[name], raw) for name, raw in zip(names, columns, strict=True)]
             if reference is not None:
                 self._add_derived(reference, batch, rows, dict(zip(names, columns, strict=True)), complete)
             # a row can carry a feature we do not know only if one lacks a known one or has more keys
@@ -127,18 +164,20 @@ class Window:
                         for name in row.keys() - known:
                             self._unexpected(name, 1)
         if self.prediction is not None:
-            fill(self.prediction, batch.predictions)
+            filled.append((self.prediction, batch.predictions))
         if self.score is not None:
-            fill(self.score, batch.scores if batch.class_scores is None else [
-                s if c is None else confidence(c) for s, c in zip(batch.scores, batch.class_scores, strict=True)])
+            filled.append((self.score, batch.scores if batch.class_scores is None else [
+                s if c is None else confidence(c) for s, c in zip(batch.scores, batch.class_scores, strict=True)]))
         if self.n == 0:
             self.start = float(batch.timestamps[0])
         self.end = float(batch.timestamps[-1])
         self.n += len(batch)
+        return filled
 
     def _add_given_columns(self, batch: Predictions, given: Mapping[str, Sequence[object]], names: list[str],
-                           reference: Reference | None) -> None:
-        """``add_columns`` of a batch that came as columns: every row has every column it names."""
+                           reference: Reference | None) -> list[tuple[Histogram, Sequence[object]]]:
+        """``add_columns`` of a batch that came as columns (every row has every column it names): its derived
+        counts now; returns the (histogram, column) pairs to fill."""
         n = len(batch)
         columns: dict[str, Sequence[object]] = {}
         for name in names:
@@ -147,13 +186,14 @@ class Window:
                 self.absent[name] += n
                 continue
             columns[name] = raw
-            fill(self.features[name], raw)
         complete = len(columns) == len(names)
         if reference is not None:
-            self._add_derived(reference, batch, batch.rows() if not complete else (), columns, complete)
+            self._add_derived(reference, batch, [row or {} for row in batch.rows()] if not complete else (), columns,
+                              complete)
         for name in given:
             if name not in self.features:
                 self._unexpected(name, n)
+        return [(self.features[name], raw) for name, raw in columns.items()]
 
     def _unexpected(self, name: str, n: int) -> None:
         if name in self.unexpected or len(self.unexpected) < self.max_unexpected:

@@ -29,7 +29,15 @@ from driftwarden.contract.settings import Settings, snapshot_key
 from driftwarden.contract.storage import connect
 from stream.credentials import broker_credentials
 from stream.exceptions import StreamError
-from stream.faust_path import app_settings, freeze_startup, gc_paused, take_batches, tune_app, use_uvloop
+from stream.faust_path import (
+    MIN_BUFFER_MESSAGES,
+    app_settings,
+    freeze_startup,
+    gc_paused,
+    take_batches,
+    tune_app,
+    use_uvloop,
+)
 from stream.metrics import build_metrics
 from stream.outbox import flush_outbox, outbox_shards
 from stream.processor import BatchProcessor
@@ -172,6 +180,17 @@ def data_dir(settings: Settings) -> Path:
     return Path(tempfile.gettempdir()) / "driftwarden-stream" / settings.stream.app_id
 
 
+def first_buffer_messages(settings: Settings) -> int:
+    """The channel buffer's size in messages until ``take_batches`` has seen the traffic and fits it to
+    ``stream.buffer_mib``: as many of the largest accepted messages as fit in it, so that a backlog does not
+    queue thousands of big messages before the first batch is applied (4,096 JSON arrays of 100 events
+    were ~170 MiB, the worker's peak). Faust's per-event fallback never refits: it keeps a fixed count."""
+    stream = settings.stream
+    if not stream.fast_batches:
+        return max(4096, 2 * stream.batch_size)
+    return max(MIN_BUFFER_MESSAGES, stream.buffer_mib * 2**20 // stream.max_message_bytes)
+
+
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, StreamService]:
     service = StreamService(settings, registry)
     topics = settings.kafka.topics
@@ -187,7 +206,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         consumer_auto_offset_reset="earliest",
         web_port=settings.stream.web_port,
         web_host=settings.stream.web_host,
-        stream_buffer_maxsize=max(4096, 2 * settings.stream.batch_size),  # until take_batches fits it
+        stream_buffer_maxsize=first_buffer_messages(settings),
         broker_commit_interval=1.0,
         broker_credentials=broker_credentials(settings.kafka.client_config),
         broker_session_timeout=settings.stream.session_timeout_s,
@@ -219,9 +238,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                                 settings.stream.buffer_mib * 2**20) if settings.stream.fast_batches
                    else stream.take_events(settings.stream.batch_size, within=settings.stream.batch_timeout_s))
         async for events in batches:
-            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                                 e.message.value, e.message.timestamp, wire_format(e.message.headers))
-                       for e in events]
+            records = [RawRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, wire_format(m.headers))
+                       for m in [e.message for e in events]]
             await service.run_batch(records)
             service.record_lag(app.consumer, records)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from dataclasses import dataclass, field
+from operator import attrgetter
 
-from driftwarden.contract.columnar import decode_message
+from driftwarden.contract.columnar import decode_message, decode_prediction_columns
 from driftwarden.contract.events import (
+    ARROW_FORMAT,
     JSON_FORMAT,
     ContractError,
     DeadLetter,
@@ -17,19 +20,43 @@ from driftwarden.contract.events import (
     iso,
     to_epoch,
 )
+from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings
 from stream.outbox import Outgoing
 from stream.records import RawRecord
 
+_model = attrgetter("model")
 PAYLOAD_LIMIT = 10_000  # characters of a bad payload kept in its dead letter
 
 
 @dataclass
 class Decoded:
+    """One record's events: JSON predictions as structs, Arrow ones as columns (one batch per model)."""
+
     record: RawRecord
     predictions: list[Prediction] = field(default_factory=list)
     labels: list[Label] = field(default_factory=list)
     error: ContractError | None = None
+    columns: list[PredictionColumns] = field(default_factory=list)
+    _counts: dict[str, int] | None = field(default=None, repr=False, compare=False)
+
+    def counts(self) -> dict[str, int]:
+        """Model -> events of the record (predictions and labels), counted once."""
+        if self._counts is None:
+            counts: Counter[str] = Counter({c.model: len(c) for c in self.columns})
+            counts.update(map(_model, self.predictions))
+            counts.update(map(_model, self.labels))
+            self._counts = dict(counts)
+        return self._counts
+
+    def models(self) -> set[str]:
+        return set(self.counts())
+
+    def only(self, model: str) -> Decoded:
+        """The view of this record that concerns ``model``."""
+        return Decoded(self.record, [p for p in self.predictions if p.model == model],
+                       [lab for lab in self.labels if lab.model == model], self.error,
+                       [c for c in self.columns if c.model == model])
 
 
 def decode_record(record: RawRecord, settings: Settings) -> Decoded:
@@ -41,7 +68,10 @@ def decode_record(record: RawRecord, settings: Settings) -> Decoded:
         limit = settings.stream.max_message_bytes
         if len(record.value) > limit:
             raise ContractError("oversize", f"{len(record.value)} bytes exceeds {limit}")
-        if record.topic == topics.predictions:
+        if record.topic == topics.predictions and record.wire_format == ARROW_FORMAT:
+            batch = decode_prediction_columns(record.value)
+            item.columns = list(batch.split().values()) if len(batch) else []
+        elif record.topic == topics.predictions:
             item.predictions = decode_message(Prediction, record.value, record.wire_format)
         elif record.topic == topics.labels:
             item.labels = decode_message(Label, record.value, record.wire_format)

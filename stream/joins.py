@@ -25,6 +25,7 @@ arrival order and freed when its prediction joins, expires or is evicted, so a m
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,8 @@ import msgspec
 import redis
 
 from detectors.monitor import Outcome
-from driftwarden.contract.events import Label, Prediction
+from driftwarden.contract.events import Label
+from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.storage import JoinedSample, encode_sample
 from stream.decoding import epoch
 from stream.state import (
@@ -64,6 +66,20 @@ _pred_features = msgspec.msgpack.Decoder(_FeaturesOnly)
 def digest(event_id: str) -> bytes:
     """The 8 bytes that stand for an event id in Redis (hash field, expiry member)."""
     return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+_blake2b_8 = hashlib.blake2b(digest_size=8)  # copied per id: a third cheaper than building one with its parameters
+
+
+def digests(event_ids: list[str]) -> list[bytes]:
+    """``digest`` of each id, in one loop."""
+    out: list[bytes] = []
+    append, fresh = out.append, _blake2b_8.copy
+    for event_id in event_ids:
+        h = fresh()
+        h.update(event_id.encode())
+        append(h.digest())
+    return out
 
 
 @dataclass
@@ -151,16 +167,16 @@ class JoinPlan:
             tx.set(keys.pending_prediction_features(m), max(n, 0))
 
 
-def join_keys(preds: list[Prediction], labels: list[Label]) -> JoinReads:
+def join_keys(preds: PredictionColumns | None, labels: list[Label]) -> JoinReads:
     """The digests, event times and watermark of one model's records in a batch; nothing read yet."""
-    pred_times = [epoch(p.timestamp) for p in preds]
+    pred_times: list[float] = preds.timestamps.tolist() if preds else []
     label_times = [epoch(lab.timestamp) for lab in labels]
-    return JoinReads(pred_keys=[digest(p.event_id) for p in preds], pred_times=pred_times,
-                     label_keys=[digest(lab.event_id) for lab in labels], label_times=label_times,
-                     watermark=max(pred_times + label_times))
+    return JoinReads(pred_keys=digests(preds.event_ids) if preds else [], pred_times=pred_times,
+                     label_keys=digests([lab.event_id for lab in labels]), label_times=label_times,
+                     watermark=max(max(pred_times, default=-math.inf), max(label_times, default=-math.inf)))
 
 
-def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction]],
+def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, PredictionColumns],
                labels: dict[str, list[Label]], labels_waiting: dict[str, int],
                pending_max: int = 0) -> dict[str, JoinReads]:
     """Everything ``plan_joins`` needs from Redis for this batch's event ids.
@@ -171,7 +187,7 @@ def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
     hash: a prediction's id is looked up among waiting labels only when labels wait.
     """
     models = sorted(set(preds) | set(labels))
-    out = {m: join_keys(preds.get(m, []), labels.get(m, [])) for m in models}
+    out = {m: join_keys(preds.get(m), labels.get(m, [])) for m in models}
     reads = client.pipeline(transaction=False)
     for m in models:
         r = out[m]
@@ -235,7 +251,7 @@ def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, list[Prediction
     return out
 
 
-def plan_joins(reads: dict[str, JoinReads], preds: dict[str, list[Prediction]],
+def plan_joins(reads: dict[str, JoinReads], preds: dict[str, PredictionColumns],
                labels: dict[str, list[Label]], pending_max: int = 0, samples_max: int = 0) -> JoinPlan:
     """Plan every join, expiry and eviction of a batch from what ``read_joins`` read (pure: no Redis).
 
@@ -250,25 +266,24 @@ def plan_joins(reads: dict[str, JoinReads], preds: dict[str, list[Prediction]],
         r = reads[m]
         plan.watermark[m] = r.watermark
         plan.feature_holders[m] = r.holders
-        model_preds = preds.get(m, [])
-        batch_preds: dict[bytes, int] = {}  # digest -> index in model_preds (its struct made only if it waits)
-        if r.waiting_labels:
-            for j, p in enumerate(model_preds):
-                key = r.pred_keys[j]
-                stored_label = r.waiting_labels[j]
+        model_preds = preds.get(m)
+        batch_preds: dict[bytes, int] = {}  # digest -> row in model_preds (packed only if it waits)
+        if r.waiting_labels and model_preds:
+            for j, (key, stored_label) in enumerate(zip(r.pred_keys, r.waiting_labels, strict=True)):
                 if stored_label is not None:
-                    plan.join(m, p.event_id, _pending(p, r.pred_times[j]), decode_pending_label(stored_label))
+                    plan.join(m, model_preds.event_ids[j], _pending(model_preds, j, r.pred_times[j]),
+                              decode_pending_label(stored_label))
                     plan.drop_labels[m].add(key)
                 else:
                     batch_preds[key] = j
         else:
-            batch_preds = dict(zip(r.pred_keys, range(len(model_preds)), strict=True))
+            batch_preds = dict(zip(r.pred_keys, range(len(r.pred_keys)), strict=True))
         for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), r.waiting_preds, strict=False)):
             key = r.label_keys[j]
             label = PendingLabel(r.label_times[j], lab.label)
-            if key in batch_preds:
+            if key in batch_preds and model_preds:
                 k = batch_preds.pop(key)
-                plan.join(m, lab.event_id, _pending(model_preds[k], r.pred_times[k]), label)
+                plan.join(m, lab.event_id, _pending(model_preds, k, r.pred_times[k]), label)
             elif stored_pred is not None and key not in plan.drop_preds[m]:
                 joined = decode_pending_prediction(stored_pred)
                 plan.join(m, lab.event_id, joined, label)
@@ -291,29 +306,51 @@ def plan_joins(reads: dict[str, JoinReads], preds: dict[str, list[Prediction]],
     evicting = _oldest_batches(reads, plan, over)
     _count_expired(reads, plan, expiring, evicting)
     for m, batch_preds in waiting.items():  # after expiry and eviction, which free feature slots
-        plan.add_preds[m] = _waiting(plan, m, preds.get(m, []), reads[m].pred_times, batch_preds, samples_max)
+        plan.add_preds[m] = _waiting(plan, m, preds.get(m), reads[m].pred_times, batch_preds, samples_max)
     return plan
 
 
-def _pending(p: Prediction, timestamp: float, keep_features: bool = True) -> PendingPrediction:
+def _pending(preds: PredictionColumns, j: int, timestamp: float) -> PendingPrediction:
+    """Row ``j`` as a waiting prediction, with its features (a join of this batch: the sample needs them)."""
+    return PendingPrediction(timestamp, preds.predictions[j], _score_slot(preds, j), preds.versions[j],
+                             preds.feature_rows([j])[0])
+
+
+def _score_slot(preds: PredictionColumns, j: int) -> float | dict[str, float] | None:
     # a multiclass model's per-class scores go in the score slot (a binary model's bytes do not grow)
-    score = p.score if p.scores is None else p.scores
-    return PendingPrediction(timestamp, p.prediction, score, p.model_version, p.features if keep_features else None)
+    per_class = None if preds.class_scores is None else preds.class_scores[j]
+    return preds.scores[j] if per_class is None else per_class
 
 
-def _waiting(plan: JoinPlan, model: str, preds: list[Prediction], times: list[float], batch_preds: dict[bytes, int],
-             samples_max: int) -> dict[bytes, bytes]:
+def _waiting(plan: JoinPlan, model: str, preds: PredictionColumns | None, times: list[float],
+             batch_preds: dict[bytes, int], samples_max: int) -> dict[bytes, bytes]:
     """The predictions left waiting, packed: with their features while a slot is free (in arrival order), else
-    without them."""
+    without them.
+
+    Without features a waiting prediction is packed as a plain 4-tuple, without a struct per row: the msgpack
+    array of the array-like ``PendingPrediction`` less its trailing nil (``features``, a default when decoded), so
+    one byte shorter; entries written as 5 items decode as before. The features become a mapping only for the
+    rows that keep them."""
+    if not batch_preds or preds is None:
+        return {}
     holders = plan.feature_holders[model]
-    packed: dict[bytes, bytes] = {}
+    keys = list(batch_preds)
+    rows = list(batch_preds.values())
+    keep = len(rows) if not samples_max else max(0, min(len(rows), samples_max - holders))
+    plan.feature_holders[model] = holders + keep
     encode = _ids_encoder.encode
-    for key, j in batch_preds.items():
-        keep = not samples_max or holders < samples_max
-        holders += keep
-        packed[key] = encode(_pending(preds[j], times[j], keep))
-    plan.feature_holders[model] = holders
-    return packed
+    every = len(rows) == len(preds)  # no row joined: the columns as they are, in order
+    scores = preds.scores if preds.class_scores is None else [_score_slot(preds, j) for j in range(len(preds))]
+    if every:
+        slots = zip(times, preds.predictions, scores, preds.versions, strict=True)
+    else:
+        slots = ((times[j], preds.predictions[j], scores[j], preds.versions[j]) for j in rows)
+    packed = list(map(encode, slots))
+    if keep:  # a 5-tuple packs as the array-like PendingPrediction with its features
+        for i, features in enumerate(preds.feature_rows(rows[:keep])):
+            j = rows[i]
+            packed[i] = encode((times[j], preds.predictions[j], scores[j], preds.versions[j], features))
+    return dict(zip(keys, packed, strict=True))
 
 
 def _oldest_batches(reads: dict[str, JoinReads], plan: JoinPlan,
@@ -339,7 +376,14 @@ def _count_expired(reads: dict[str, JoinReads], plan: JoinPlan, expiring: dict[s
     lookups += [(m, ids, plan.evicted) for m, ids in evicting.items() if ids]
     for m, ids, counts in lookups:
         stored = reads[m].stored
-        values = {i: value for i in ids if (value := stored.get(i)) is not None and i not in plan.drop_preds[m]}
+        dropped = plan.drop_preds[m]
+        values = {i: value for i in ids if (value := stored.get(i)) is not None and i not in dropped}
         counts[m] += len(values)
-        plan.drop_preds[m] |= set(values)
-        plan.feature_holders[m] -= sum(1 for v in values.values() if _pred_features.decode(v).features is not None)
+        dropped.update(values)
+        plan.feature_holders[m] -= sum(1 for v in values.values() if _holds_features(v))
+
+
+def _holds_features(value: bytes) -> bool:
+    """Whether a stored waiting prediction holds its features. A 4-item array (0x94, how ``_waiting`` packs one
+    without them) cannot: only the others are decoded, so an eviction does not decode every evicted entry."""
+    return value[:1] != b"\x94" and _pred_features.decode(value).features is not None

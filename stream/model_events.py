@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-import numpy as np
-
 from detectors.monitor import ModelMonitor, Outcome, Predictions, Signal
 from detectors.task import infer_task
-from driftwarden.contract.events import DriftAlert, DriftEvent, PerformanceEstimate, Prediction, WindowSpan, drift_id
+from driftwarden.contract.events import DriftAlert, DriftEvent, PerformanceEstimate, WindowSpan, drift_id
+from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import MonitorSettings, Settings, monitor_config
 from driftwarden.contract.settings import snapshot_key as snapshot_key  # re-exported for stream.processor
 from stream.alerts import AlertPolicy, alert_key, on_drift, on_window_closed
-from stream.decoding import epoch
 from stream.state import ModelState, VersionPerformance
 
 
@@ -38,18 +36,17 @@ def to_event(model: str, version: str | None, s: Signal, now: float) -> DriftEve
 
 
 def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
-                      preds: list[Prediction], outcomes: list[Outcome], settings: Settings,
-                      now: float, times: list[float] | None = None) -> tuple[list[DriftEvent], list[DriftAlert]]:
-    """Feed one model's predictions and joined outcomes of a batch; return its events and alerts. ``times``: the
-    predictions' epoch timestamps when the caller has them already."""
+                      preds: PredictionColumns | None, outcomes: list[Outcome], settings: Settings,
+                      now: float) -> tuple[list[DriftEvent], list[DriftAlert]]:
+    """Feed one model's predictions and joined outcomes of a batch; return its events and alerts."""
     policy = alert_policy(settings)
     events: list[DriftEvent] = []
     alerts: list[DriftAlert] = []
     if preds:
-        for p in preds:
-            if p.model_version is not None:
-                state.version = p.model_version
-        batch = columns(preds, times)
+        version = preds.last_version()
+        if version is not None:
+            state.version = version
+        batch = columns(preds)
         signals = monitor.update_columns(batch)
         state.observations += len(preds)
         _closed_windows(model, state, monitor, signals, float(batch.timestamps[-1]), policy, now, events, alerts)
@@ -64,13 +61,11 @@ def apply_predictions(model: str, state: ModelState, monitor: ModelMonitor,
     return events, alerts
 
 
-def columns(preds: list[Prediction], times: list[float] | None = None) -> Predictions:
-    """One model's predictions of a batch as the monitor's columns."""
-    stamps = (np.asarray(times, dtype=np.float64) if times is not None
-              else np.fromiter((epoch(p.timestamp) for p in preds), np.float64, len(preds)))
-    class_scores = [p.scores for p in preds]
-    return Predictions(stamps, [p.features for p in preds], [p.prediction for p in preds], [p.score for p in preds],
-                       class_scores if any(s is not None for s in class_scores) else None)
+def columns(preds: PredictionColumns) -> Predictions:
+    """One model's predictions of a batch as the monitor's columns: JSON's feature mappings as they came, Arrow's
+    feature columns as decoded."""
+    return Predictions(preds.timestamps, preds.rows if preds.rows is not None else [], preds.predictions,
+                       preds.scores, preds.class_scores, preds.features)
 
 
 def close_idle_window(model: str, state: ModelState, monitor: ModelMonitor, settings: Settings, now: float,

@@ -100,8 +100,7 @@ class BatchProcessor:
                 report.published += flush_outbox(self.redis, keys, self.publisher, partitions)
             for keys, part in shards:
                 report.add(self._apply_shard(part, keys))
-                self._index({p.model for d in part if d.error is None for p in d.predictions}
-                            | {lab.model for d in part if d.error is None for lab in d.labels})
+                self._index({m for d in part if d.error is None for m in d.models()})
         self.metrics.batch_seconds.labels(topic=records[0].topic).observe(time.perf_counter() - started)
         return report
 
@@ -434,15 +433,14 @@ def shard_batch(keys: Keys, decoded: list[Decoded]) -> list[tuple[Keys, list[Dec
         return [(keys, decoded)]
     parts: dict[Keys, list[Decoded]] = defaultdict(list)
     for d in decoded:
-        models = sorted({p.model for p in d.predictions} | {lab.model for lab in d.labels})
+        models = sorted(d.models())
         if d.error is not None or not models:
             parts[keys.for_partition(d.record.topic, d.record.partition)].append(d)
         elif len(models) == 1:
             parts[keys.for_model(models[0])].append(d)
         else:
             for m in models:
-                parts[keys.for_model(m)].append(Decoded(d.record, [p for p in d.predictions if p.model == m],
-                                                        [lab for lab in d.labels if lab.model == m]))
+                parts[keys.for_model(m)].append(d.only(m))
     return list(parts.items())
 
 
@@ -451,6 +449,7 @@ def _events_per_model(records: list[Decoded]) -> Counter[tuple[str, str]]:
     ``dead_letter`` outcome did)."""
     counts: Counter[tuple[str, str]] = Counter()
     for d in records:
-        models = [] if d.error else [p.model for p in d.predictions] + [lab.model for lab in d.labels]
-        counts.update((d.record.topic, model) for model in models or [""])
+        per_model = {} if d.error else d.counts()
+        for model, n in (per_model or {"": 1}).items():
+            counts[(d.record.topic, model)] += n
     return counts

@@ -17,6 +17,7 @@ import msgspec
 from detectors.exceptions import SnapshotError
 from detectors.monitor import ModelMonitor
 from driftwarden.contract.events import ContractError, DriftAlert, DriftEvent, Label, Prediction, encode
+from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings, monitor_config, snapshot_key
 from stream import watch
 from stream.decoding import Decoded, dead_letter
@@ -62,7 +63,7 @@ class Routed:
 
     fresh: list[Decoded] = field(default_factory=list)  # not applied before (dead letters included)
     duplicates: list[Decoded] = field(default_factory=list)  # applied before (a replay)
-    preds: dict[str, list[Prediction]] = field(default_factory=lambda: defaultdict(list))
+    preds: dict[str, PredictionColumns] = field(default_factory=dict)  # a model's new predictions, in order
     labels: dict[str, list[Label]] = field(default_factory=lambda: defaultdict(list))
     sources: dict[str, Source] = field(default_factory=dict)  # model -> partition of its first record
 
@@ -92,8 +93,7 @@ class Applied:
 def models_of(decoded: list[Decoded], idle: dict[str, Source]) -> tuple[list[Source], list[str]]:
     """The partitions and models a batch touches (every record's, dead letters and replays included)."""
     partitions = sorted({(d.record.topic, d.record.partition) for d in decoded} | set(idle.values()))
-    models = sorted({p.model for d in decoded for p in d.predictions}
-                    | {lab.model for d in decoded for lab in d.labels} | set(idle))
+    models = sorted({m for d in decoded for m in d.models()} | set(idle))
     return partitions, models
 
 
@@ -102,11 +102,12 @@ def route(snapshot: Snapshot, decoded: list[Decoded], settings: Settings) -> Rou
     routed = Routed()
     onboarding = settings.stream.onboarding
     configured = set(settings.models)
+    # A model's predictions in record order: runs of JSON structs, and Arrow columns, made one batch at the end.
+    parts: dict[str, list[PredictionColumns | list[Prediction]]] = defaultdict(list)
     for d in decoded:
         r = d.record
         if d.error is None and not onboarding:
-            named = {p.model for p in d.predictions} | {lab.model for lab in d.labels}
-            unknown = named - snapshot.known - configured
+            unknown = d.models() - snapshot.known - configured
             if unknown:
                 d.error = ContractError("unknown_model", f"onboarding is disabled: {sorted(unknown)}")
         if r.offset <= snapshot.applied.get(r.topic, {}).get(r.partition, -1):
@@ -115,12 +116,22 @@ def route(snapshot: Snapshot, decoded: list[Decoded], settings: Settings) -> Rou
         routed.fresh.append(d)
         if d.error is not None:
             continue
-        for p in d.predictions:
-            routed.preds[p.model].append(p)
-            routed.sources.setdefault(p.model, (r.topic, r.partition))
+        if d.predictions:
+            one = len(d.counts()) == 1  # as a rule: then the record's structs go in at once
+            for m, preds in ([(d.predictions[0].model, d.predictions)] if one
+                             else [(p.model, [p]) for p in d.predictions]):
+                own = parts[m]
+                if not own or not isinstance(own[-1], list):
+                    own.append([])
+                own[-1].extend(preds)  # type: ignore[union-attr]
+        for c in d.columns:
+            parts[c.model].append(c)
         for lab in d.labels:
             routed.labels[lab.model].append(lab)
-            routed.sources.setdefault(lab.model, (r.topic, r.partition))
+        for m in d.models():
+            routed.sources.setdefault(m, (r.topic, r.partition))
+    routed.preds = {m: PredictionColumns.concat([PredictionColumns.from_events(m, x) if isinstance(x, list) else x
+                                                 for x in own]) for m, own in parts.items()}
     for m, source in snapshot.idle.items():
         routed.sources.setdefault(m, source)
     return routed
@@ -178,14 +189,13 @@ def step(snapshot: Snapshot, decoded: list[Decoded], settings: Settings, now: fl
             adopted_origin(state, snapshot.switches[m], snapshot.origins.get(m), now)
         if m in snapshot.onboardings and adopt_onboarding(state, monitor, snapshot.onboardings[m]):
             applied.switched.append(m)
-        model_preds = routed.preds.get(m, [])
+        model_preds = routed.preds.get(m)
         outcomes = plan.outcomes.get(m, [])
-        times = snapshot.joins[m].pred_times if model_preds else None  # epoch seconds, made once by the read
-        events, alerts = apply_predictions(m, state, monitor, model_preds, outcomes, settings, now, times)
+        events, alerts = apply_predictions(m, state, monitor, model_preds, outcomes, settings, now)
         alerts += watch.on_batch(
             state.alerts, state.traffic, m, watch.WatchPolicy.from_settings(settings.monitor_for(m)), now,
-            len(model_preds), plan.delays.get(m, []), source[1] if model_preds else None,
-            max(times) if times else None)
+            len(model_preds) if model_preds else 0, plan.delays.get(m, []), source[1] if model_preds else None,
+            float(model_preds.timestamps.max()) if model_preds else None)
         estimates = take_estimates(m, state, monitor, now)
         state.monitor = monitor.to_bytes(key_of_snapshots)
         if monitor.windows_closed != windows_before:  # every feature's score, drifted or not

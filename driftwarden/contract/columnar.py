@@ -10,14 +10,16 @@ without the header a message is JSON. The columns are the contract's fields (``d
   bool or string). A null feature is a missing value (``None``), as in JSON.
 * labels: ``event_id``, ``model``, ``label`` (number or string), ``timestamp``.
 
-Decoding checks the schema once per message, then builds the same frozen structs JSON decoding does,
-so the stream sees no difference; a malformed payload is a ``ContractError`` like malformed JSON.
-pyarrow is imported on first use: the contract module stays cheap to import.
+Decoding checks the schema once per message and the values column by column, with the reasons the JSON path
+gives; a malformed payload is a ``ContractError`` like malformed JSON. Predictions decode straight into columns
+(``decode_prediction_columns``: a ``PredictionColumns``, no struct or feature mapping per row), which the stream
+carries to the monitor and the joins; ``decode_arrow`` builds the same frozen structs JSON decoding does, for
+callers that want events. pyarrow (and numpy) are imported on first use: the contract module stays cheap to import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from driftwarden.contract.events import (
@@ -27,11 +29,15 @@ from driftwarden.contract.events import (
     ContractError,
     Label,
     Prediction,
-    check_semantics,
+    check_all,
+    check_scores,
     decode_batch,
+    to_epoch,
 )
+from driftwarden.contract.prediction_columns import PredictionColumns
 
 T = TypeVar("T", Prediction, Label)
+R = TypeVar("R")
 
 
 def _pa() -> Any:
@@ -88,16 +94,30 @@ def _column(pa: Any, values: list[Any]) -> Any:
 
 
 def decode_arrow(kind: type[Prediction] | type[Label], data: bytes) -> list[Any]:
-    """The events of one Arrow message, validated as the JSON path validates them."""
+    """The events of one Arrow message as structs, validated as the JSON path validates them."""
+    if kind is Prediction:
+        return decode_prediction_columns(data).events()
     pa = _pa()
+    return _guarded(pa, _labels, pa, _table(pa, data))
+
+
+def decode_prediction_columns(data: bytes) -> PredictionColumns:
+    """The predictions of one Arrow message as columns (no struct or mapping per row), validated as a unit with
+    the reasons the JSON path gives; ``split()`` it by model."""
+    pa = _pa()
+    return _guarded(pa, _predictions, pa, _table(pa, data))
+
+
+def _table(pa: Any, data: bytes) -> Any:
     try:
-        table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
     except (pa.ArrowException, ValueError, OSError, TypeError) as exc:
         raise ContractError("invalid_arrow", f"not an Arrow IPC stream: {exc}") from exc
+
+
+def _guarded(pa: Any, decode: Callable[..., R], *args: Any) -> R:
     try:
-        if kind is Prediction:
-            return _predictions(pa, table)
-        return _labels(pa, table)
+        return decode(*args)
     except (pa.ArrowException, TypeError, ValueError, KeyError) as exc:
         if isinstance(exc, ContractError):
             raise
@@ -151,21 +171,92 @@ def _typed(pa: Any, child: Any, name: str) -> Any:
 
 
 def _checked(events: list[Any]) -> list[Any]:
-
-    for event in events:
-        check_semantics(event)
+    check_all(events)
     return events
 
 
-def _predictions(pa: Any, table: Any) -> list[Prediction]:
+def _present(pa: Any, table: Any, name: str) -> Any:
+    """A required column, one chunk, without nulls."""
+    if name not in table.column_names:
+        raise ContractError("missing_field", f"Arrow batch has no column {name!r}")
+    column = table.column(name)
+    if column.null_count:
+        raise ContractError("missing_field", f"column {name!r} has {column.null_count} nulls")
+    return column.combine_chunks()
+
+
+def _strings(pa: Any, table: Any, name: str) -> list[str]:
+    """A required string column, no value empty (``check_semantics``'s rule for ids and models)."""
+    values = _values(pa, _present(pa, table, name), name, ("string",))
+    if "" in values:
+        raise ContractError("invalid_field", f"{name} must not be empty")
+    return values
+
+
+def _epochs(pa: Any, table: Any) -> Any:
+    """The timestamp column as finite epoch seconds (float64): numbers and Arrow timestamps as a whole, ISO
+    strings one by one (``to_epoch``, the JSON path's rule)."""
+    import numpy as np
+
+    column = _present(pa, table, "timestamp")
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column, t = column.cast(t.value_type), t.value_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        stamps = column.cast(pa.float64()).to_numpy(zero_copy_only=False, writable=True)
+    elif pa.types.is_timestamp(t):
+        micros = column.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        stamps = micros / 1e6
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        stamps = np.fromiter(map(to_epoch, column.to_pylist()), np.float64, len(column))
+    else:
+        raise ContractError("invalid_field", f"column 'timestamp' is {t}, expected number or string or timestamp")
+    finite = np.isfinite(stamps)
+    if not finite.all():
+        raise ContractError("invalid_field", f"timestamp is not finite: {float(stamps[np.argmin(finite)])!r}")
+    return stamps
+
+
+def _numbers(pa: Any, column: Any) -> list[Any]:
+    """A number column as Python floats (None for a null), through numpy when it has no nulls (faster)."""
+    column = column.cast(pa.float64())
+    values: list[Any] = column.to_pylist() if column.null_count else column.to_numpy(zero_copy_only=False).tolist()
+    return values
+
+
+def _feature_column(pa: Any, child: Any, name: str) -> Any:
+    """A feature column in the monitor's form: numbers as float64 arrays (NaN: missing), else a list. Arrays are
+    the batch's own (writable), like those a concatenation of several messages makes."""
+    typed = _typed(pa, child, name)
+    if pa.types.is_floating(typed.type):
+        return typed.to_numpy(zero_copy_only=False, writable=True)  # nulls become NaN; a copy, not a read-only view
+    if pa.types.is_null(typed.type):
+        return [None] * len(typed)
+    return typed.to_pylist()
+
+
+def _predictions(pa: Any, table: Any) -> PredictionColumns:
     n = table.num_rows
-    ids = _required(pa, table, "event_id", ("string",))
-    models = _required(pa, table, "model", ("string",))
-    times = _required(pa, table, "timestamp", ("number", "string", "timestamp"))
-    predictions = _required(pa, table, "prediction", ("number", "string"))
-    versions = _optional(pa, table, "model_version", ("string",), n)
-    scores = _optional(pa, table, "score", ("number",), n)
-    per_class = _class_scores(pa, table, n)
+    ids = _strings(pa, table, "event_id")
+    model_column = _present(pa, table, "model")
+    distinct = _values(pa, model_column.unique(), "model", ("string",))
+    if "" in distinct:
+        raise ContractError("invalid_field", "model must not be empty")
+    models = None if len(distinct) <= 1 else _values(pa, model_column, "model", ("string",))
+    stamps = _epochs(pa, table)
+    prediction = _present(pa, table, "prediction")
+    t = prediction.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or (
+            pa.types.is_dictionary(t) and (pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type))):
+        predictions = _numbers(pa, prediction.cast(t.value_type) if pa.types.is_dictionary(t) else prediction)
+    else:
+        predictions = _values(pa, prediction, "prediction", ("number", "string"))
+    versions = _repeated(pa, table, "model_version", n)
+    if "score" in table.column_names and _is_number(pa, table.column("score").type):
+        scores = _numbers(pa, table.column("score").combine_chunks())
+    else:
+        scores = _optional(pa, table, "score", ("number",), n)
+    per_class = _class_scores(pa, table, n) if "scores" in table.column_names else None
     if "features" not in table.column_names:
         raise ContractError("missing_field", "Arrow batch has no column 'features'")
     features = table.column("features")
@@ -175,12 +266,28 @@ def _predictions(pa: Any, table: Any) -> list[Prediction]:
         raise ContractError("missing_field", f"column 'features' has {features.null_count} nulls")
     names = [features.type.field(i).name for i in range(features.type.num_fields)]
     flat = features.combine_chunks() if hasattr(features, "combine_chunks") else features
-    children = [_typed(pa, flat.field(i), f"features.{name}") for i, name in enumerate(names)]
-    rows = pa.StructArray.from_arrays(children, names=names).to_pylist() if names else [{} for _ in range(n)]
-    return _checked([Prediction(event_id=e, model=m, timestamp=t, features=f, prediction=p, model_version=v,
-                                score=s, scores=c)
-                     for e, m, t, f, p, v, s, c in zip(ids, models, times, rows, predictions, versions, scores,
-                                                       per_class, strict=True)])
+    columns = {name: _feature_column(pa, flat.field(i), f"features.{name}") for i, name in enumerate(names)}
+    class_scores = per_class if per_class is not None and any(s is not None for s in per_class) else None
+    if class_scores is not None:
+        for s, p in zip(class_scores, predictions, strict=True):
+            if s is not None:
+                check_scores(s, p)
+    return PredictionColumns(distinct[0] if n else "", ids, stamps, predictions, versions, scores, class_scores,
+                             features=columns, models=models)
+
+
+def _repeated(pa: Any, table: Any, name: str, n: int) -> list[Any]:
+    """An optional string column, as a list; one value (or none) for every row, without a Python object per row
+    from Arrow (a model version is the same for a whole batch as a rule)."""
+    if name not in table.column_names:
+        return [None] * n
+    column = table.column(name)
+    distinct = _values(pa, column.unique(), name, ("string",))  # a null is one of them
+    return distinct * n if len(distinct) == 1 else _values(pa, column, name, ("string",))
+
+
+def _is_number(pa: Any, t: Any) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
 
 
 def _class_scores(pa: Any, table: Any, n: int) -> list[dict[str, float] | None]:

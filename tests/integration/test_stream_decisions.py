@@ -26,7 +26,8 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from detectors.monitor import ModelMonitor
-from driftwarden.contract.events import Label, Prediction, encode
+from driftwarden.contract.columnar import encode_arrow
+from driftwarden.contract.events import ARROW_FORMAT, JSON_FORMAT, Label, Prediction, encode
 from driftwarden.contract.settings import Settings
 from stream.metrics import build_metrics
 from stream.outbox import Outgoing
@@ -88,8 +89,9 @@ def recorded_stream() -> Iterator[tuple[list[Prediction], list[Label]]]:
         yield preds, labels
 
 
-def outputs(settings: Settings) -> dict[str, Any]:
-    """Run the recorded stream through the batch code; every decision it published, and the windows' scores."""
+def outputs(settings: Settings, wire: str = JSON_FORMAT) -> dict[str, Any]:
+    """Run the recorded stream through the batch code; every decision it published, and the windows' scores.
+    ``wire``: the format of the messages (Arrow: each message's rows name several models, split by the stream)."""
     s = msgspec.structs.replace(
         settings,
         monitor=msgspec.structs.replace(settings.monitor, reference_size=600, window_size=400,
@@ -107,10 +109,13 @@ def outputs(settings: Settings) -> dict[str, Any]:
         records = []
         for i in range(0, len(preds), 100):
             t = s.kafka.topics.predictions
-            records.append(RawRecord(t, 0, next(offsets[t]), None, encode(preds[i:i + 100])))
+            chunk = preds[i:i + 100]
+            records.append(RawRecord(t, 0, next(offsets[t]), None, encode(chunk)) if wire == JSON_FORMAT else
+                           RawRecord(t, 0, next(offsets[t]), None, encode_arrow(chunk), None, ARROW_FORMAT))
         if labels:
             t = s.kafka.topics.labels
-            records.append(RawRecord(t, 0, next(offsets[t]), None, encode(labels)))
+            records.append(RawRecord(t, 0, next(offsets[t]), None, encode(labels)) if wire == JSON_FORMAT else
+                           RawRecord(t, 0, next(offsets[t]), None, encode_arrow(labels), None, ARROW_FORMAT))
         before = {m: processor._cache[m][2].windows_closed if m in processor._cache else 0 for m in MODELS}  # noqa: SLF001
         processor.process(records)
         for m in MODELS:
@@ -131,9 +136,10 @@ def normalised(value: Any) -> Any:
                       parse_constant=lambda c: c)  # NaN/Infinity stay comparable strings
 
 
-def test_drift_decisions_equal_the_recorded_ones(settings: Settings) -> None:
-    got = normalised(outputs(settings))
-    if os.environ.get("DRIFTWARDEN_RECORD_DECISIONS") == "1":
+@pytest.mark.parametrize("wire", [JSON_FORMAT, ARROW_FORMAT])
+def test_drift_decisions_equal_the_recorded_ones(settings: Settings, wire: str) -> None:
+    got = normalised(outputs(settings, wire))
+    if os.environ.get("DRIFTWARDEN_RECORD_DECISIONS") == "1" and wire == JSON_FORMAT:
         FIXTURE.parent.mkdir(parents=True, exist_ok=True)
         FIXTURE.write_text(json.dumps(got, allow_nan=True, sort_keys=True) + "\n")
     expected = json.loads(FIXTURE.read_text(), parse_constant=lambda c: c)

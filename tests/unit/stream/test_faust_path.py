@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import threading
 import time
 import tomllib
 from importlib.metadata import version
@@ -225,6 +226,59 @@ def test_faust_still_does_what_take_batches_relies_on_around_rebalances() -> Non
         "_consumer_wait_empty")
     assert "_unacked_messages" in inspect.getsource(faust.transport.consumer.Consumer.wait_empty)
     assert {"_channel_stop_iteration", "service_reset", "stop"} <= set(dir(Stream))
+    # _ack_all acks each message as Event.ack does, under the re-entrant lock Message.ack takes.
+    assert "return self.message.ack(self.app.consumer)" in inspect.getsource(faust.Event.ack)
+    assert "with ack_lock:" in inspect.getsource(faust.types.tuples.Message.ack)
+    assert isinstance(faust.types.tuples.ack_lock, type(threading.RLock()))
     # Faust's "has not started processing" check reads the time the monitor sensor sets per event.
     assert "self.stream_inbound_time[tp] = monotonic()" in inspect.getsource(Monitor.on_stream_event_in)
     assert "monitor.stream_inbound_time.get(tp)" in inspect.getsource(AIOKafkaConsumerThread)
+
+
+def test_acking_a_batch_leaves_the_consumer_as_fausts_per_event_acks_do() -> None:
+    """_ack_all folds Faust's per-event ack chain; the commit bookkeeping it leaves must be Faust's."""
+
+    def run(ours: bool) -> tuple[Any, ...]:
+        async def scenario() -> tuple[Any, ...]:
+            app, _stream = _batch_app()
+            app.topic("u", value_type=bytes, key_type=bytes, acks=False)
+            await app.topics._update_indices()
+            consumer = app.consumer
+            consumer._committed_offset[faust.types.TP("t", 1)] = 10
+            consumer._waiting_for_ack = asyncio.get_running_loop().create_future()
+
+            def message(topic: str, partition: int, offset: int, refs: int = 1) -> ConsumerMessage:
+                m = ConsumerMessage(topic, partition, offset, 0.0, 0, [], b"k", b"v", None)
+                m.incref(refs)
+                consumer.track_message(m)
+                return m
+
+            messages = [message("t", 0, 0), message("t", 0, 1), message("t", 0, 2, refs=2),
+                        message("t", 0, 1),  # the same offset again (a re-read): counted once
+                        message("t", 1, 5),  # below the committed offset
+                        message("u", 0, 0)]  # a topic without acks
+            messages[0].acked = True  # acked already, by an earlier batch
+            events = [app.create_event(m.key, m.value, [], m) for m in messages]
+            out: list[tuple[int, int]] = []
+
+            def on_message_out(tp: Any, offset: int, m: Any) -> None:
+                out.append((tp.partition, offset))
+
+            if ours:
+                faust_path._ack_all(events, consumer, on_message_out)
+            else:  # Stream.ack, event by event
+                for event in events:
+                    if event.ack():
+                        on_message_out(event.message.tp, event.message.offset, event.message)
+            return (out, {tp: list(v) for tp, v in consumer._acked.items()},
+                    {tp: set(v) for tp, v in consumer._acked_index.items()}, consumer._n_acked,
+                    sorted((m.topic, m.partition, m.offset) for m in consumer._unacked_messages),
+                    [(m.acked, m.refcount) for m in messages], consumer._waiting_for_ack.done())
+
+        return asyncio.run(scenario())
+
+    faust_state, ours = run(False), run(True)
+    assert ours == faust_state
+    out, acked, _index, n_acked, unacked, flags, woken = ours
+    assert out == [(0, 1)] and n_acked == 1 and woken  # only offset 1 of partition 0 became committable
+    assert flags[2] == (False, 1)  # the message another stream still holds

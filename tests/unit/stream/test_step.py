@@ -8,6 +8,8 @@ work per batch, joins across batches in Redis) is in ``tests/integration/test_st
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from itertools import count
 
 import msgspec
@@ -16,12 +18,14 @@ import pytest
 from scipy.stats import norm
 
 from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
+from driftwarden.contract.columnar import decode_prediction_columns, encode_arrow
 from driftwarden.contract.events import DeadLetter, DriftAlert, Label, Prediction, decode, encode
+from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings, load_settings
 from stream.decoding import decode_record
-from stream.joins import digest, join_keys, plan_joins
+from stream.joins import digest, digests, join_keys, plan_joins
 from stream.records import RawRecord
-from stream.state import PendingPrediction, decode_state, encode_state
+from stream.state import PendingPrediction, decode_pending_prediction, decode_state, encode_state
 from stream.step import Applied, Loaded, Snapshot, load, models_of, route, step
 
 NOW = 1_800_000_000.0
@@ -73,7 +77,7 @@ class Memory:
         snapshot.references = {m: self.references.get(f"{m}:{v}") for m, v in snapshot.switches.items()}
         routed = route(snapshot, decoded, self.settings)
         for m in set(routed.preds) | set(routed.labels):
-            reads = join_keys(routed.preds.get(m, []), routed.labels.get(m, []))
+            reads = join_keys(routed.preds.get(m), routed.labels.get(m, []))
             waiting = self.pending.get(m, {})
             reads.waiting_preds = [waiting.get(k) for k in reads.label_keys]
             reads.n_pending = len(waiting)
@@ -303,7 +307,7 @@ def test_an_undecodable_state_starts_the_model_over_instead_of_stalling_the_part
 def test_labels_join_waiting_and_same_batch_predictions_and_wait_for_the_others() -> None:
     m = "late"
     stored = PendingPrediction(10.0, 1, 0.9, "1", {"x": 1.0})
-    preds = {m: [pred(m, 1, 20.0, prediction=0), pred(m, 2, 21.0)]}
+    preds = {m: PredictionColumns.from_events(m, [pred(m, 1, 20.0, prediction=0), pred(m, 2, 21.0)])}
     labels = {m: [Label(event_id=f"{m}-0", model=m, label=1, timestamp=30.0),  # waits in Redis
                   Label(event_id=f"{m}-1", model=m, label=0, timestamp=31.0),  # in this batch
                   Label(event_id=f"{m}-7", model=m, label=0, timestamp=32.0)]}  # its prediction is not here yet
@@ -320,12 +324,44 @@ def test_labels_join_waiting_and_same_batch_predictions_and_wait_for_the_others(
     assert plan.watermark[m] == 32.0
 
 
+@pytest.mark.parametrize("wire", ["json", "arrow"])
+def test_waiting_predictions_are_stored_as_before_and_only_free_slots_keep_features(wire: str) -> None:
+    m = "slots"
+    events = [Prediction(event_id=f"{m}-{i}", model=m, timestamp=100.0 + i, features={"x": float(i), "k": "a"},
+                         prediction=([1, 0.5, "cat"] if wire == "json" else [1.0, 0.5, 2.0])[i % 3],
+                         model_version=[None, "2"][i % 2], score=[None, 0.25][i % 2]) for i in range(6)]
+    batch = (PredictionColumns.from_events(m, events) if wire == "json"
+             else decode_prediction_columns(encode_arrow(events)))
+    reads = join_keys(batch, [])
+    reads.holders = 3
+    plan = plan_joins({m: reads}, {m: batch}, {}, samples_max=5)
+    # the two free slots go to the first rows, in arrival order; the others keep what the join needs
+    expected = [PendingPrediction(float(e.timestamp), e.prediction, e.score, e.model_version,
+                                  e.features if i < 2 else None) for i, e in enumerate(events)]
+    stored = plan.add_preds[m]
+    assert list(stored) == [digest(e.event_id) for e in events]
+    assert [decode_pending_prediction(v) for v in stored.values()] == expected
+    assert plan.feature_holders[m] == 5
+    # without features a row is a 4-item array, one byte less than the struct's (a trailing nil), which stays
+    # readable: entries written before keep joining
+    for value, struct in zip(stored.values(), expected, strict=True):
+        old = encode_state(struct)
+        assert len(value) == len(old) - (struct.features is None)
+        assert decode_pending_prediction(old) == struct
+
+
+def test_a_batch_digests_its_ids_as_one_id_is_digested() -> None:
+    ids = ["e-0", "", "événement-1", "x" * 300]
+    assert digests(ids) == [digest(i) for i in ids]  # stored entries (and replays of old data) keep joining
+    assert digest("e-0") == hashlib.blake2b(b"e-0", digest_size=8).digest()  # the stored format, pinned
+
+
 def test_a_model_over_its_cap_evicts_its_oldest_batches_and_counts_only_the_unjoined() -> None:
     m = "capped"
     ids = msgspec.msgpack.Encoder()
     oldest = [ids.encode([digest(f"{m}-{i}") for i in range(b * 3, b * 3 + 3)]) for b in range(3)]
     stored = {digest(f"{m}-{i}"): encode_state(PendingPrediction(float(i), 0, None, "1")) for i in range(9)}
-    preds = {m: [pred(m, 100 + i, 100.0 + i) for i in range(4)]}
+    preds = {m: PredictionColumns.from_events(m, [pred(m, 100 + i, 100.0 + i) for i in range(4)])}
     labels = {m: [Label(event_id=f"{m}-1", model=m, label=0, timestamp=100.0)]}
     reads = join_keys(preds[m], labels[m])
     reads.waiting_preds = [stored[digest(f"{m}-1")]]
@@ -335,3 +371,23 @@ def test_a_model_over_its_cap_evicts_its_oldest_batches_and_counts_only_the_unjo
     assert plan.evicted_batches[m] == oldest[:1]
     assert plan.evicted[m] == 2 and plan.expired.get(m, 0) == 0
     assert plan.drop_preds[m] == {digest(f"{m}-{i}") for i in range(3)}
+
+
+@pytest.mark.parametrize(("written", "holds"), [
+    (lambda p: encode_state(p), False),  # 5 items, a nil fifth: as entries were written before
+    (lambda p: msgspec.msgpack.encode((p.timestamp, p.prediction, p.score, p.version)), False),  # 4 items: now
+    (lambda p: encode_state(msgspec.structs.replace(p, features={"x": None})), True),
+])
+def test_an_evicted_prediction_frees_its_feature_slot_whatever_format_it_was_stored_in(
+        written: Callable[[PendingPrediction], bytes], holds: bool) -> None:
+    m = "freed"
+    ids = msgspec.msgpack.Encoder()
+    oldest = [ids.encode([digest(f"{m}-{i}") for i in range(2)])]
+    stored = {digest(f"{m}-{i}"): written(PendingPrediction(float(i), 0, 0.5, "1")) for i in range(2)}
+    preds = {m: PredictionColumns.from_events(m, [pred(m, 100, 100.0)])}
+    reads = join_keys(preds[m], [])
+    reads.n_pending, reads.oldest, reads.stored, reads.holders = 2, oldest, stored, 2 if holds else 0
+    plan = plan_joins({m: reads}, preds, {}, pending_max=2, samples_max=2)
+    assert plan.evicted[m] == 2
+    # the two slots freed (if they were held) go to the new prediction, which takes one
+    assert plan.feature_holders[m] == 1

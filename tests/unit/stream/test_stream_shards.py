@@ -3,9 +3,11 @@ naming several models split into per-model views) and one per partition for reco
 
 from __future__ import annotations
 
-from driftwarden.contract.events import ContractError, Label, Prediction
+from driftwarden.contract.columnar import encode_arrow
+from driftwarden.contract.events import ARROW_FORMAT, ContractError, Label, Prediction
+from driftwarden.contract.settings import load_settings
 from driftwarden.contract.storage import Keys
-from stream.decoding import Decoded
+from stream.decoding import Decoded, decode_record
 from stream.processor import shard_batch
 from stream.records import RawRecord
 
@@ -41,3 +43,15 @@ def test_a_cluster_splits_the_batch_by_shard_and_loses_no_event() -> None:
     assert [(d.record.partition, d.record.offset, [p.event_id for p in d.predictions], [x.event_id for x in d.labels])
             for d in b] == [(0, 11, ["b-0"], ["b-9"]), (1, 5, ["b-1"], [])]
     assert [(d.record.offset, d.error.reason if d.error else None) for d in dead] == [(12, "invalid_json")]
+
+
+def test_a_cluster_splits_an_arrow_record_of_several_models_into_their_columns() -> None:
+    record = RawRecord("predictions", 0, 20, b"k", encode_arrow([pred("a", 3), pred("b", 4), pred("a", 5)]),
+                       None, ARROW_FORMAT)
+    decoded = decode_record(record, load_settings(env={}))
+    assert decoded.error is None and decoded.counts() == {"a": 2, "b": 1}
+    keys = Keys("dw", cluster=True)
+    parts = dict(shard_batch(keys, [decoded]))
+    assert list(parts) == [keys.for_model("a"), keys.for_model("b")]
+    assert [[(c.model, c.event_ids) for d in part for c in d.columns] for part in parts.values()] == [
+        [("a", ["a-3", "a-5"])], [("b", ["b-4"])]]
