@@ -14,11 +14,10 @@ from collections.abc import Iterable, Iterator
 from itertools import count
 
 import msgspec
-import numpy as np
 import pytest
 from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
-from scipy.stats import norm
+from stream_inputs import bad_inputs, pred
 
 from detectors.monitor import ModelMonitor
 from driftwarden.contract.events import DeadLetter, Label, Prediction, decode, encode
@@ -102,12 +101,6 @@ def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 3
     finally:
         consumer.close()
     return values
-
-
-def pred(model: str, i: int, t: float, x: float | str = 0.0, version: str | None = "1",
-         prediction: float | str = 0) -> Prediction:
-    return Prediction(event_id=f"{model}-{i}", model=model, timestamp=t, features={"x": x},
-                      prediction=prediction, model_version=version)
 
 
 # -- delayed labels ------------------------------------------------------------------------------------
@@ -205,13 +198,6 @@ def test_waiting_predictions_keep_features_only_for_as_many_samples_as_retrainin
     assert holders() == ({digest(f"{m}-{n + 100}")}, 1)  # expiry freed the slots before it took one
 
 
-def quantiles(n: int, shift: float = 0.0) -> list[float]:
-    """n values spread exactly like a standard normal: windows of them never drift by chance."""
-    values = norm.ppf((np.arange(n) + 0.5) / n) + shift
-    np.random.default_rng(n).shuffle(values)
-    return [float(v) for v in values]
-
-
 # -- dead letters --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # cluster: a real three-master Redis Cluster
@@ -221,16 +207,7 @@ def test_every_kind_of_bad_input_is_a_dead_letter_and_the_batch_goes_on(settings
     feed = Feed(s)
     t = s.kafka.topics
     good = [pred("known", i, 1_000.0 + i) for i in range(3)]
-    bad = {
-        "undecodable": b"\xff\xfe\x00garbage",
-        "invalid_json": b'{"event_id": "a", "model": ',
-        "missing_field": b'{"event_id": "a", "model": "known", "timestamp": 1.0, "prediction": 1}',
-        "invalid_field": b'{"event_id": "a", "model": "known", "timestamp": 1.0, "features": "x", '
-                         b'"prediction": 1}',
-        "oversize": encode([pred("known", 1000 + i, 1.0) for i in range(40)]),
-        "unknown_model": encode(pred("stranger", 0, 1.0)),
-        "empty_message": None,
-    }
+    bad = bad_inputs("known")
     batch = [feed.record(t.predictions, encode(good[:2]))]
     where: dict[str, tuple[int, int]] = {}
     for reason, value in bad.items():

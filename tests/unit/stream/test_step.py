@@ -13,9 +13,8 @@ from collections.abc import Callable
 from itertools import count
 
 import msgspec
-import numpy as np
 import pytest
-from scipy.stats import norm
+from stream_inputs import bad_inputs, pred, quantiles
 
 from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
 from driftwarden.contract.columnar import decode_prediction_columns, encode_arrow
@@ -115,19 +114,6 @@ def alerts(applied: Applied) -> list[DriftAlert]:
     return [a for m in applied.results for a in applied.results[m][1]]
 
 
-def pred(model: str, i: int, t: float, x: float | str = 0.0, version: str | None = "1",
-         prediction: float | str = 0) -> Prediction:
-    return Prediction(event_id=f"{model}-{i}", model=model, timestamp=t, features={"x": x},
-                      prediction=prediction, model_version=version)
-
-
-def quantiles(n: int, shift: float = 0.0) -> list[float]:
-    """n values spread exactly like a standard normal: windows of them never drift by chance."""
-    values = norm.ppf((np.arange(n) + 0.5) / n) + shift
-    np.random.default_rng(n).shuffle(values)
-    return [float(v) for v in values]
-
-
 # -- alerts --------------------------------------------------------------------------------------------
 
 def test_one_firing_alert_per_key_until_resolved_and_none_in_cooldown() -> None:
@@ -178,16 +164,7 @@ def test_every_kind_of_bad_input_is_a_dead_letter_and_the_batch_goes_on() -> Non
     memory = Memory(s)
     t = s.kafka.topics
     good = [pred("known", i, 1_000.0 + i) for i in range(3)]
-    bad = {
-        "undecodable": b"\xff\xfe\x00garbage",
-        "invalid_json": b'{"event_id": "a", "model": ',
-        "missing_field": b'{"event_id": "a", "model": "known", "timestamp": 1.0, "prediction": 1}',
-        "invalid_field": b'{"event_id": "a", "model": "known", "timestamp": 1.0, "features": "x", '
-                         b'"prediction": 1}',
-        "oversize": encode([pred("known", 1000 + i, 1.0) for i in range(40)]),
-        "unknown_model": encode(pred("stranger", 0, 1.0)),
-        "empty_message": None,
-    }
+    bad = bad_inputs("known")
     batch = [memory.record(t.predictions, encode(good[:2]))]
     where: dict[str, tuple[int, int]] = {}
     for reason, value in bad.items():
