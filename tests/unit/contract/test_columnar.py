@@ -7,6 +7,7 @@ from unittest.mock import create_autospec
 
 import pyarrow as pa
 import pytest
+from arrow_inputs import ipc, predictions
 from confluent_kafka import Producer
 
 from driftwarden.contract.columnar import decode_arrow, decode_message, encode_arrow
@@ -22,22 +23,6 @@ from driftwarden.contract.events import (
 )
 from driftwarden.contract.settings import load_settings
 from driftwarden.sdk.producer import DriftwardenProducer
-
-
-def predictions(n: int) -> list[Prediction]:
-    return [Prediction(event_id=f"e{i}", model="m", timestamp=1_700_000_000.0 + i,
-                       features={"x": i * 0.5, "plan": "pro" if i % 2 else "free", "ok": i % 3 == 0,
-                                 "gap": None if i % 4 == 0 else float(i)},
-                       prediction=float(i % 2), model_version=None if i == 1 else "7",
-                       score=None if i == 2 else i / n) for i in range(n)]
-
-
-def ipc(columns: dict[str, pa.Array]) -> bytes:
-    batch = pa.RecordBatch.from_pydict(columns)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return bytes(sink.getvalue())
 
 
 def test_arrow_and_json_decode_to_the_same_events() -> None:

@@ -9,26 +9,11 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
+from arrow_inputs import ipc, predictions
 
 from driftwarden.contract.columnar import decode_prediction_columns, encode_arrow
 from driftwarden.contract.events import ContractError, Prediction, decode_batch, encode, to_epoch
 from driftwarden.contract.prediction_columns import PredictionColumns
-
-
-def predictions(n: int, models: tuple[str, ...] = ("m",)) -> list[Prediction]:
-    return [Prediction(event_id=f"e{i}", model=models[i % len(models)], timestamp=1_700_000_000.0 + i / 3,
-                       features={"x": i * 0.5, "plan": "pro" if i % 2 else "free", "ok": i % 3 == 0,
-                                 "gap": None if i % 4 == 0 else float(i)},
-                       prediction=float(i % 2), model_version=None if i == 1 else "7",
-                       score=None if i == 2 else i / n) for i in range(n)]
-
-
-def ipc(columns: dict[str, pa.Array]) -> bytes:
-    batch = pa.RecordBatch.from_pydict(columns)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return bytes(sink.getvalue())
 
 
 def same(a: PredictionColumns, b: PredictionColumns) -> None:
@@ -41,7 +26,7 @@ def same(a: PredictionColumns, b: PredictionColumns) -> None:
 
 
 def test_an_arrow_message_gives_the_columns_its_json_twin_gives() -> None:
-    events = predictions(50)
+    events = predictions(50, per_second=3)
     arrow = decode_prediction_columns(encode_arrow(events))
     json = PredictionColumns.from_events("m", decode_batch(Prediction, encode(events)))
     same(arrow, json)
@@ -55,7 +40,7 @@ def test_an_arrow_message_gives_the_columns_its_json_twin_gives() -> None:
 
 
 def test_a_message_of_several_models_splits_by_model_in_order() -> None:
-    events = predictions(30, models=("a", "b", "c"))
+    events = predictions(30, models=("a", "b", "c"), per_second=3)
     batch = decode_prediction_columns(encode_arrow(events))
     assert batch.events() == events  # the message's own order
     parts = batch.split()
@@ -67,7 +52,7 @@ def test_a_message_of_several_models_splits_by_model_in_order() -> None:
 
 
 def test_parts_concatenate_as_columns_or_as_rows_when_formats_mix() -> None:
-    events = predictions(40)
+    events = predictions(40, per_second=3)
     first, second = (decode_prediction_columns(encode_arrow(events[i:i + 20])) for i in (0, 20))
     whole = PredictionColumns.concat([first, second])
     same(whole, PredictionColumns.from_events("m", events))
