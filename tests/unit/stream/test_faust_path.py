@@ -120,6 +120,14 @@ def _batch_app() -> tuple[faust.App, Any]:
     return app, stream
 
 
+async def _flowing_batch_app() -> tuple[faust.App, Any]:
+    """``_batch_app`` as the worker runs it: "t" subscribed (an acking topic) and the flow resumed."""
+    app, stream = _batch_app()
+    await app.topics._update_indices()
+    app.flow_control.resume()
+    return app, stream
+
+
 def _event(app: faust.App, offset: int, generation: int = 0) -> Any:
     message = ConsumerMessage("t", 0, offset, 0.0, 0, [], b"k", b"v", None, generation_id=generation)
     message.incref(1)  # as the conductor does for the one channel that receives it
@@ -132,9 +140,7 @@ def _acked(app: faust.App) -> list[int]:
 
 def test_a_batch_is_tracked_while_applied_and_acked_when_the_next_is_asked_for() -> None:
     async def scenario() -> None:
-        app, stream = _batch_app()
-        await app.topics._update_indices()  # makes "t" an acking topic, as the worker's subscription does
-        app.flow_control.resume()
+        app, stream = await _flowing_batch_app()
         for offset in range(3):
             stream.channel.queue.put_nowait(_event(app, offset))
         batches = take_batches(stream, 10, 0.05)
@@ -153,9 +159,7 @@ def test_a_batch_is_tracked_while_applied_and_acked_when_the_next_is_asked_for()
 
 def test_events_of_an_old_generation_are_dropped_without_an_ack() -> None:
     async def scenario() -> None:
-        app, stream = _batch_app()
-        await app.topics._update_indices()
-        app.flow_control.resume()
+        app, stream = await _flowing_batch_app()
         app.consumer_generation_id = 5
         stale = [_event(app, offset, generation=4) for offset in (10, 11)]
         for event in [*stale, _event(app, 12, generation=5)]:
@@ -172,9 +176,7 @@ def test_events_of_an_old_generation_are_dropped_without_an_ack() -> None:
 
 def test_a_batch_gathered_when_a_rebalance_stops_the_flow_is_dropped_untracked_and_unacked() -> None:
     async def scenario() -> None:
-        app, stream = _batch_app()
-        await app.topics._update_indices()
-        app.flow_control.resume()
+        app, stream = await _flowing_batch_app()
         taken = _event(app, 0)
         stream.channel.queue.put_nowait(taken)
         batches = take_batches(stream, 10, 0.3)
@@ -197,9 +199,7 @@ def test_a_batch_gathered_when_a_rebalance_stops_the_flow_is_dropped_untracked_a
 
 def test_the_iteration_ends_cleanly_when_the_actor_is_told_to_stop() -> None:
     async def scenario() -> None:
-        app, stream = _batch_app()
-        await app.topics._update_indices()
-        app.flow_control.resume()
+        app, stream = await _flowing_batch_app()
         batches = take_batches(stream, 10, 0.05)
         waiting = asyncio.ensure_future(batches.__anext__())
         await asyncio.sleep(0.12)  # waiting on an empty queue, past a few timeouts
