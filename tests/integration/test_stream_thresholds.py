@@ -7,7 +7,8 @@ Driven in-process on the real Redis and broker with the harness of ``test_stream
 from __future__ import annotations
 
 import pytest
-from test_stream_batches import Feed, pred, quantiles, read_topic, tuned
+from stream_inputs import pred, quantiles
+from test_stream_batches import Feed, read_topic, tuned
 
 from detectors.monitor import ModelMonitor
 from driftwarden.contract.events import DriftEvent, decode
