@@ -133,10 +133,13 @@ class NumericHistogram:
 
     def like(self) -> NumericHistogram:
         """An empty histogram with the same bins (a fresh current window); skips re-validating edges."""
+        return self._empty(np.zeros_like(self._counts), np.zeros_like(self._fixed))
+
+    def _empty(self, counts: IntArray, fixed: IntArray) -> NumericHistogram:
+        """``like`` over given zeroed count and sum arrays (``empty_like_all``)."""
         empty = object.__new__(NumericHistogram)
         empty.__dict__.update(self.__dict__)  # edges and bin geometry are never mutated: share them
-        empty._counts = np.zeros_like(self._counts)
-        empty._fixed = np.zeros_like(self._fixed)
+        empty._counts, empty._fixed = counts, fixed
         empty.n_missing = empty.n_invalid = 0
         empty.sum_sq, empty.min, empty.max = 0.0, math.inf, -math.inf
         return empty
@@ -282,10 +285,11 @@ class NumericHistogram:
         return f"NumericHistogram(bins={self.edges.size - 1}, n={self.n}, missing={self.n_missing})"
 
 
-class _Layout:
+class NumericLayout:
     """The bins of several numeric histograms side by side, for ``update_numeric``: each row of edges padded with +inf
     to a power of two (the branchless search), a table from a padded position to its global bin, and the bins'
-    geometry concatenated."""
+    geometry concatenated. A reference builds the one of its windows' histograms once, when loaded
+    (``Reference.window_layout``), so that a window's batches use it without a look-up."""
 
     def __init__(self, histograms: Sequence[NumericHistogram]) -> None:
         self.edges = [h.edges for h in histograms]  # held: the cache key is their ids
@@ -314,27 +318,33 @@ class _Layout:
         self.scale = np.concatenate([h._scale for h in histograms])
 
 
-_LAYOUTS: dict[tuple[int, ...], _Layout] = {}
+_LAYOUTS: dict[tuple[int, ...], NumericLayout] = {}
 _MAX_LAYOUTS: Final = 256
 _LAYOUTS_LOCK = threading.Lock()
 
 
-def _layout(histograms: Sequence[NumericHistogram]) -> _Layout:
-    """The layout of these histograms' bins, kept for the next batch (a window's histograms share their reference's
-    edges, which are never mutated); least recently used ones are dropped past ``_MAX_LAYOUTS``."""
+def _layout(histograms: Sequence[NumericHistogram], hint: NumericLayout | None = None) -> NumericLayout:
+    """The layout of these histograms' bins: ``hint`` when it is theirs, else the one kept for the next batch (a
+    window's histograms share their reference's edges, which are never mutated); least recently used ones are
+    dropped past ``_MAX_LAYOUTS``."""
+    if (hint is not None and len(hint.edges) == len(histograms)
+            and all(e is h.edges for e, h in zip(hint.edges, histograms, strict=True))):
+        return hint
     key = tuple(id(h.edges) for h in histograms)  # valid while the layout holds the edges
     with _LAYOUTS_LOCK:  # the stream may run monitors on more than one thread
         layout = _LAYOUTS.pop(key, None)
         if layout is None:
-            layout = _Layout(histograms)
+            layout = NumericLayout(histograms)
             while len(_LAYOUTS) >= _MAX_LAYOUTS:
                 del _LAYOUTS[next(iter(_LAYOUTS))]
         _LAYOUTS[key] = layout  # most recent last
     return layout
 
 
-def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[FloatArray]) -> None:
-    """``histograms[i].update(columns[i])`` for every i, in one numpy pass over all of them.
+def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[FloatArray],
+                   layout: NumericLayout | None = None) -> None:
+    """``histograms[i].update(columns[i])`` for every i, in one numpy pass over all of them (``layout``: their
+    ``NumericLayout`` when known, checked; else it is looked up).
 
     A window's numeric features each paid ~15 numpy calls per batch, and ``searchsorted`` itself is slow on values
     in random order (a mispredicted branch per step). Here the columns are concatenated and searched together by a
@@ -362,12 +372,13 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
         values = values[finite]
     if not values.size:
         return
-    layout = _layout(histograms)
+    layout = _layout(histograms, layout)
     # branchless upper bound in each row of padded edges: position of the first edge > value (searchsorted "right")
     position = np.repeat(layout.rows, sizes)
     step = layout.width // 2
+    padded = layout.padded
     while step:
-        position += step * (np.take(layout.padded, position + (step - 1)) <= values)
+        position += step * (np.take(padded[step - 1:], position) <= values)  # padded[position + step - 1]
         step //= 2
     index = np.take(layout.bin_of, position)  # the global bin: histogram offset + bin
     over = np.flatnonzero(np.take(layout.overflow, index))
@@ -563,3 +574,19 @@ class CategoricalHistogram:
 
 
 Histogram = NumericHistogram | CategoricalHistogram
+
+
+def empty_like_all(histograms: Sequence[Histogram]) -> list[Histogram]:
+    """``h.like()`` of each histogram (a new window's), the numeric ones' counts and sums as slices of one zeroed
+    block: one allocation instead of two per histogram."""
+    block = np.zeros(2 * sum(h._counts.size for h in histograms if isinstance(h, NumericHistogram)), dtype=np.int64)
+    at = 0
+    out: list[Histogram] = []
+    for h in histograms:
+        if isinstance(h, NumericHistogram):
+            size = h._counts.size
+            out.append(h._empty(block[at:at + size], block[at + size:at + 2 * size]))
+            at += 2 * size
+        else:
+            out.append(h.like())
+    return out

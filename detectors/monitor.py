@@ -200,7 +200,7 @@ class ModelMonitor:
                 following = Window.open(reference, index, config.max_unexpected_features)
                 closing.append((window, following))
                 window = following
-        fill_all(pairs)
+        fill_all(pairs, reference.window_layout)
         signals: list[Signal] = []
         for (closed, following), scores in zip(closing, self._scores([w for w, _ in closing]), strict=True):
             self.window = closed

@@ -16,7 +16,7 @@ from detectors.calibration import NullFit, calibrate, size_class
 from detectors.codec import pack_json, unpack_json
 from detectors.config import MonitorConfig
 from detectors.exceptions import SnapshotError
-from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
+from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram, NumericLayout
 from detectors.multivariate import PcaModel, as_matrix, fit_pca
 from detectors.performance import ScoreCalibration, drop_null, fit_calibration
 from detectors.performance_multiclass import MulticlassCalibration, fit_multiclass
@@ -71,6 +71,31 @@ class Reference:
     # reference's labelled predictions (performance estimation; attached once enough labels have arrived)
     pca: PcaModel | None = None
     performance: ScoreCalibration | MulticlassCalibration | None = None
+
+    # A reference's histograms are never mutated once it is built: what every window derives from them alone is
+    # derived once, when the reference is built or loaded, and never stored (a snapshot rebuilds it when loaded).
+    def __post_init__(self) -> None:
+        self._derived()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_window_layout"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._derived()
+
+    def _derived(self) -> None:
+        numeric = self.window_numeric()
+        self._window_layout = NumericLayout(numeric) if numeric else None
+
+    def window_numeric(self) -> list[NumericHistogram]:
+        """The numeric histograms a window fills, in the order it fills them: its features', prediction's, score's."""
+        return [h for h in (*self.features.values(), self.prediction, self.score) if isinstance(h, NumericHistogram)]
+
+    @property
+    def window_layout(self) -> NumericLayout | None:
+        """The ``NumericLayout`` of a window's numeric histograms (they share this reference's edges)."""
+        return self._window_layout
 
     def histograms(self) -> dict[str, Histogram]:
         """Every field's histogram by its calibration key."""

@@ -16,7 +16,7 @@ from operator import itemgetter
 import numpy as np
 import numpy.typing as npt
 
-from detectors.histogram import Histogram, NumericHistogram, update_numeric
+from detectors.histogram import Histogram, NumericHistogram, NumericLayout, empty_like_all, update_numeric
 from detectors.multivariate import as_matrix, window_matrix
 from detectors.performance import window_counts
 from detectors.performance_multiclass import MulticlassCalibration
@@ -42,8 +42,9 @@ def fill(histogram: Histogram, raw: Sequence[object]) -> None:
     fill_all([(histogram, raw)])
 
 
-def fill_all(pairs: Sequence[tuple[Histogram, Sequence[object]]]) -> None:
-    """``fill`` of many (histogram, raw column) pairs: the numeric ones in one pass (``update_numeric``)."""
+def fill_all(pairs: Sequence[tuple[Histogram, Sequence[object]]], layout: NumericLayout | None = None) -> None:
+    """``fill`` of many (histogram, raw column) pairs: the numeric ones in one pass (``update_numeric``, with
+    ``layout`` when it is theirs: ``Reference.window_layout`` for one window's)."""
     numeric: list[NumericHistogram] = []
     values: list[npt.NDArray[np.float64]] = []
     for histogram, raw in pairs:
@@ -65,7 +66,7 @@ def fill_all(pairs: Sequence[tuple[Histogram, Sequence[object]]]) -> None:
             histogram.update(categorical.keys)
             histogram.count_missing(categorical.n_missing)
             histogram.count_invalid(categorical.n_invalid)
-    update_numeric(numeric, values)
+    update_numeric(numeric, values, layout)
 
 
 def _string_counts(raw: Sequence[object]) -> Counter[str] | None:
@@ -102,14 +103,13 @@ class Window:
 
     @classmethod
     def open(cls, reference: Reference, index: int, max_unexpected: int = 100) -> Window:
-        def fresh(h: Histogram | None) -> Histogram | None:
-            return None if h is None else h.like()
-
-        features: dict[str, Histogram] = {}
-        for name, histogram in reference.features.items():
-            features[name] = histogram.like()
-        return cls(index, features, fresh(reference.prediction), fresh(reference.score), max_unexpected,
-                   absent=dict.fromkeys(reference.features, 0))
+        names = list(reference.features)
+        fresh = iter(empty_like_all([*reference.features.values(),
+                                     *(h for h in (reference.prediction, reference.score) if h is not None)]))
+        features = {name: next(fresh) for name in names}
+        prediction = None if reference.prediction is None else next(fresh)
+        score = None if reference.score is None else next(fresh)
+        return cls(index, features, prediction, score, max_unexpected, absent=dict.fromkeys(names, 0))
 
     def _columns(
         self, rows: Sequence[Mapping[str, object]], names: list[str]
@@ -138,7 +138,7 @@ class Window:
 
     def add_columns(self, batch: Predictions, reference: Reference | None = None) -> None:
         """Count a batch; with the ``reference`` also its PCA errors and its performance counts."""
-        fill_all(self.count_columns(batch, reference))
+        fill_all(self.count_columns(batch, reference), None if reference is None else reference.window_layout)
 
     def count_columns(self, batch: Predictions,
                       reference: Reference | None = None) -> list[tuple[Histogram, Sequence[object]]]:
