@@ -8,10 +8,10 @@ real and large enough to matter.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from detectors.calibration import NullFit, cutoffs
+from detectors.calibration import NullFit, cutoffs_at
 from detectors.config import MonitorConfig
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.psi import psi
@@ -111,6 +111,12 @@ class CutOffs(NamedTuple):
 def cut_offs(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
              config: MonitorConfig, rate: float, family: int) -> CutOffs:
     """``cut_off`` of every deciding statistic with a finite score, the noise cut-offs in one pass."""
+    return cut_offs_at(scores, fits, config, (rate,), family)[0]
+
+
+def cut_offs_at(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
+                config: MonitorConfig, rates: Sequence[float], family: int) -> list[CutOffs]:
+    """``cut_offs`` at each of ``rates`` (a window's false-alarm and warning rates), the tests found once."""
     keys: list[tuple[str, str]] = []
     chosen: list[NullFit] = []
     floors: list[float] = []
@@ -121,9 +127,9 @@ def cut_offs(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mappi
                 keys.append((name, signal))
                 chosen.append(fits[name][signal])
                 floors.append(floor if signal != "chi2" else effect_floor(signal, field, config))
-    noise = cutoffs(chosen, rate / family)
     # max(noise, floor) as Python takes it: the noise unless the floor is larger
-    return CutOffs(keys, noise, floors, [f if f > n else n for n, f in zip(noise, floors, strict=True)])
+    return [CutOffs(keys, noise, floors, [f if f > n else n for n, f in zip(noise, floors, strict=True)])
+            for noise in cutoffs_at(chosen, [rate / family for rate in rates])]
 
 
 def thresholds(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],

@@ -22,7 +22,7 @@ import numpy as np
 from detectors.calibration import NullFit
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
-from detectors.drift import cut_offs, drift_signals, json_safe, tests_in, thresholds
+from detectors.drift import cut_offs_at, drift_signals, json_safe, tests_in, thresholds
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram
@@ -269,8 +269,9 @@ class ModelMonitor:
             fits = {name: reference.fits(histograms[name][0], histograms[name][1].n, config)
                     for name in (*features, *predictions)}
             # every test's cut-offs at both rates, once: for the signals and for the thresholds reported
-            cuts = [(cut_offs(scores, fits, config, config.false_alarm_rate, family),
-                     cut_offs(scores, fits, config, config.warning_rate, family)) for scores in (features, predictions)]
+            rates = (config.false_alarm_rate, config.warning_rate)
+            cuts = [(critical, warning) for scores in (features, predictions)
+                    for critical, warning in [cut_offs_at(scores, fits, config, rates, family)]]
             drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family, cuts[0])
             drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family, cuts[1])
             drifted += [s for test in extra if (s := _test_signal(*test, config, info, family)) is not None]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,11 @@ DRAWS: Final = 4000
 
 def as_matrix(columns: Sequence[Sequence[object]]) -> FloatArray:
     """Columns of raw values as a rows x features float matrix, NaN where a value is missing or not a number."""
+    out = _floats(columns)
+    return np.column_stack(out) if out else np.zeros((0, 0))
+
+
+def _floats(columns: Sequence[Sequence[object]]) -> list[FloatArray]:
     out = []
     for column in columns:
         try:
@@ -41,7 +46,7 @@ def as_matrix(columns: Sequence[Sequence[object]]) -> FloatArray:
         except (TypeError, ValueError):
             out.append(np.array([float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
                                  for v in column], dtype=np.float64))
-    return np.column_stack(out) if out else np.zeros((0, 0))
+    return out
 
 
 def _components(z: FloatArray, share: float) -> FloatArray:
@@ -75,6 +80,11 @@ class PcaModel:
         z = np.where(np.isfinite(z), z, 0.0)
         return _errors(z, np.asarray(self.components))
 
+    def arrays(self) -> PcaArrays:
+        """The model's numbers as arrays, for ``column_errors`` (a reference derives them once, when loaded)."""
+        return PcaArrays(np.asarray(self.mean)[:, None], np.asarray(self.scale)[:, None],
+                         np.asarray(self.components))
+
     def null(self, m: int, draws: int = DRAWS) -> NullFit:
         """The null of a window's mean error over ``m`` rows, when nothing changed."""
         quantiles = np.asarray(self.error_quantiles)
@@ -102,6 +112,22 @@ class PcaModel:
                    tuple(float(v) for v in d["scale"]), tuple(tuple(float(v) for v in c) for c in d["components"]),
                    tuple(float(v) for v in d["error_quantiles"]), float(d["error_mean"]), float(d["error_sd"]),
                    int(d["n"]))
+
+
+class PcaArrays(NamedTuple):
+    """A ``PcaModel``'s mean and scale (as columns) and components as arrays."""
+
+    mean: FloatArray
+    scale: FloatArray
+    components: FloatArray
+
+    def column_errors(self, columns: Sequence[Sequence[object]]) -> FloatArray:
+        """``row_errors(as_matrix(columns))``, each feature standardised along its own contiguous column (an
+        element-wise operation gives the same bits in any layout; the rows x features matrix that the products
+        take is the same)."""
+        z = (np.stack(_floats(columns)) - self.mean) / self.scale
+        z = np.where(np.isfinite(z), z, 0.0)
+        return _errors(np.ascontiguousarray(z.T), self.components)
 
 
 def fit_pca(names: Sequence[str], matrix: FloatArray, share: float) -> PcaModel | None:

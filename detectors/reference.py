@@ -17,7 +17,7 @@ from detectors.codec import pack_json, unpack_json
 from detectors.config import MonitorConfig
 from detectors.exceptions import SnapshotError
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram, NumericLayout
-from detectors.multivariate import PcaModel, as_matrix, fit_pca
+from detectors.multivariate import PcaArrays, PcaModel, as_matrix, fit_pca
 from detectors.performance import ScoreCalibration, drop_null, fit_calibration
 from detectors.performance_multiclass import MulticlassCalibration, fit_multiclass
 from detectors.records import Observation
@@ -52,6 +52,7 @@ SCORE: Final = "score"
 MULTIVARIATE: Final = ("multivariate", "mean_error")
 PERFORMANCE: Final = ("performance", "accuracy_drop")
 FieldFits = dict[str, NullFit]  # statistic -> its null fit
+_DERIVED: Final = ("_window_layout", "pca_arrays")  # a reference's attributes derived from the others, not stored
 
 
 def field_key(feature: str) -> str:
@@ -78,7 +79,7 @@ class Reference:
         self._derived()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_window_layout"}
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -87,6 +88,7 @@ class Reference:
     def _derived(self) -> None:
         numeric = self.window_numeric()
         self._window_layout = NumericLayout(numeric) if numeric else None
+        self.pca_arrays: PcaArrays | None = None if self.pca is None else self.pca.arrays()
 
     def window_numeric(self) -> list[NumericHistogram]:
         """The numeric histograms a window fills, in the order it fills them: its features', prediction's, score's."""

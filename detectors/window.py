@@ -204,12 +204,15 @@ class Window:
                      complete: bool) -> None:
         pca, calibration = reference.pca, reference.performance
         if pca is not None:
-            matrix = (as_matrix([columns[name] for name in pca.features]) if complete
-                      else window_matrix(pca, rows))
+            if complete and reference.pca_arrays is not None:
+                row_errors = reference.pca_arrays.column_errors([columns[name] for name in pca.features])
+            else:
+                row_errors = pca.row_errors(as_matrix([columns[name] for name in pca.features]) if complete
+                                            else window_matrix(pca, rows))
             # a row's error capped at 1e4 (100 sd per feature): the int64 sum of 100,000 rows cannot overflow
-            errors = np.minimum(pca.row_errors(matrix), 1e4)
+            errors = np.minimum(row_errors, 1e4)
             self.pca_sum += int(np.round(errors * PCA_UNIT).astype(np.int64).sum())
-            self.pca_n += matrix.shape[0]
+            self.pca_n += errors.shape[0]
         # a window is estimated whole or not at all: from its first batch, if the calibration was known by then
         if calibration is not None and (self.n == 0 or self.performance_counts is not None):
             predictions = list(batch.predictions)

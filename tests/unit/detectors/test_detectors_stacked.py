@@ -205,3 +205,33 @@ def test_a_float_column_with_missing_and_infinite_values_counts_as_its_list() ->
     for a, b in zip(from_arrays, from_lists, strict=True):
         assert histogram_state(a) == histogram_state(b)
         assert a.n_invalid > 0 and a.n_missing > 0
+
+
+def test_a_window_block_filled_with_its_reference_layout_as_one_by_one() -> None:
+    """Histograms opened together (``empty_like_all``: one zeroed block) and filled with the layout a reference
+    derives once (``NumericLayout``) end exactly as histograms filled one by one; a layout of other histograms is
+    not used."""
+    from detectors.histogram import NumericLayout, empty_like_all, update_numeric
+
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        references = [numeric_reference(rng, int(rng.choice([3, 20]))) for _ in range(int(rng.integers(2, 10)))]
+        layout = NumericLayout(references)
+        stranger = NumericLayout(references[::-1])
+        one_by_one = [r.like() for r in references]
+        hinted = [h for h in empty_like_all(references) if isinstance(h, NumericHistogram)]
+        wrong_hint = [h for h in empty_like_all(references) if isinstance(h, NumericHistogram)]
+        for _batch in range(int(rng.integers(1, 4))):
+            columns = []
+            for r in references:
+                values = rng.normal(r.mean if r.n else 0.0, 1.0, int(rng.choice([0, 1, 7, 300])))
+                if rng.random() < 0.5:
+                    values = np.concatenate([values, rng.choice(r.edges, 5), [r.edges[-1] + 1e6, -1e150]])
+                values[rng.random(values.size) < 0.05] = math.nan
+                columns.append(values)
+            for h, values in zip(one_by_one, columns, strict=True):
+                h.update(values)
+            update_numeric(hinted, columns, layout)
+            update_numeric(wrong_hint, columns, stranger)
+        for a, b, c in zip(one_by_one, hinted, wrong_hint, strict=True):
+            assert histogram_state(a) == histogram_state(b) == histogram_state(c), seed
