@@ -41,10 +41,25 @@ def feature_quality(reference: Histogram, current: Histogram, window_n: int, abs
 
 
 def window_quality(reference: Reference, window: Window) -> dict[str, dict[str, float]]:
-    return {
-        name: feature_quality(reference.features[name], histogram, window.n, window.absent.get(name, 0))
-        for name, histogram in window.features.items()
-    }
+    """``feature_quality`` of every feature of a window, the reference's shares taken from its
+    ``quality_baselines`` (derived once) rather than recounted at every close."""
+    n, absent, baselines = window.n, window.absent, reference.quality_baselines
+    out: dict[str, dict[str, float]] = {}
+    for name, current in window.features.items():
+        baseline = baselines[name]
+        scores = out[name] = {
+            "missing_share": _share(current.n_missing, n),
+            "invalid_share": _share(current.n_invalid, n),
+            "absent_share": _share(absent.get(name, 0), n),
+            "missing_share_reference": baseline.missing,
+            "invalid_share_reference": baseline.invalid,
+        }
+        if isinstance(current, NumericHistogram):
+            scores["out_of_range_share"] = _share(current.n_out_of_range, n)
+        elif isinstance(current, CategoricalHistogram) and baseline.unseen is not None:
+            scores["unseen_category_share"] = _share(current.n_unseen, n)
+            scores["unseen_category_share_reference"] = baseline.unseen
+    return out
 
 
 def quality_signals(

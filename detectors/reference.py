@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from detectors.calibration import NullFit, calibrate, size_class
 from detectors.codec import pack_json, unpack_json
@@ -42,6 +42,21 @@ def column_histogram(raw: Sequence[object], kind: str, config: MonitorConfig) ->
     return histogram
 
 
+class QualityBaseline(NamedTuple):
+    """A reference feature's own shares, which a window's quality shares are compared with."""
+
+    missing: float
+    invalid: float
+    unseen: float | None  # the Good-Turing share of unseen categories (None for a numeric feature)
+
+
+def quality_baseline(histogram: Histogram) -> QualityBaseline:
+    total = histogram.total
+    return QualityBaseline(histogram.n_missing / total if total else 0.0,
+                           histogram.n_invalid / total if total else 0.0,
+                           histogram.unseen_share_expected if isinstance(histogram, CategoricalHistogram) else None)
+
+
 def kind_of(histogram: Histogram) -> str:
     return "numeric" if isinstance(histogram, NumericHistogram) else "categorical"
 
@@ -52,7 +67,8 @@ SCORE: Final = "score"
 MULTIVARIATE: Final = ("multivariate", "mean_error")
 PERFORMANCE: Final = ("performance", "accuracy_drop")
 FieldFits = dict[str, NullFit]  # statistic -> its null fit
-_DERIVED: Final = ("_window_layout", "pca_arrays")  # a reference's attributes derived from the others, not stored
+# a reference's attributes derived from the others (``Reference._derived``), never stored
+_DERIVED: Final = ("_window_layout", "pca_arrays", "quality_baselines")
 
 
 def field_key(feature: str) -> str:
@@ -89,6 +105,8 @@ class Reference:
         numeric = self.window_numeric()
         self._window_layout = NumericLayout(numeric) if numeric else None
         self.pca_arrays: PcaArrays | None = None if self.pca is None else self.pca.arrays()
+        self.quality_baselines: dict[str, QualityBaseline] = {
+            name: quality_baseline(h) for name, h in self.features.items()}
 
     def window_numeric(self) -> list[NumericHistogram]:
         """The numeric histograms a window fills, in the order it fills them: its features', prediction's, score's."""
