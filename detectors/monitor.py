@@ -25,7 +25,7 @@ from detectors.config import MonitorConfig
 from detectors.drift import cut_offs_at, drift_signals, json_safe, tests_in, thresholds
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
-from detectors.histogram import Histogram
+from detectors.histogram import Histogram, counted
 from detectors.performance import ScoreCalibration, class_key, expected_metrics, fit_calibration
 from detectors.performance_multiclass import (
     MulticlassCalibration,
@@ -224,9 +224,10 @@ class ModelMonitor:
 
     def _scores(self, windows: Sequence[Window]) -> list[_Scores]:
         """Every field's scores of each window (features, then prediction and score), all windows in one pass."""
+        assert self.reference is not None
         layouts = [self._field_pairs(w) for w in windows]
         scored = pair_scores([pair for pairs, _ in layouts for pair in pairs], self.config.psi_epsilon,
-                             "ks" in self.config.drift_signals)
+                             "ks" in self.config.drift_signals, self.reference.sides)
         out = []
         at = 0
         for window, (pairs, named) in zip(windows, layouts, strict=True):
@@ -266,8 +267,9 @@ class ModelMonitor:
             for key, current in ((PREDICTION, window.prediction), (SCORE, window.score)):
                 if current is not None:
                     histograms[key] = (key, current)
-            fits = {name: reference.fits(histograms[name][0], histograms[name][1].n, config)
-                    for name in (*features, *predictions)}
+            names = (*features, *predictions)
+            fits = {name: reference.fits(histograms[name][0], n, config)
+                    for name, n in zip(names, counted([histograms[name][1] for name in names]), strict=True)}
             # every test's cut-offs at both rates, once: for the signals and for the thresholds reported
             rates = (config.false_alarm_rate, config.warning_rate)
             cuts = [(critical, warning) for scores in (features, predictions)

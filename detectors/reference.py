@@ -21,6 +21,7 @@ from detectors.multivariate import PcaArrays, PcaModel, as_matrix, fit_pca
 from detectors.performance import ScoreCalibration, drop_null, fit_calibration
 from detectors.performance_multiclass import MulticlassCalibration, fit_multiclass
 from detectors.records import Observation
+from detectors.stacked import ReferenceSides
 from detectors.statistics import reference_scale
 from detectors.values import categorical_column, infer_kind, numeric_column
 
@@ -68,7 +69,7 @@ MULTIVARIATE: Final = ("multivariate", "mean_error")
 PERFORMANCE: Final = ("performance", "accuracy_drop")
 FieldFits = dict[str, NullFit]  # statistic -> its null fit
 # a reference's attributes derived from the others (``Reference._derived``), never stored
-_DERIVED: Final = ("_window_layout", "pca_arrays", "quality_baselines")
+_DERIVED: Final = ("_window_layout", "pca_arrays", "quality_baselines", "sides")
 
 
 def field_key(feature: str) -> str:
@@ -107,6 +108,9 @@ class Reference:
         self.pca_arrays: PcaArrays | None = None if self.pca is None else self.pca.arrays()
         self.quality_baselines: dict[str, QualityBaseline] = {
             name: quality_baseline(h) for name, h in self.features.items()}
+        # the fields a window's scores compare, in their order (``ModelMonitor._field_pairs``)
+        self.sides = ReferenceSides([*self.features.values(), *(
+            h for h in (self.prediction, self.score) if h is not None and h.n > 0)])
 
     def window_numeric(self) -> list[NumericHistogram]:
         """The numeric histograms a window fills, in the order it fills them: its features', prediction's, score's."""

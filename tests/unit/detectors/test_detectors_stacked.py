@@ -14,6 +14,7 @@ import pytest
 from detectors.config import MonitorConfig
 from detectors.drift import field_scores, window_scores
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
+from detectors.stacked import ReferenceSides, pair_scores
 
 
 def same(a: float, b: float) -> bool:
@@ -101,6 +102,12 @@ def test_stacked_scores_equal_the_per_field_functions_bit_for_bit(signals: tuple
         pairs = random_pairs(seed)
         stacked = window_scores(pairs, config)
         assert list(stacked) == list(pairs)
+        refs = [r for r, _ in pairs.values()]
+        for sides in (ReferenceSides(refs), ReferenceSides(refs[::-1])):  # derived beforehand; of other groups
+            again = pair_scores(list(pairs.values()), config.psi_epsilon, "ks" in signals, sides)
+            for got_again, got in zip(again, stacked.values(), strict=True):
+                assert list(got_again) == list(got)
+                assert all(same(got_again[key], value) for key, value in got.items()), seed
         for name, (reference, current) in pairs.items():
             expected = field_scores(reference, current, config)
             got = stacked[name]
