@@ -293,8 +293,12 @@ class NumericLayout:
 
     def __init__(self, histograms: Sequence[NumericHistogram]) -> None:
         self.edges = [h.edges for h in histograms]  # held: the cache key is their ids
-        width = 1 << max(e.size for e in self.edges).bit_length()  # > every edge count: one +inf at least
-        self.width = width
+        most = max(e.size for e in self.edges)
+        width = 1 << most.bit_length()  # > every edge count: one +inf at least
+        self.cells, self.low, self.inverse, first, span = self._cells(width)
+        # the search from a cell's first edge spans `span` positions: a row holds that many +inf after its edges
+        self.width = width = max(width, most + span) if self.cells else width
+        self.span = span if self.cells else width
         self.bins = [h._counts.size for h in histograms]
         self.offsets = np.cumsum([0, *self.bins[:-1]]).tolist()
         self.total = int(sum(self.bins))
@@ -306,6 +310,9 @@ class NumericLayout:
         self.padded = padded.ravel()
         self.bin_of = bin_of.ravel()
         self.rows = np.arange(len(histograms), dtype=np.intp) * width
+        if self.cells:  # a cell's first edge, as a padded position
+            self.first = (first + self.rows[:, None]).ravel()
+            self.cell_rows = np.arange(len(histograms), dtype=np.intp) * self.cells
         first = np.zeros(self.total, dtype=bool)
         first[self.offsets] = True
         self.overflow = np.zeros(self.total, dtype=bool)
@@ -316,6 +323,51 @@ class NumericLayout:
         self.anchor = np.concatenate([h._anchor for h in histograms])
         self.unit = np.concatenate([h._unit for h in histograms])
         self.scale = np.concatenate([h._scale for h in histograms])
+
+    def _cells(self, width: int) -> tuple[int, FloatArray, FloatArray, IntArray, int]:
+        """A table that starts each value's search near its bin: each row's edge range cut into equal cells, a
+        value's cell ``(x - low) * inverse`` (clipped, truncated) and, per cell, the row's first edge in it.
+
+        Rounding is monotone, so a cell's value is above every edge of an earlier cell and below every edge of a
+        later one: the search from the cell's first edge over as many positions as a cell has edges at most finds
+        the same count of edges at or below the value, exactly. With more edges in some cell than a search over
+        ``width / 4`` positions, no table (0 cells): the search spans the whole row.
+        """
+        best: tuple[int, FloatArray, FloatArray, IntArray, int] = (0, np.zeros(0), np.zeros(0),
+                                                                   np.zeros((0, 0), dtype=np.intp), width)
+        for cells in (64, 256, 1024, 4096):
+            low = np.array([e[0] for e in self.edges])
+            with np.errstate(divide="ignore", over="ignore"):
+                inverse = cells / np.array([e[-1] - e[0] for e in self.edges])
+            inverse = np.where(np.isfinite(inverse) & (inverse > 0), inverse, 1.0)  # any positive scale is exact
+            first = np.zeros((len(self.edges), cells), dtype=np.intp)
+            fullest = 0
+            for i, e in enumerate(self.edges):
+                with np.errstate(over="ignore"):
+                    cell = _cell_of(e, low[i], inverse[i], cells)
+                per_cell = np.bincount(cell, minlength=cells)
+                first[i, 1:] = np.cumsum(per_cell)[:-1]
+                fullest = max(fullest, int(per_cell.max()))
+            span = 1 << fullest.bit_length()  # > the most edges in one cell
+            if span < best[4]:
+                best = (cells, low, inverse, first, span)
+            if fullest <= 1:
+                break
+        return best if best[4] <= width // 4 else (0, *best[1:4], width)
+
+    def start(self, values: FloatArray, sizes: Sequence[int]) -> IntArray:
+        """Where each value's search starts (its row's first edge in its cell); values in row order, ``sizes``
+        per row."""
+        with np.errstate(over="ignore"):
+            cell = _cell_of(values, np.repeat(self.low, sizes), np.repeat(self.inverse, sizes), self.cells)
+        return np.take(self.first, np.repeat(self.cell_rows, sizes) + cell)
+
+
+def _cell_of(values: FloatArray, low: FloatArray | float, inverse: FloatArray | float, cells: int) -> IntArray:
+    """The cells of finite values: the same floating-point operations for the edges and for the values."""
+    cell = (values - low) * inverse
+    np.clip(cell, 0.0, cells - 1.0, out=cell)
+    return cell.astype(np.intp)
 
 
 _LAYOUTS: dict[tuple[int, ...], NumericLayout] = {}
@@ -374,8 +426,8 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
         return
     layout = _layout(histograms, layout)
     # branchless upper bound in each row of padded edges: position of the first edge > value (searchsorted "right")
-    position = np.repeat(layout.rows, sizes)
-    step = layout.width // 2
+    position = layout.start(values, sizes) if layout.cells else np.repeat(layout.rows, sizes)
+    step = layout.span // 2
     padded = layout.padded
     while step:
         position += step * (np.take(padded[step - 1:], position) <= values)  # padded[position + step - 1]
