@@ -124,10 +124,44 @@ class PcaArrays(NamedTuple):
     def column_errors(self, columns: Sequence[Sequence[object]]) -> FloatArray:
         """``row_errors(as_matrix(columns))``, each feature standardised along its own contiguous column (an
         element-wise operation gives the same bits in any layout; the rows x features matrix that the products
-        take is the same)."""
-        z = (np.stack(_floats(columns)) - self.mean) / self.scale
-        z = np.where(np.isfinite(z), z, 0.0)
-        return _errors(np.ascontiguousarray(z.T), self.components)
+        take is the same), and each row's mean square summed as numpy sums a row (``_row_means``)."""
+        floats = _floats(columns)
+        z = np.concatenate(floats).reshape(len(floats), len(floats[0]) if floats else 0)  # features x rows
+        np.subtract(z, self.mean, out=z)
+        np.divide(z, self.scale, out=z)
+        if not np.isfinite(z).all():
+            z = np.where(np.isfinite(z), z, 0.0)
+        rows = np.ascontiguousarray(z.T)
+        residual = rows - (rows @ self.components.T) @ self.components
+        np.square(residual, out=residual)
+        return _row_means(np.ascontiguousarray(residual.T))
+
+
+def _row_means(squares: FloatArray) -> FloatArray:
+    """``squares.T.mean(axis=1)`` of a features x rows array, bit for bit: numpy sums each short row (up to 128
+    values) with eight accumulators, each taking every eighth value, added pairwise, then the rest in order
+    (``pairwise_sum``); here each of those additions is one operation over all rows at once instead of a call per
+    row. Beyond 128 features numpy's own mean (it splits the row)."""
+    d = squares.shape[0]
+    total: FloatArray
+    if d > 128 or d == 0:
+        return np.ascontiguousarray(squares.T).mean(axis=1)  # type: ignore[no-any-return]
+    if d < 8:  # in order, from 0.0
+        total = np.zeros(squares.shape[1])
+        for row in squares:
+            total = total + row
+    else:
+        blocks = d - d % 8
+        eight = squares[:8].copy()
+        for i in range(8, blocks, 8):
+            eight += squares[i:i + 8]
+        four = eight[0::2] + eight[1::2]  # (r0 + r1), (r2 + r3), (r4 + r5), (r6 + r7)
+        two = four[0::2] + four[1::2]
+        total = two[0] + two[1]
+        for i in range(blocks, d):
+            total = total + squares[i]
+    means: FloatArray = total / d
+    return means
 
 
 def fit_pca(names: Sequence[str], matrix: FloatArray, share: float) -> PcaModel | None:

@@ -39,3 +39,16 @@ def test_errors_from_columns_equal_errors_from_the_matrix_to_the_bit() -> None:
         assert from_matrix.tobytes() == from_columns.tobytes(), seed
         tested += 1
     assert tested >= 25  # most seeds give a model (correlated features)
+
+
+def test_row_means_sum_as_numpy_sums_each_row() -> None:
+    """The row means taken one addition over all rows at a time equal numpy's mean of each row to the bit, for every
+    feature count up to numpy's block of 128 and beyond it (where numpy's own is used): a numpy that summed rows
+    differently would fail here, not silently change the multivariate errors."""
+    from detectors.multivariate import _row_means
+
+    rng = np.random.default_rng(5)
+    for d in [*range(1, 41), 63, 64, 65, 127, 128, 129, 300]:
+        squares = rng.standard_normal((d, 257)) ** 2 * rng.lognormal(0.0, 4.0, (d, 257))
+        expected = np.ascontiguousarray(squares.T).mean(axis=1)
+        assert _row_means(squares).tobytes() == expected.tobytes(), d
