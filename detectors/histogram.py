@@ -433,15 +433,18 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
         position += step * (np.take(padded[step - 1:], position) <= values)  # padded[position + step - 1]
         step //= 2
     index = np.take(layout.bin_of, position)  # the global bin: histogram offset + bin
-    over = np.flatnonzero(np.take(layout.overflow, index))
-    if over.size:  # the last interior bin is closed on the right
-        index[over[values[over] == np.take(layout.last_edge, index[over])]] -= 1
+    outside = np.flatnonzero(np.take(layout.outside, index))  # under- and overflow bins
+    if outside.size:  # the last interior bin is closed on the right: an overflow value on the last edge is in it
+        bins = index[outside]
+        closed = np.take(layout.overflow, bins) & (values[outside] == np.take(layout.last_edge, bins))
+        if closed.any():
+            index[outside[closed]] -= 1
+            outside = outside[~closed]
     total = layout.total
     counts = np.bincount(index, minlength=total)
     # interior bins: offset from the left edge in units of the width, times 2**24 (``update``'s formula)
     fixed = np.rint((values - np.take(layout.anchor, index)) / np.take(layout.unit, index) * _FRACTION_SCALE)
     sums = np.zeros(total, dtype=np.int64)
-    outside = np.flatnonzero(np.take(layout.outside, index))
     if outside.size:  # beyond the edges: the full formula, and large offsets added as int64, exactly
         bins = index[outside]
         offset = np.minimum(np.take(layout.direction, bins) * (values[outside] - np.take(layout.anchor, bins))
