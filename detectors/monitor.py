@@ -22,7 +22,7 @@ import numpy as np
 from detectors.calibration import NullFit
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
-from detectors.drift import cut_offs_at, drift_signals, json_safe, tests_in, thresholds
+from detectors.drift import cut_offs_at, deciding, drift_signals, json_safe, thresholds
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram, counted
@@ -261,7 +261,6 @@ class ModelMonitor:
             # The multivariate and performance tests hold a place in the family whenever the reference allows
             # them, whether or not this window runs them (the performance test waits for labels): so the data-drift
             # cut-offs of a window never depend on when the labels arrived.
-            family = tests_in(features, config) + tests_in(predictions, config) + self._extra_places()
             histograms: dict[str, tuple[str, Histogram]] = {
                 name: (field_key(name), h) for name, h in window.features.items()}
             for key, current in ((PREDICTION, window.prediction), (SCORE, window.score)):
@@ -270,10 +269,11 @@ class ModelMonitor:
             names = (*features, *predictions)
             fits = {name: reference.fits(histograms[name][0], n, config)
                     for name, n in zip(names, counted([histograms[name][1] for name in names]), strict=True)}
+            tests = [deciding(scores, fits, config) for scores in (features, predictions)]
+            family = len(tests[0].keys) + len(tests[1].keys) + self._extra_places()  # tests_in each
             # every test's cut-offs at both rates, once: for the signals and for the thresholds reported
             rates = (config.false_alarm_rate, config.warning_rate)
-            cuts = [(critical, warning) for scores in (features, predictions)
-                    for critical, warning in [cut_offs_at(scores, fits, config, rates, family)]]
+            cuts = [(critical, warning) for of in tests for critical, warning in [cut_offs_at(of, rates, family)]]
             drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family, cuts[0])
             drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family, cuts[1])
             drifted += [s for test in extra if (s := _test_signal(*test, config, info, family)) is not None]
@@ -287,8 +287,8 @@ class ModelMonitor:
                                                                         floor)
         signals = self._rank(signals, window)
         signals += quality_signals(reference, window, quality, config)
-        self.last_window = json_safe(asdict(info)) | {"tested": info.n >= min(config.min_window_n,
-                                                                                 config.window_size)}
+        self.last_window = json_safe(vars(info)) | {"tested": info.n >= min(config.min_window_n,
+                                                                               config.window_size)}
         self.last_scores = {
             "features": {name: json_safe({**features[name], **quality[name]}) for name in features},
             "prediction": {name: json_safe(scores) for name, scores in predictions.items()},
