@@ -90,6 +90,8 @@ class NumericHistogram:
     ([1, 1, 2, 1], 1)
     """
 
+    _slot: int  # set only on a histogram of ``empty_like_all``: its place in the shared block
+
     def __init__(self, edges: Sequence[float] | FloatArray, discrete: bool = False) -> None:
         array = np.asarray(edges, dtype=np.float64)
         if array.ndim != 1 or array.size == 0:
@@ -358,6 +360,10 @@ class NumericLayout:
     def start(self, values: FloatArray, sizes: Sequence[int]) -> IntArray:
         """Where each value's search starts (its row's first edge in its cell); values in row order, ``sizes``
         per row."""
+        if len(set(sizes)) == 1:  # columns of one length (a batch's): rows of a matrix, no per-value copies
+            with np.errstate(over="ignore"):
+                cell = _cell_of(values.reshape(len(sizes), -1), self.low[:, None], self.inverse[:, None], self.cells)
+            return np.take(self.first, (cell + self.cell_rows[:, None]).ravel())
         with np.errstate(over="ignore"):
             cell = _cell_of(values, np.repeat(self.low, sizes), np.repeat(self.inverse, sizes), self.cells)
         return np.take(self.first, np.repeat(self.cell_rows, sizes) + cell)
@@ -453,14 +459,20 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
         fixed[outside] = 0.0
     # interior offsets are integers <= 2**24 and each bin is one histogram's: exact float sums, as in ``update``
     sums += np.bincount(index, weights=fixed, minlength=total).astype(np.int64)
+    block = _in_one_block(histograms, total)
+    if block is not None:  # a window's histograms: every count and sum added at once
+        block[:total] += counts
+        block[total:] += sums
+    else:
+        for h, start, size in zip(histograms, layout.offsets, layout.bins, strict=True):
+            h._counts += counts[start:start + size]
+            h._fixed += sums[start:start + size]
     live = [i for i, size in enumerate(sizes) if size]
     starts = np.cumsum([0, *sizes]).tolist()
     lows = np.minimum.reduceat(values, [starts[i] for i in live]).tolist()
     highs = np.maximum.reduceat(values, [starts[i] for i in live]).tolist()
     for i, low, high in zip(live, lows, highs, strict=True):
-        h, start, size = histograms[i], layout.offsets[i], layout.bins[i]
-        h._counts += counts[start:start + size]
-        h._fixed += sums[start:start + size]
+        h = histograms[i]
         segment = values[starts[i]:starts[i + 1]]
         h.sum_sq += float(np.dot(segment, segment))
         h.min = min(h.min, low)
@@ -634,17 +646,34 @@ Histogram = NumericHistogram | CategoricalHistogram
 def empty_like_all(histograms: Sequence[Histogram]) -> list[Histogram]:
     """``h.like()`` of each histogram (a new window's), the numeric ones' counts and sums as slices of one zeroed
     block: one allocation instead of two per histogram."""
-    block = np.zeros(2 * sum(h._counts.size for h in histograms if isinstance(h, NumericHistogram)), dtype=np.int64)
-    at = 0
+    total = sum(h._counts.size for h in histograms if isinstance(h, NumericHistogram))
+    block = np.zeros(2 * total, dtype=np.int64)  # every one's counts, then every one's sums
+    at = slot = 0
     out: list[Histogram] = []
     for h in histograms:
         if isinstance(h, NumericHistogram):
             size = h._counts.size
-            out.append(h._empty(block[at:at + size], block[at + size:at + 2 * size]))
-            at += 2 * size
+            empty = h._empty(block[at:at + size], block[total + at:total + at + size])
+            empty._slot = slot  # its place in the block: ``update_numeric`` adds to all of them at once
+            out.append(empty)
+            at += size
+            slot += 1
         else:
             out.append(h.like())
     return out
+
+
+def _in_one_block(histograms: Sequence[NumericHistogram], total: int) -> IntArray | None:
+    """The block of ``empty_like_all`` when these histograms are all of its numeric ones, in its order (``total``
+    bins): then their counts are its first half and their sums its second. None otherwise (a window restored from
+    bytes holds copies)."""
+    block = histograms[0]._counts.base
+    if block is None or block.size != 2 * total:
+        return None
+    for i, h in enumerate(histograms):
+        if h._counts.base is not block or h._fixed.base is not block or h.__dict__.get("_slot") != i:
+            return None
+    return block
 
 
 def counted(histograms: Sequence[Histogram]) -> list[int]:

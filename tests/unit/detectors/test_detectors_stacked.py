@@ -231,11 +231,14 @@ def test_a_window_block_filled_with_its_reference_layout_as_one_by_one() -> None
         one_by_one = [r.like() for r in references]
         hinted = [h for h in empty_like_all(references) if isinstance(h, NumericHistogram)]
         wrong_hint = [h for h in empty_like_all(references) if isinstance(h, NumericHistogram)]
+        reversed_block = [h for h in empty_like_all(references) if isinstance(h, NumericHistogram)][::-1]
         for _batch in range(int(rng.integers(1, 4))):
             columns = []
+            same_length = rng.random() < 0.4  # a batch's columns: one length
+            n = int(rng.choice([1, 7, 300]))
             for r in references:
-                values = rng.normal(r.mean if r.n else 0.0, 1.0, int(rng.choice([0, 1, 7, 300])))
-                if rng.random() < 0.5:
+                values = rng.normal(r.mean if r.n else 0.0, 1.0, n if same_length else int(rng.choice([0, 1, 7, 300])))
+                if not same_length and rng.random() < 0.5:
                     values = np.concatenate([values, r.edges, np.nextafter(r.edges, math.inf),
                                              np.nextafter(r.edges, -math.inf), [r.edges[-1] + 1e6, -1e150, 1e150]])
                 values[rng.random(values.size) < 0.05] = math.nan
@@ -244,6 +247,7 @@ def test_a_window_block_filled_with_its_reference_layout_as_one_by_one() -> None
                 h.update(values)
             update_numeric(hinted, columns, layout)
             update_numeric(wrong_hint, columns, stranger)
-        for a, b, c in zip(one_by_one, hinted, wrong_hint, strict=True):
-            assert histogram_state(a) == histogram_state(b) == histogram_state(c), seed
+            update_numeric(reversed_block, columns[::-1], stranger)  # one block, not in its order
+        for a, b, c, d in zip(one_by_one, hinted, wrong_hint, reversed_block[::-1], strict=True):
+            assert histogram_state(a) == histogram_state(b) == histogram_state(c) == histogram_state(d), seed
     assert tables[True] > 50 and tables[False] > 5, tables
