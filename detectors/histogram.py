@@ -140,10 +140,9 @@ class NumericHistogram:
     def _empty(self, counts: IntArray, fixed: IntArray) -> NumericHistogram:
         """``like`` over given zeroed count and sum arrays (``empty_like_all``)."""
         empty = object.__new__(NumericHistogram)
-        empty.__dict__.update(self.__dict__)  # edges and bin geometry are never mutated: share them
-        empty._counts, empty._fixed = counts, fixed
-        empty.n_missing = empty.n_invalid = 0
-        empty.sum_sq, empty.min, empty.max = 0.0, math.inf, -math.inf
+        # edges and bin geometry are never mutated: share them
+        empty.__dict__ = {**self.__dict__, "_counts": counts, "_fixed": fixed, "n_missing": 0, "n_invalid": 0,
+                          "sum_sq": 0.0, "min": math.inf, "max": -math.inf}
         return empty
 
     # -- counting --------------------------------------------------------------------------------

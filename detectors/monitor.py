@@ -368,8 +368,8 @@ class ModelMonitor:
             return signals
         top = [{k: r[k] for k in ("feature", "effect", "tracks_performance", "rank")} for r in ranking[:3]]
         position = {r["feature"]: r["rank"] for r in ranking}
-        return [replace(s, details={**s.details, "ranking": top,
-                                    **({"rank": position[s.feature]} if s.feature in position else {})})
+        return [_with_details(s, {**s.details, "ranking": top,
+                                  **({"rank": position[s.feature]} if s.feature in position else {})})
                 if s.kind in (DATA_DRIFT, PERFORMANCE) else s for s in signals]
 
     def _persistent(self, signals: list[Signal]) -> list[Signal]:
@@ -544,6 +544,12 @@ class ModelMonitor:
 
     def __repr__(self) -> str:
         return f"ModelMonitor(phase={self.phase}, observations={self.n_observations}, windows={self.n_windows})"
+
+
+def _with_details(s: Signal, details: dict[str, Any]) -> Signal:
+    """``dataclasses.replace(s, details=details)`` without its per-field introspection (several signals a window)."""
+    return Signal(s.kind, s.signal, s.feature, s.score, s.threshold, s.severity, s.window_index, s.window_start,
+                  s.window_end, s.window_n, details)
 
 
 def _test_signal(kind: str, signal: str, score: float, fit: NullFit, floor: float, config: MonitorConfig,
