@@ -674,11 +674,3 @@ def _in_one_block(histograms: Sequence[NumericHistogram], total: int) -> IntArra
             return None
     return block
 
-
-def counted(histograms: Sequence[Histogram]) -> list[int]:
-    """``[h.n for h in histograms]`` in one sum over their counts side by side."""
-    if not histograms:
-        return []
-    counts = [h._counts for h in histograms]
-    starts = np.cumsum([0, *(c.size for c in counts[:-1])])
-    return np.add.reduceat(np.concatenate(counts), starts).tolist()  # type: ignore[no-any-return]

@@ -47,17 +47,17 @@ def window_quality(reference: Reference, window: Window) -> dict[str, dict[str, 
     out: dict[str, dict[str, float]] = {}
     for name, current in window.features.items():
         baseline = baselines[name]
-        scores = out[name] = {
-            "missing_share": _share(current.n_missing, n),
-            "invalid_share": _share(current.n_invalid, n),
-            "absent_share": _share(absent.get(name, 0), n),
+        scores = out[name] = {  # _share inline: count / n, 0.0 for an empty window
+            "missing_share": current.n_missing / n if n else 0.0,
+            "invalid_share": current.n_invalid / n if n else 0.0,
+            "absent_share": absent.get(name, 0) / n if n else 0.0,
             "missing_share_reference": baseline.missing,
             "invalid_share_reference": baseline.invalid,
         }
         if isinstance(current, NumericHistogram):
-            scores["out_of_range_share"] = _share(current.n_out_of_range, n)
+            scores["out_of_range_share"] = current.n_out_of_range / n if n else 0.0
         elif isinstance(current, CategoricalHistogram) and baseline.unseen is not None:
-            scores["unseen_category_share"] = _share(current.n_unseen, n)
+            scores["unseen_category_share"] = current.n_unseen / n if n else 0.0
             scores["unseen_category_share_reference"] = baseline.unseen
     return out
 

@@ -36,12 +36,13 @@ Pair = tuple[Histogram, Histogram]  # (reference, current) over the same bins
 NumericPair = tuple[NumericHistogram, NumericHistogram]
 
 
-def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool,
-                sides: ReferenceSides | None = None) -> list[dict[str, float]]:
+def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool, sides: ReferenceSides | None = None,
+                counted: list[int] | None = None) -> list[dict[str, float]]:
     """The scores ``detectors.drift.field_scores`` gives each pair, in the same key order.
 
     ``exact_ks``: KS p-values from ``kstwo`` (when KS decides) rather than Kolmogorov's limit. ``sides``: the
-    reference-only arrays of the numeric groups, when derived beforehand (``Reference.sides``).
+    reference-only arrays of the numeric groups, when derived beforehand (``Reference.sides``). ``counted``: a list
+    that receives each pair's current ``n`` (its counts, summed here anyway).
     """
     numeric: dict[int, list[int]] = defaultdict(list)
     numeric_pairs: dict[int, list[NumericPair]] = defaultdict(list)
@@ -55,12 +56,15 @@ def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool,
         else:
             categorical[reference._counts.size].append(i)  # noqa: SLF001
     out: list[dict[str, float]] = [{} for _ in pairs]
+    current_n: list[int] = [0] * len(pairs)
     ks_fields: list[int] = []
     ks_d: list[FloatArray] = []
     ks_n: list[npt.NDArray[np.int64]] = []
     for size, indices in numeric.items():
         group = numeric_pairs[size]
         both = _Sides(group)
+        for i, n in zip(indices, both.totals[1].tolist(), strict=True):
+            current_n[i] = int(n)  # a sum of integer counts: exact in float64
         psi, js = both.psi_js(epsilon)
         reference_side = sides.of(group) if sides is not None else None
         raw, scale = _wasserstein(group, both, reference_side or ReferenceSide([r for r, _ in group]))
@@ -79,6 +83,8 @@ def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool,
     for indices in categorical.values():
         pairs_of = [pairs[i] for i in indices]
         both = _Sides(pairs_of)
+        for i, n in zip(indices, both.totals[1].tolist(), strict=True):
+            current_n[i] = int(n)
         psi, js = both.psi_js(epsilon)
         chi2, p_value = _chi2(both.counts[0], both.counts[1])
         # both sides' counts (exact in float64, so the same division as by their integer sum)
@@ -86,6 +92,8 @@ def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool,
                                          both.totals.sum(axis=0).tolist(), strict=True):
             out[i] = {"psi": p, "js": j, "chi2": c, "chi2_pvalue": pv,
                       "cramers_v": math.sqrt(c / total) if total and math.isfinite(c) else math.nan}
+    if counted is not None:
+        counted[:] = current_n
     return out
 
 
