@@ -288,9 +288,9 @@ class NumericHistogram:
 
 class NumericLayout:
     """The bins of several numeric histograms side by side, for ``update_numeric``: each row of edges padded with +inf
-    to a power of two (the branchless search), a table from a padded position to its global bin, and the bins'
-    geometry concatenated. A reference builds the one of its windows' histograms once, when loaded
-    (``Reference.window_layout``), so that a window's batches use it without a look-up."""
+    (to a power of two, and past the span of a search from the cell table: ``_cells``), a table from a padded
+    position to its global bin, and the bins' geometry concatenated. A reference builds the one of its windows'
+    histograms once, when loaded (``Reference.window_layout``), so that a window's batches use it without a look-up."""
 
     def __init__(self, histograms: Sequence[NumericHistogram]) -> None:
         self.edges = [h.edges for h in histograms]  # held: the cache key is their ids
@@ -405,8 +405,9 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
 
     A window's numeric features each paid ~15 numpy calls per batch, and ``searchsorted`` itself is slow on values
     in random order (a mispredicted branch per step). Here the columns are concatenated and searched together by a
-    branchless binary search over each histogram's edges (padded to a power of two with +inf), and every bin of
-    every histogram is counted by one ``bincount``. The state is exactly what ``update`` leaves: a value's bin is
+    branchless binary search over each histogram's edges (padded with +inf), started from the layout's cell table
+    (``NumericLayout._cells``: one step instead of five for well-spread edges), and every bin of every histogram is
+    counted by one ``bincount``. The state is exactly what ``update`` leaves: a value's bin is
     the same count of edges at or below it, counts and fixed-point sums are integers, the offsets come from the same
     floating-point operations (times a direction of 1 and a cap that cannot bind inside the range, skipped), and
     the sum of squares and the extremes are taken per histogram as there.
