@@ -100,13 +100,26 @@ class NullFit(NamedTuple):
 def cutoffs(fits: Sequence[NullFit], alpha: float) -> list[float]:
     """``fit.cutoff(alpha)`` of many fits in one numpy pass: the same floating-point operations in the same order
     (the logarithm is one scalar, taken with ``math.log`` as there), so the same bits."""
+    return cutoffs_at(fits, (alpha,))[0]
+
+
+def cutoffs_at(fits: Sequence[NullFit], alphas: Sequence[float]) -> list[list[float]]:
+    """``cutoffs(fits, alpha)`` for each of ``alphas``, the fits' numbers gathered once."""
     tail = 1.0 - _LEVELS[-1]
-    if alpha > tail or not fits:
-        return [f.cutoff(alpha) for f in fits]
-    log = math.log(tail / alpha)
-    t = np.array([f.quantiles[-1] for f in fits]) + np.array([f.beta for f in fits]) * log
-    root = np.sqrt(np.where(t < 0.0, 0.0, t))  # Python's max(t, 0.0)
-    return np.where(np.array([f.squared for f in fits]), root, t).tolist()  # type: ignore[no-any-return]
+    if not fits:
+        return [[] for _ in alphas]
+    last = np.array([f.quantiles[-1] for f in fits])
+    beta = np.array([f.beta for f in fits])
+    squared = np.array([f.squared for f in fits])
+    out = []
+    for alpha in alphas:
+        if alpha > tail:
+            out.append([f.cutoff(alpha) for f in fits])
+            continue
+        t = last + beta * math.log(tail / alpha)
+        root = np.sqrt(np.where(t < 0.0, 0.0, t))  # Python's max(t, 0.0)
+        out.append(np.where(squared, root, t).tolist())
+    return out
 
 def fit(draws: FloatArray, squared: bool) -> NullFit:
     """Quantiles of the draws' squared form and the mean excess over the last one.

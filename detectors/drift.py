@@ -8,10 +8,10 @@ real and large enough to matter.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from detectors.calibration import NullFit, cutoffs
+from detectors.calibration import NullFit, cutoffs_at
 from detectors.config import MonitorConfig
 from detectors.histogram import Histogram, NumericHistogram
 from detectors.psi import psi
@@ -63,6 +63,8 @@ def window_scores(
 
 def json_safe(scores: Mapping[str, float]) -> dict[str, float | None]:
     """NaN and inf are not JSON: report them as null."""
+    if all(map(math.isfinite, scores.values())):  # the common case, without a Python step per value
+        return dict(scores)
     return {name: (value if math.isfinite(value) else None) for name, value in scores.items()}
 
 
@@ -111,19 +113,40 @@ class CutOffs(NamedTuple):
 def cut_offs(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
              config: MonitorConfig, rate: float, family: int) -> CutOffs:
     """``cut_off`` of every deciding statistic with a finite score, the noise cut-offs in one pass."""
+    return cut_offs_at(deciding(scores, fits, config), (rate,), family)[0]
+
+
+class Deciding(NamedTuple):
+    """A window's deciding tests (a finite score of a deciding statistic), in order: (field, statistic), its null
+    fit and its effect floor. There are ``tests_in(scores)`` of them."""
+
+    keys: list[tuple[str, str]]
+    fits: list[NullFit]
+    floors: list[float]
+
+
+def deciding(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],
+             config: MonitorConfig) -> Deciding:
     keys: list[tuple[str, str]] = []
     chosen: list[NullFit] = []
     floors: list[float] = []
-    settings = {signal: config.effect_floor(signal) for signal in config.drift_signals}
+    settings = [(signal, config.effect_floor(signal)) for signal in config.drift_signals]
+    isfinite, nan = math.isfinite, math.nan
     for name, field in scores.items():
-        for signal, floor in settings.items():
-            if math.isfinite(field.get(signal, math.nan)):
+        for signal, floor in settings:
+            if isfinite(field.get(signal, nan)):
                 keys.append((name, signal))
                 chosen.append(fits[name][signal])
                 floors.append(floor if signal != "chi2" else effect_floor(signal, field, config))
-    noise = cutoffs(chosen, rate / family)
+    return Deciding(keys, chosen, floors)
+
+
+def cut_offs_at(tests: Deciding, rates: Sequence[float], family: int) -> list[CutOffs]:
+    """``cut_offs`` of a window's deciding tests at each of ``rates`` (its false-alarm and warning rates)."""
+    keys, floors = tests.keys, tests.floors
     # max(noise, floor) as Python takes it: the noise unless the floor is larger
-    return CutOffs(keys, noise, floors, [f if f > n else n for n, f in zip(noise, floors, strict=True)])
+    return [CutOffs(keys, noise, floors, [f if f > n else n for n, f in zip(noise, floors, strict=True)])
+            for noise in cutoffs_at(tests.fits, [rate / family for rate in rates])]
 
 
 def thresholds(scores: Mapping[str, Mapping[str, float]], fits: Mapping[str, Mapping[str, NullFit]],

@@ -90,6 +90,8 @@ class NumericHistogram:
     ([1, 1, 2, 1], 1)
     """
 
+    _slot: int  # set only on a histogram of ``empty_like_all``: its place in the shared block
+
     def __init__(self, edges: Sequence[float] | FloatArray, discrete: bool = False) -> None:
         array = np.asarray(edges, dtype=np.float64)
         if array.ndim != 1 or array.size == 0:
@@ -133,12 +135,14 @@ class NumericHistogram:
 
     def like(self) -> NumericHistogram:
         """An empty histogram with the same bins (a fresh current window); skips re-validating edges."""
+        return self._empty(np.zeros_like(self._counts), np.zeros_like(self._fixed))
+
+    def _empty(self, counts: IntArray, fixed: IntArray) -> NumericHistogram:
+        """``like`` over given zeroed count and sum arrays (``empty_like_all``)."""
         empty = object.__new__(NumericHistogram)
-        empty.__dict__.update(self.__dict__)  # edges and bin geometry are never mutated: share them
-        empty._counts = np.zeros_like(self._counts)
-        empty._fixed = np.zeros_like(self._fixed)
-        empty.n_missing = empty.n_invalid = 0
-        empty.sum_sq, empty.min, empty.max = 0.0, math.inf, -math.inf
+        # edges and bin geometry are never mutated: share them
+        empty.__dict__ = {**self.__dict__, "_counts": counts, "_fixed": fixed, "n_missing": 0, "n_invalid": 0,
+                          "sum_sq": 0.0, "min": math.inf, "max": -math.inf}
         return empty
 
     # -- counting --------------------------------------------------------------------------------
@@ -282,15 +286,20 @@ class NumericHistogram:
         return f"NumericHistogram(bins={self.edges.size - 1}, n={self.n}, missing={self.n_missing})"
 
 
-class _Layout:
+class NumericLayout:
     """The bins of several numeric histograms side by side, for ``update_numeric``: each row of edges padded with +inf
-    to a power of two (the branchless search), a table from a padded position to its global bin, and the bins'
-    geometry concatenated."""
+    (to a power of two, and past the span of a search from the cell table: ``_cells``), a table from a padded
+    position to its global bin, and the bins' geometry concatenated. A reference builds the one of its windows'
+    histograms once, when loaded (``Reference.window_layout``), so that a window's batches use it without a look-up."""
 
     def __init__(self, histograms: Sequence[NumericHistogram]) -> None:
         self.edges = [h.edges for h in histograms]  # held: the cache key is their ids
-        width = 1 << max(e.size for e in self.edges).bit_length()  # > every edge count: one +inf at least
-        self.width = width
+        most = max(e.size for e in self.edges)
+        width = 1 << most.bit_length()  # > every edge count: one +inf at least
+        self.cells, self.low, self.inverse, first, span = self._cells(width)
+        # the search from a cell's first edge spans `span` positions: a row holds that many +inf after its edges
+        self.width = width = max(width, most + span) if self.cells else width
+        self.span = span if self.cells else width
         self.bins = [h._counts.size for h in histograms]
         self.offsets = np.cumsum([0, *self.bins[:-1]]).tolist()
         self.total = int(sum(self.bins))
@@ -302,6 +311,9 @@ class _Layout:
         self.padded = padded.ravel()
         self.bin_of = bin_of.ravel()
         self.rows = np.arange(len(histograms), dtype=np.intp) * width
+        if self.cells:  # a cell's first edge, as a padded position
+            self.first = (first + self.rows[:, None]).ravel()
+            self.cell_rows = np.arange(len(histograms), dtype=np.intp) * self.cells
         first = np.zeros(self.total, dtype=bool)
         first[self.offsets] = True
         self.overflow = np.zeros(self.total, dtype=bool)
@@ -313,33 +325,89 @@ class _Layout:
         self.unit = np.concatenate([h._unit for h in histograms])
         self.scale = np.concatenate([h._scale for h in histograms])
 
+    def _cells(self, width: int) -> tuple[int, FloatArray, FloatArray, IntArray, int]:
+        """A table that starts each value's search near its bin: each row's edge range cut into equal cells, a
+        value's cell ``(x - low) * inverse`` (clipped, truncated) and, per cell, the row's first edge in it.
 
-_LAYOUTS: dict[tuple[int, ...], _Layout] = {}
+        Rounding is monotone, so a cell's value is above every edge of an earlier cell and below every edge of a
+        later one: the search from the cell's first edge over as many positions as a cell has edges at most finds
+        the same count of edges at or below the value, exactly. With more edges in some cell than a search over
+        ``width / 4`` positions, no table (0 cells): the search spans the whole row.
+        """
+        best: tuple[int, FloatArray, FloatArray, IntArray, int] = (0, np.zeros(0), np.zeros(0),
+                                                                   np.zeros((0, 0), dtype=np.intp), width)
+        for cells in (64, 256, 1024, 4096):
+            low = np.array([e[0] for e in self.edges])
+            with np.errstate(divide="ignore", over="ignore"):
+                inverse = cells / np.array([e[-1] - e[0] for e in self.edges])
+            inverse = np.where(np.isfinite(inverse) & (inverse > 0), inverse, 1.0)  # any positive scale is exact
+            first = np.zeros((len(self.edges), cells), dtype=np.intp)
+            fullest = 0
+            for i, e in enumerate(self.edges):
+                with np.errstate(over="ignore"):
+                    cell = _cell_of(e, low[i], inverse[i], cells)
+                per_cell = np.bincount(cell, minlength=cells)
+                first[i, 1:] = np.cumsum(per_cell)[:-1]
+                fullest = max(fullest, int(per_cell.max()))
+            span = 1 << fullest.bit_length()  # > the most edges in one cell
+            if span < best[4]:
+                best = (cells, low, inverse, first, span)
+            if fullest <= 1:
+                break
+        return best if best[4] <= width // 4 else (0, *best[1:4], width)
+
+    def start(self, values: FloatArray, sizes: Sequence[int]) -> IntArray:
+        """Where each value's search starts (its row's first edge in its cell); values in row order, ``sizes``
+        per row."""
+        if len(set(sizes)) == 1:  # columns of one length (a batch's): rows of a matrix, no per-value copies
+            with np.errstate(over="ignore"):
+                cell = _cell_of(values.reshape(len(sizes), -1), self.low[:, None], self.inverse[:, None], self.cells)
+            return np.take(self.first, (cell + self.cell_rows[:, None]).ravel())
+        with np.errstate(over="ignore"):
+            cell = _cell_of(values, np.repeat(self.low, sizes), np.repeat(self.inverse, sizes), self.cells)
+        return np.take(self.first, np.repeat(self.cell_rows, sizes) + cell)
+
+
+def _cell_of(values: FloatArray, low: FloatArray | float, inverse: FloatArray | float, cells: int) -> IntArray:
+    """The cells of finite values: the same floating-point operations for the edges and for the values."""
+    cell = (values - low) * inverse
+    np.clip(cell, 0.0, cells - 1.0, out=cell)
+    return cell.astype(np.intp)
+
+
+_LAYOUTS: dict[tuple[int, ...], NumericLayout] = {}
 _MAX_LAYOUTS: Final = 256
 _LAYOUTS_LOCK = threading.Lock()
 
 
-def _layout(histograms: Sequence[NumericHistogram]) -> _Layout:
-    """The layout of these histograms' bins, kept for the next batch (a window's histograms share their reference's
-    edges, which are never mutated); least recently used ones are dropped past ``_MAX_LAYOUTS``."""
+def _layout(histograms: Sequence[NumericHistogram], hint: NumericLayout | None = None) -> NumericLayout:
+    """The layout of these histograms' bins: ``hint`` when it is theirs, else the one kept for the next batch (a
+    window's histograms share their reference's edges, which are never mutated); least recently used ones are
+    dropped past ``_MAX_LAYOUTS``."""
+    if (hint is not None and len(hint.edges) == len(histograms)
+            and all(e is h.edges for e, h in zip(hint.edges, histograms, strict=True))):
+        return hint
     key = tuple(id(h.edges) for h in histograms)  # valid while the layout holds the edges
     with _LAYOUTS_LOCK:  # the stream may run monitors on more than one thread
         layout = _LAYOUTS.pop(key, None)
         if layout is None:
-            layout = _Layout(histograms)
+            layout = NumericLayout(histograms)
             while len(_LAYOUTS) >= _MAX_LAYOUTS:
                 del _LAYOUTS[next(iter(_LAYOUTS))]
         _LAYOUTS[key] = layout  # most recent last
     return layout
 
 
-def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[FloatArray]) -> None:
-    """``histograms[i].update(columns[i])`` for every i, in one numpy pass over all of them.
+def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[FloatArray],
+                   layout: NumericLayout | None = None) -> None:
+    """``histograms[i].update(columns[i])`` for every i, in one numpy pass over all of them (``layout``: their
+    ``NumericLayout`` when known, checked; else it is looked up).
 
     A window's numeric features each paid ~15 numpy calls per batch, and ``searchsorted`` itself is slow on values
     in random order (a mispredicted branch per step). Here the columns are concatenated and searched together by a
-    branchless binary search over each histogram's edges (padded to a power of two with +inf), and every bin of
-    every histogram is counted by one ``bincount``. The state is exactly what ``update`` leaves: a value's bin is
+    branchless binary search over each histogram's edges (padded with +inf), started from the layout's cell table
+    (``NumericLayout._cells``: one step instead of five for well-spread edges), and every bin of every histogram is
+    counted by one ``bincount``. The state is exactly what ``update`` leaves: a value's bin is
     the same count of edges at or below it, counts and fixed-point sums are integers, the offsets come from the same
     floating-point operations (times a direction of 1 and a cap that cannot bind inside the range, skipped), and
     the sum of squares and the extremes are taken per histogram as there.
@@ -362,23 +430,27 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
         values = values[finite]
     if not values.size:
         return
-    layout = _layout(histograms)
+    layout = _layout(histograms, layout)
     # branchless upper bound in each row of padded edges: position of the first edge > value (searchsorted "right")
-    position = np.repeat(layout.rows, sizes)
-    step = layout.width // 2
+    position = layout.start(values, sizes) if layout.cells else np.repeat(layout.rows, sizes)
+    step = layout.span // 2
+    padded = layout.padded
     while step:
-        position += step * (np.take(layout.padded, position + (step - 1)) <= values)
+        position += step * (np.take(padded[step - 1:], position) <= values)  # padded[position + step - 1]
         step //= 2
     index = np.take(layout.bin_of, position)  # the global bin: histogram offset + bin
-    over = np.flatnonzero(np.take(layout.overflow, index))
-    if over.size:  # the last interior bin is closed on the right
-        index[over[values[over] == np.take(layout.last_edge, index[over])]] -= 1
+    outside = np.flatnonzero(np.take(layout.outside, index))  # under- and overflow bins
+    if outside.size:  # the last interior bin is closed on the right: an overflow value on the last edge is in it
+        bins = index[outside]
+        closed = np.take(layout.overflow, bins) & (values[outside] == np.take(layout.last_edge, bins))
+        if closed.any():
+            index[outside[closed]] -= 1
+            outside = outside[~closed]
     total = layout.total
     counts = np.bincount(index, minlength=total)
     # interior bins: offset from the left edge in units of the width, times 2**24 (``update``'s formula)
     fixed = np.rint((values - np.take(layout.anchor, index)) / np.take(layout.unit, index) * _FRACTION_SCALE)
     sums = np.zeros(total, dtype=np.int64)
-    outside = np.flatnonzero(np.take(layout.outside, index))
     if outside.size:  # beyond the edges: the full formula, and large offsets added as int64, exactly
         bins = index[outside]
         offset = np.minimum(np.take(layout.direction, bins) * (values[outside] - np.take(layout.anchor, bins))
@@ -387,14 +459,20 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
         fixed[outside] = 0.0
     # interior offsets are integers <= 2**24 and each bin is one histogram's: exact float sums, as in ``update``
     sums += np.bincount(index, weights=fixed, minlength=total).astype(np.int64)
+    block = _in_one_block(histograms, total)
+    if block is not None:  # a window's histograms: every count and sum added at once
+        block[:total] += counts
+        block[total:] += sums
+    else:
+        for h, start, size in zip(histograms, layout.offsets, layout.bins, strict=True):
+            h._counts += counts[start:start + size]
+            h._fixed += sums[start:start + size]
     live = [i for i, size in enumerate(sizes) if size]
     starts = np.cumsum([0, *sizes]).tolist()
     lows = np.minimum.reduceat(values, [starts[i] for i in live]).tolist()
     highs = np.maximum.reduceat(values, [starts[i] for i in live]).tolist()
     for i, low, high in zip(live, lows, highs, strict=True):
-        h, start, size = histograms[i], layout.offsets[i], layout.bins[i]
-        h._counts += counts[start:start + size]
-        h._fixed += sums[start:start + size]
+        h = histograms[i]
         segment = values[starts[i]:starts[i + 1]]
         h.sum_sq += float(np.dot(segment, segment))
         h.min = min(h.min, low)
@@ -563,3 +641,37 @@ class CategoricalHistogram:
 
 
 Histogram = NumericHistogram | CategoricalHistogram
+
+
+def empty_like_all(histograms: Sequence[Histogram]) -> list[Histogram]:
+    """``h.like()`` of each histogram (a new window's), the numeric ones' counts and sums as slices of one zeroed
+    block: one allocation instead of two per histogram."""
+    total = sum(h._counts.size for h in histograms if isinstance(h, NumericHistogram))
+    block = np.zeros(2 * total, dtype=np.int64)  # every one's counts, then every one's sums
+    at = slot = 0
+    out: list[Histogram] = []
+    for h in histograms:
+        if isinstance(h, NumericHistogram):
+            size = h._counts.size
+            empty = h._empty(block[at:at + size], block[total + at:total + at + size])
+            empty._slot = slot  # its place in the block: ``update_numeric`` adds to all of them at once
+            out.append(empty)
+            at += size
+            slot += 1
+        else:
+            out.append(h.like())
+    return out
+
+
+def _in_one_block(histograms: Sequence[NumericHistogram], total: int) -> IntArray | None:
+    """The block of ``empty_like_all`` when these histograms are all of its numeric ones, in its order (``total``
+    bins): then their counts are its first half and their sums its second. None otherwise (a window restored from
+    bytes holds copies)."""
+    block = histograms[0]._counts.base
+    if block is None or block.size != 2 * total:
+        return None
+    for i, h in enumerate(histograms):
+        if h._counts.base is not block or h._fixed.base is not block or h.__dict__.get("_slot") != i:
+            return None
+    return block
+

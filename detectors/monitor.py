@@ -22,7 +22,7 @@ import numpy as np
 from detectors.calibration import NullFit
 from detectors.codec import seal, unseal
 from detectors.config import MonitorConfig
-from detectors.drift import cut_offs, drift_signals, json_safe, tests_in, thresholds
+from detectors.drift import cut_offs_at, deciding, drift_signals, json_safe
 from detectors.error_stream import ErrorStream
 from detectors.exceptions import SnapshotError
 from detectors.histogram import Histogram
@@ -79,7 +79,8 @@ _STATE_FIELDS: Final = ("config", "reference", "reference_source", "buffer", "wi
                         "n_observations", "n_windows", "last_window", "last_scores", "recent_critical",
                         "labelled", "performance_note", "records", "open_realised", "estimates", "last_ranking")
 _Test = tuple[str, str, float, NullFit, float]  # kind, signal, score, null fit, effect floor
-_Scores = tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]  # a window's features', prediction's
+# a window's features' scores, its prediction's and score's, and each field's counted values (its n)
+_Scores = tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, int]]
 # fields a snapshot from before they existed lacks, and what they start as
 _ADDED_FIELDS: Final[dict[str, Any]] = {"recent_critical": list, "labelled": list, "performance_note": str,
                                         "records": list, "open_realised": lambda: None, "estimates": list,
@@ -200,7 +201,7 @@ class ModelMonitor:
                 following = Window.open(reference, index, config.max_unexpected_features)
                 closing.append((window, following))
                 window = following
-        fill_all(pairs)
+        fill_all(pairs, reference.window_layout)
         signals: list[Signal] = []
         for (closed, following), scores in zip(closing, self._scores([w for w, _ in closing]), strict=True):
             self.window = closed
@@ -224,17 +225,20 @@ class ModelMonitor:
 
     def _scores(self, windows: Sequence[Window]) -> list[_Scores]:
         """Every field's scores of each window (features, then prediction and score), all windows in one pass."""
+        assert self.reference is not None
         layouts = [self._field_pairs(w) for w in windows]
+        counted: list[int] = []
         scored = pair_scores([pair for pairs, _ in layouts for pair in pairs], self.config.psi_epsilon,
-                             "ks" in self.config.drift_signals)
+                             "ks" in self.config.drift_signals, self.reference.sides, counted)
         out = []
         at = 0
         for window, (pairs, named) in zip(windows, layouts, strict=True):
             fields = scored[at:at + len(pairs)]
+            n = dict(zip([*window.features, *named], counted[at:at + len(pairs)], strict=True))
             at += len(pairs)
             n_features = len(pairs) - len(named)
             out.append((dict(zip(window.features, fields[:n_features], strict=True)),
-                        dict(zip(named, fields[n_features:], strict=True))))
+                        dict(zip(named, fields[n_features:], strict=True)), n))
         return out
 
     def advance(self, now: float) -> list[Signal]:
@@ -250,7 +254,7 @@ class ModelMonitor:
         assert self.reference is not None and self.window is not None
         window, reference, config = self.window, self.reference, self.config
         info = window.info()
-        features, predictions = given if given is not None else self._scores([window])[0]
+        features, predictions, counted = given if given is not None else self._scores([window])[0]
         quality = window_quality(reference, window)
         signals: list[Signal] = []
         tested = info.n >= min(config.min_window_n, config.window_size)
@@ -260,34 +264,33 @@ class ModelMonitor:
             # The multivariate and performance tests hold a place in the family whenever the reference allows
             # them, whether or not this window runs them (the performance test waits for labels): so the data-drift
             # cut-offs of a window never depend on when the labels arrived.
-            family = tests_in(features, config) + tests_in(predictions, config) + self._extra_places()
-            histograms: dict[str, tuple[str, Histogram]] = {
-                name: (field_key(name), h) for name, h in window.features.items()}
+            keys = {name: field_key(name) for name in window.features}  # where each field's calibration is kept
             for key, current in ((PREDICTION, window.prediction), (SCORE, window.score)):
                 if current is not None:
-                    histograms[key] = (key, current)
-            fits = {name: reference.fits(histograms[name][0], histograms[name][1].n, config)
-                    for name in (*features, *predictions)}
+                    keys[key] = key
+            fits = {name: reference.fits(keys[name], counted[name], config) for name in (*features, *predictions)}
+            tests = [deciding(scores, fits, config) for scores in (features, predictions)]
+            family = len(tests[0].keys) + len(tests[1].keys) + self._extra_places()  # tests_in each
             # every test's cut-offs at both rates, once: for the signals and for the thresholds reported
-            cuts = [(cut_offs(scores, fits, config, config.false_alarm_rate, family),
-                     cut_offs(scores, fits, config, config.warning_rate, family)) for scores in (features, predictions)]
+            rates = (config.false_alarm_rate, config.warning_rate)
+            cuts = [(critical, warning) for of in tests for critical, warning in [cut_offs_at(of, rates, family)]]
             drifted = drift_signals(DATA_DRIFT, features, fits, config, info, family, cuts[0])
             drifted += drift_signals(PREDICTION_DRIFT, predictions, fits, config, info, family, cuts[1])
             drifted += [s for test in extra if (s := _test_signal(*test, config, info, family)) is not None]
             signals += self._persistent(drifted)
             for scores, (critical, _warning) in zip((features, predictions), cuts, strict=True):
-                # reported beside the scores (status, report)
-                for name, thresholds_of in thresholds(scores, fits, config, family, critical).items():
-                    scores[name].update(thresholds_of)
+                # reported beside the scores (status, report), as ``thresholds`` gives them
+                for (name, signal), threshold in zip(critical.keys, critical.threshold, strict=True):
+                    scores[name][f"{signal}_threshold"] = threshold
             for _kind, signal, _score, fit, floor in extra:
                 extra_scores[signal][f"{signal}_threshold"] = max(fit.cutoff(config.false_alarm_rate / family),
                                                                         floor)
         signals = self._rank(signals, window)
         signals += quality_signals(reference, window, quality, config)
-        self.last_window = json_safe(asdict(info)) | {"tested": info.n >= min(config.min_window_n,
-                                                                                 config.window_size)}
+        self.last_window = json_safe(vars(info)) | {"tested": info.n >= min(config.min_window_n,
+                                                                               config.window_size)}
         self.last_scores = {
-            "features": {name: json_safe({**features[name], **quality[name]}) for name in features},
+            "features": {name: _json_safe_merged(features[name], quality[name]) for name in features},
             "prediction": {name: json_safe(scores) for name, scores in predictions.items()},
             "multivariate": {name: json_safe(scores) for name, scores in extra_scores.items()
                              if name == "multivariate"},
@@ -365,8 +368,8 @@ class ModelMonitor:
             return signals
         top = [{k: r[k] for k in ("feature", "effect", "tracks_performance", "rank")} for r in ranking[:3]]
         position = {r["feature"]: r["rank"] for r in ranking}
-        return [replace(s, details={**s.details, "ranking": top,
-                                    **({"rank": position[s.feature]} if s.feature in position else {})})
+        return [_with_details(s, {**s.details, "ranking": top,
+                                  **({"rank": position[s.feature]} if s.feature in position else {})})
                 if s.kind in (DATA_DRIFT, PERFORMANCE) else s for s in signals]
 
     def _persistent(self, signals: list[Signal]) -> list[Signal]:
@@ -541,6 +544,18 @@ class ModelMonitor:
 
     def __repr__(self) -> str:
         return f"ModelMonitor(phase={self.phase}, observations={self.n_observations}, windows={self.n_windows})"
+
+
+def _json_safe_merged(first: dict[str, float], second: dict[str, float]) -> dict[str, float | None]:
+    """``json_safe({**first, **second})`` with one copy."""
+    merged: dict[str, float | None] = {**first, **second}
+    return merged if all(map(math.isfinite, merged.values())) else json_safe(merged)  # type: ignore[arg-type]
+
+
+def _with_details(s: Signal, details: dict[str, Any]) -> Signal:
+    """``dataclasses.replace(s, details=details)`` without its per-field introspection (several signals a window)."""
+    return Signal(s.kind, s.signal, s.feature, s.score, s.threshold, s.severity, s.window_index, s.window_start,
+                  s.window_end, s.window_n, details)
 
 
 def _test_signal(kind: str, signal: str, score: float, fit: NullFit, floor: float, config: MonitorConfig,

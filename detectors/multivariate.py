@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,11 @@ DRAWS: Final = 4000
 
 def as_matrix(columns: Sequence[Sequence[object]]) -> FloatArray:
     """Columns of raw values as a rows x features float matrix, NaN where a value is missing or not a number."""
+    out = _floats(columns)
+    return np.column_stack(out) if out else np.zeros((0, 0))
+
+
+def _floats(columns: Sequence[Sequence[object]]) -> list[FloatArray]:
     out = []
     for column in columns:
         try:
@@ -41,7 +46,7 @@ def as_matrix(columns: Sequence[Sequence[object]]) -> FloatArray:
         except (TypeError, ValueError):
             out.append(np.array([float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
                                  for v in column], dtype=np.float64))
-    return np.column_stack(out) if out else np.zeros((0, 0))
+    return out
 
 
 def _components(z: FloatArray, share: float) -> FloatArray:
@@ -75,6 +80,11 @@ class PcaModel:
         z = np.where(np.isfinite(z), z, 0.0)
         return _errors(z, np.asarray(self.components))
 
+    def arrays(self) -> PcaArrays:
+        """The model's numbers as arrays, for ``column_errors`` (a reference derives them once, when loaded)."""
+        return PcaArrays(np.asarray(self.mean)[:, None], np.asarray(self.scale)[:, None],
+                         np.asarray(self.components))
+
     def null(self, m: int, draws: int = DRAWS) -> NullFit:
         """The null of a window's mean error over ``m`` rows, when nothing changed."""
         quantiles = np.asarray(self.error_quantiles)
@@ -102,6 +112,56 @@ class PcaModel:
                    tuple(float(v) for v in d["scale"]), tuple(tuple(float(v) for v in c) for c in d["components"]),
                    tuple(float(v) for v in d["error_quantiles"]), float(d["error_mean"]), float(d["error_sd"]),
                    int(d["n"]))
+
+
+class PcaArrays(NamedTuple):
+    """A ``PcaModel``'s mean and scale (as columns) and components as arrays."""
+
+    mean: FloatArray
+    scale: FloatArray
+    components: FloatArray
+
+    def column_errors(self, columns: Sequence[Sequence[object]]) -> FloatArray:
+        """``row_errors(as_matrix(columns))``, each feature standardised along its own contiguous column (an
+        element-wise operation gives the same bits in any layout; the rows x features matrix that the products
+        take is the same), and each row's mean square summed as numpy sums a row (``_row_means``)."""
+        floats = _floats(columns)
+        z = np.concatenate(floats).reshape(len(floats), len(floats[0]) if floats else 0)  # features x rows
+        np.subtract(z, self.mean, out=z)
+        np.divide(z, self.scale, out=z)
+        if not np.isfinite(z).all():
+            z = np.where(np.isfinite(z), z, 0.0)
+        rows = np.ascontiguousarray(z.T)
+        residual = rows - (rows @ self.components.T) @ self.components
+        np.square(residual, out=residual)
+        return _row_means(np.ascontiguousarray(residual.T))
+
+
+def _row_means(squares: FloatArray) -> FloatArray:
+    """``squares.T.mean(axis=1)`` of a features x rows array, bit for bit: numpy sums each short row (up to 128
+    values) with eight accumulators, each taking every eighth value, added pairwise, then the rest in order
+    (``pairwise_sum``); here each of those additions is one operation over all rows at once instead of a call per
+    row. Beyond 128 features numpy's own mean (it splits the row)."""
+    d = squares.shape[0]
+    total: FloatArray
+    if d > 128 or d == 0:
+        return np.ascontiguousarray(squares.T).mean(axis=1)  # type: ignore[no-any-return]
+    if d < 8:  # in order, from 0.0
+        total = np.zeros(squares.shape[1])
+        for row in squares:
+            total = total + row
+    else:
+        blocks = d - d % 8
+        eight = squares[:8].copy()
+        for i in range(8, blocks, 8):
+            eight += squares[i:i + 8]
+        four = eight[0::2] + eight[1::2]  # (r0 + r1), (r2 + r3), (r4 + r5), (r6 + r7)
+        two = four[0::2] + four[1::2]
+        total = two[0] + two[1]
+        for i in range(blocks, d):
+            total = total + squares[i]
+    means: FloatArray = total / d
+    return means
 
 
 def fit_pca(names: Sequence[str], matrix: FloatArray, share: float) -> PcaModel | None:

@@ -41,10 +41,25 @@ def feature_quality(reference: Histogram, current: Histogram, window_n: int, abs
 
 
 def window_quality(reference: Reference, window: Window) -> dict[str, dict[str, float]]:
-    return {
-        name: feature_quality(reference.features[name], histogram, window.n, window.absent.get(name, 0))
-        for name, histogram in window.features.items()
-    }
+    """``feature_quality`` of every feature of a window, the reference's shares taken from its
+    ``quality_baselines`` (derived once) rather than recounted at every close."""
+    n, absent, baselines = window.n, window.absent, reference.quality_baselines
+    out: dict[str, dict[str, float]] = {}
+    for name, current in window.features.items():
+        baseline = baselines[name]
+        scores = out[name] = {  # _share inline: count / n, 0.0 for an empty window
+            "missing_share": current.n_missing / n if n else 0.0,
+            "invalid_share": current.n_invalid / n if n else 0.0,
+            "absent_share": absent.get(name, 0) / n if n else 0.0,
+            "missing_share_reference": baseline.missing,
+            "invalid_share_reference": baseline.invalid,
+        }
+        if isinstance(current, NumericHistogram):
+            scores["out_of_range_share"] = current.n_out_of_range / n if n else 0.0
+        elif isinstance(current, CategoricalHistogram) and baseline.unseen is not None:
+            scores["unseen_category_share"] = current.n_unseen / n if n else 0.0
+            scores["unseen_category_share_reference"] = baseline.unseen
+    return out
 
 
 def quality_signals(

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from detectors.calibration import NullFit, calibrate, size_class
 from detectors.codec import pack_json, unpack_json
 from detectors.config import MonitorConfig
 from detectors.exceptions import SnapshotError
-from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
-from detectors.multivariate import PcaModel, as_matrix, fit_pca
+from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram, NumericLayout
+from detectors.multivariate import PcaArrays, PcaModel, as_matrix, fit_pca
 from detectors.performance import ScoreCalibration, drop_null, fit_calibration
 from detectors.performance_multiclass import MulticlassCalibration, fit_multiclass
 from detectors.records import Observation
+from detectors.stacked import ReferenceSides
 from detectors.statistics import reference_scale
 from detectors.values import categorical_column, infer_kind, numeric_column
 
@@ -42,6 +43,21 @@ def column_histogram(raw: Sequence[object], kind: str, config: MonitorConfig) ->
     return histogram
 
 
+class QualityBaseline(NamedTuple):
+    """A reference feature's own shares, which a window's quality shares are compared with."""
+
+    missing: float
+    invalid: float
+    unseen: float | None  # the Good-Turing share of unseen categories (None for a numeric feature)
+
+
+def quality_baseline(histogram: Histogram) -> QualityBaseline:
+    total = histogram.total
+    return QualityBaseline(histogram.n_missing / total if total else 0.0,
+                           histogram.n_invalid / total if total else 0.0,
+                           histogram.unseen_share_expected if isinstance(histogram, CategoricalHistogram) else None)
+
+
 def kind_of(histogram: Histogram) -> str:
     return "numeric" if isinstance(histogram, NumericHistogram) else "categorical"
 
@@ -52,6 +68,8 @@ SCORE: Final = "score"
 MULTIVARIATE: Final = ("multivariate", "mean_error")
 PERFORMANCE: Final = ("performance", "accuracy_drop")
 FieldFits = dict[str, NullFit]  # statistic -> its null fit
+# a reference's attributes derived from the others (``Reference._derived``), never stored
+_DERIVED: Final = ("_window_layout", "pca_arrays", "quality_baselines", "sides")
 
 
 def field_key(feature: str) -> str:
@@ -71,6 +89,37 @@ class Reference:
     # reference's labelled predictions (performance estimation; attached once enough labels have arrived)
     pca: PcaModel | None = None
     performance: ScoreCalibration | MulticlassCalibration | None = None
+
+    # A reference's histograms are never mutated once it is built: what every window derives from them alone is
+    # derived once, when the reference is built or loaded, and never stored (a snapshot rebuilds it when loaded).
+    def __post_init__(self) -> None:
+        self._derived()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._derived()
+
+    def _derived(self) -> None:
+        numeric = self.window_numeric()
+        self._window_layout = NumericLayout(numeric) if numeric else None
+        self.pca_arrays: PcaArrays | None = None if self.pca is None else self.pca.arrays()
+        self.quality_baselines: dict[str, QualityBaseline] = {
+            name: quality_baseline(h) for name, h in self.features.items()}
+        # the fields a window's scores compare, in their order (``ModelMonitor._field_pairs``)
+        self.sides = ReferenceSides([*self.features.values(), *(
+            h for h in (self.prediction, self.score) if h is not None and h.n > 0)])
+
+    def window_numeric(self) -> list[NumericHistogram]:
+        """The numeric histograms a window fills, in the order it fills them: its features', prediction's, score's."""
+        return [h for h in (*self.features.values(), self.prediction, self.score) if isinstance(h, NumericHistogram)]
+
+    @property
+    def window_layout(self) -> NumericLayout | None:
+        """The ``NumericLayout`` of a window's numeric histograms (they share this reference's edges)."""
+        return self._window_layout
 
     def histograms(self) -> dict[str, Histogram]:
         """Every field's histogram by its calibration key."""

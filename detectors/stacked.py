@@ -36,10 +36,13 @@ Pair = tuple[Histogram, Histogram]  # (reference, current) over the same bins
 NumericPair = tuple[NumericHistogram, NumericHistogram]
 
 
-def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool) -> list[dict[str, float]]:
+def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool, sides: ReferenceSides | None = None,
+                counted: list[int] | None = None) -> list[dict[str, float]]:
     """The scores ``detectors.drift.field_scores`` gives each pair, in the same key order.
 
-    ``exact_ks``: KS p-values from ``kstwo`` (when KS decides) rather than Kolmogorov's limit.
+    ``exact_ks``: KS p-values from ``kstwo`` (when KS decides) rather than Kolmogorov's limit. ``sides``: the
+    reference-only arrays of the numeric groups, when derived beforehand (``Reference.sides``). ``counted``: a list
+    that receives each pair's current ``n`` (its counts, summed here anyway).
     """
     numeric: dict[int, list[int]] = defaultdict(list)
     numeric_pairs: dict[int, list[NumericPair]] = defaultdict(list)
@@ -53,14 +56,18 @@ def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool) -> list[d
         else:
             categorical[reference._counts.size].append(i)  # noqa: SLF001
     out: list[dict[str, float]] = [{} for _ in pairs]
+    current_n: list[int] = [0] * len(pairs)
     ks_fields: list[int] = []
     ks_d: list[FloatArray] = []
     ks_n: list[npt.NDArray[np.int64]] = []
     for size, indices in numeric.items():
         group = numeric_pairs[size]
         both = _Sides(group)
+        for i, n in zip(indices, both.totals[1].tolist(), strict=True):
+            current_n[i] = int(n)  # a sum of integer counts: exact in float64
         psi, js = both.psi_js(epsilon)
-        raw, scale = _wasserstein(group, both)
+        reference_side = sides.of(group) if sides is not None else None
+        raw, scale = _wasserstein(group, both, reference_side or ReferenceSide([r for r, _ in group]))
         d, n = both.ks()
         for k, (i, p, j, w, r) in enumerate(zip(indices, psi.tolist(), js.tolist(), (raw / scale).tolist(),
                                                   raw.tolist(), strict=True)):
@@ -76,13 +83,17 @@ def pair_scores(pairs: Sequence[Pair], epsilon: float, exact_ks: bool) -> list[d
     for indices in categorical.values():
         pairs_of = [pairs[i] for i in indices]
         both = _Sides(pairs_of)
+        for i, n in zip(indices, both.totals[1].tolist(), strict=True):
+            current_n[i] = int(n)
         psi, js = both.psi_js(epsilon)
         chi2, p_value = _chi2(both.counts[0], both.counts[1])
-        for i, p, j, c, pv, (reference, current) in zip(indices, psi.tolist(), js.tolist(), chi2.tolist(),
-                                                        p_value.tolist(), pairs_of, strict=True):
-            total = reference.n + current.n
+        # both sides' counts (exact in float64, so the same division as by their integer sum)
+        for i, p, j, c, pv, total in zip(indices, psi.tolist(), js.tolist(), chi2.tolist(), p_value.tolist(),
+                                         both.totals.sum(axis=0).tolist(), strict=True):
             out[i] = {"psi": p, "js": j, "chi2": c, "chi2_pvalue": pv,
                       "cramers_v": math.sqrt(c / total) if total and math.isfinite(c) else math.nan}
+    if counted is not None:
+        counted[:] = current_n
     return out
 
 
@@ -121,12 +132,57 @@ class _Sides:
         return np.where(self.valid, d, math.nan), np.where(self.valid, effective, 0.0).astype(np.int64)
 
 
-def _wasserstein(group: Sequence[NumericPair], both: _Sides) -> tuple[FloatArray, FloatArray]:
+class ReferenceSide:
+    """What ``_wasserstein`` needs of a group of numeric reference histograms alone: their bins' geometry side by side
+    and each one's scale (``reference_scale``)."""
+
+    def __init__(self, refs: Sequence[NumericHistogram]) -> None:
+        self.refs = list(refs)
+        self.edges = np.array([r.edges for r in refs])
+        self.min, self.max = np.array([r.min for r in refs]), np.array([r.max for r in refs])
+        self.fixed = np.array([r._fixed for r in refs], dtype=np.float64)  # noqa: SLF001
+        self.scale = np.array([h._scale for h in refs])  # noqa: SLF001
+        self.unit = np.array([h._unit for h in refs])  # noqa: SLF001
+        self.direction = np.array([h._direction for h in refs])  # noqa: SLF001
+        self.anchor = np.array([h._anchor for h in refs])  # noqa: SLF001
+        # reference_scale: the reference's std, else |mean|, else 1 (NumericHistogram.std and .mean), from its sums
+        # as ``_wasserstein`` computes both sides' (the same element-wise operations and row sums)
+        counts = np.array([r._counts for r in refs], dtype=np.float64)  # noqa: SLF001
+        n_ref = counts.sum(axis=1)
+        sums = counts * self.anchor + self.fixed / self.scale * self.unit * self.direction
+        sum_sq = np.array([r.sum_sq for r in refs])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = sums.sum(axis=1) / n_ref
+            variance = sum_sq / n_ref - mean * mean
+            std = np.where(n_ref > 0, np.sqrt(np.where(variance < 0.0, 0.0, variance)), math.nan)
+            mean = np.where(n_ref > 0, mean, math.nan)
+            fallback = np.where(np.isfinite(mean) & (mean != 0), np.abs(mean), 1.0)
+            self.scale_of = np.where((std > 0) & np.isfinite(std), std, fallback)
+
+
+class ReferenceSides:
+    """The ``ReferenceSide`` of each group of numeric histograms ``pair_scores`` forms from one window's fields (one
+    group per bin count), derived once per reference: its histograms are never mutated."""
+
+    def __init__(self, histograms: Sequence[Histogram]) -> None:
+        groups: dict[int, list[NumericHistogram]] = defaultdict(list)
+        for h in histograms:
+            if isinstance(h, NumericHistogram):
+                groups[h._counts.size].append(h)  # noqa: SLF001
+        self.sides = [ReferenceSide(refs) for refs in groups.values()]
+
+    def of(self, group: Sequence[NumericPair]) -> ReferenceSide | None:
+        """The side of exactly these reference histograms, in this order (None: not derived)."""
+        for side in self.sides:
+            if len(side.refs) == len(group) and all(a is r for a, (r, _) in zip(side.refs, group, strict=True)):
+                return side
+        return None
+
+
+def _wasserstein(group: Sequence[NumericPair], both: _Sides, side: ReferenceSide) -> tuple[FloatArray, FloatArray]:
     """``wasserstein_binned`` (raw) and ``reference_scale`` of each pair."""
-    refs = [r for r, _ in group]
     currents = [c for _, c in group]
-    edges = np.array([r.edges for r in refs])
-    ref_min, ref_max = np.array([r.min for r in refs]), np.array([r.max for r in refs])
+    edges, ref_min, ref_max = side.edges, side.min, side.max
     cur_min, cur_max = np.array([c.min for c in currents]), np.array([c.max for c in currents])
     # Python's min(a, b, c) / max(a, b, c): the first of equal values wins
     low = np.where(cur_min < ref_min, cur_min, ref_min)
@@ -135,29 +191,15 @@ def _wasserstein(group: Sequence[NumericPair], both: _Sides) -> tuple[FloatArray
     high = np.where(edges[:, -1] > high, edges[:, -1], high)
     bounds = np.concatenate([low[:, None], edges, high[:, None]], axis=1)
     # NumericHistogram.sums of both sides: the bins' geometry is the edges' (a window's histogram shares it)
-    fixed = np.array([[r._fixed for r in refs], [c._fixed for c in currents]], dtype=np.float64)  # noqa: SLF001
-    scale = np.array([h._scale for h in refs])  # noqa: SLF001
-    unit = np.array([h._unit for h in refs])  # noqa: SLF001
-    direction = np.array([h._direction for h in refs])  # noqa: SLF001
-    anchor = np.array([h._anchor for h in refs])  # noqa: SLF001
+    fixed = np.array([side.fixed, [c._fixed for c in currents]], dtype=np.float64)  # noqa: SLF001
     counts, shares = both.counts, both.shares
-    sums = counts * anchor + fixed / scale * unit * direction
+    sums = counts * side.anchor + fixed / side.scale * side.unit * side.direction
     with np.errstate(divide="ignore", invalid="ignore"):  # statistics._bin_areas of both sides
         means = sums / np.maximum(counts, 1.0)
         below = np.cumsum(shares, axis=2) - shares
         areas = below * np.diff(bounds, axis=1) + shares * (bounds[:, 1:] - means)
     raw = np.where(both.valid, np.sum(np.abs(areas[0] - areas[1]), axis=1), math.nan)
-    # reference_scale: the reference's std, else |mean|, else 1 (NumericHistogram.std and .mean)
-    n_ref = both.totals[0]
-    sum_sq = np.array([r.sum_sq for r in refs])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = sums[0].sum(axis=1) / n_ref
-        variance = sum_sq / n_ref - mean * mean
-        std = np.where(n_ref > 0, np.sqrt(np.where(variance < 0.0, 0.0, variance)), math.nan)
-        mean = np.where(n_ref > 0, mean, math.nan)
-        fallback = np.where(np.isfinite(mean) & (mean != 0), np.abs(mean), 1.0)
-        scale_of = np.where((std > 0) & np.isfinite(std), std, fallback)
-    return raw, scale_of
+    return raw, side.scale_of
 
 
 def _chi2(ref: FloatArray, cur: FloatArray) -> tuple[FloatArray, FloatArray]:

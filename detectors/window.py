@@ -16,7 +16,7 @@ from operator import itemgetter
 import numpy as np
 import numpy.typing as npt
 
-from detectors.histogram import Histogram, NumericHistogram, update_numeric
+from detectors.histogram import Histogram, NumericHistogram, NumericLayout, empty_like_all, update_numeric
 from detectors.multivariate import as_matrix, window_matrix
 from detectors.performance import window_counts
 from detectors.performance_multiclass import MulticlassCalibration
@@ -42,8 +42,9 @@ def fill(histogram: Histogram, raw: Sequence[object]) -> None:
     fill_all([(histogram, raw)])
 
 
-def fill_all(pairs: Sequence[tuple[Histogram, Sequence[object]]]) -> None:
-    """``fill`` of many (histogram, raw column) pairs: the numeric ones in one pass (``update_numeric``)."""
+def fill_all(pairs: Sequence[tuple[Histogram, Sequence[object]]], layout: NumericLayout | None = None) -> None:
+    """``fill`` of many (histogram, raw column) pairs: the numeric ones in one pass (``update_numeric``, with
+    ``layout`` when it is theirs: ``Reference.window_layout`` for one window's)."""
     numeric: list[NumericHistogram] = []
     values: list[npt.NDArray[np.float64]] = []
     for histogram, raw in pairs:
@@ -65,7 +66,7 @@ def fill_all(pairs: Sequence[tuple[Histogram, Sequence[object]]]) -> None:
             histogram.update(categorical.keys)
             histogram.count_missing(categorical.n_missing)
             histogram.count_invalid(categorical.n_invalid)
-    update_numeric(numeric, values)
+    update_numeric(numeric, values, layout)
 
 
 def _string_counts(raw: Sequence[object]) -> Counter[str] | None:
@@ -102,14 +103,13 @@ class Window:
 
     @classmethod
     def open(cls, reference: Reference, index: int, max_unexpected: int = 100) -> Window:
-        def fresh(h: Histogram | None) -> Histogram | None:
-            return None if h is None else h.like()
-
-        features: dict[str, Histogram] = {}
-        for name, histogram in reference.features.items():
-            features[name] = histogram.like()
-        return cls(index, features, fresh(reference.prediction), fresh(reference.score), max_unexpected,
-                   absent=dict.fromkeys(reference.features, 0))
+        names = list(reference.features)
+        fresh = iter(empty_like_all([*reference.features.values(),
+                                     *(h for h in (reference.prediction, reference.score) if h is not None)]))
+        features = {name: next(fresh) for name in names}
+        prediction = None if reference.prediction is None else next(fresh)
+        score = None if reference.score is None else next(fresh)
+        return cls(index, features, prediction, score, max_unexpected, absent=dict.fromkeys(names, 0))
 
     def _columns(
         self, rows: Sequence[Mapping[str, object]], names: list[str]
@@ -138,7 +138,7 @@ class Window:
 
     def add_columns(self, batch: Predictions, reference: Reference | None = None) -> None:
         """Count a batch; with the ``reference`` also its PCA errors and its performance counts."""
-        fill_all(self.count_columns(batch, reference))
+        fill_all(self.count_columns(batch, reference), None if reference is None else reference.window_layout)
 
     def count_columns(self, batch: Predictions,
                       reference: Reference | None = None) -> list[tuple[Histogram, Sequence[object]]]:
@@ -204,12 +204,15 @@ class Window:
                      complete: bool) -> None:
         pca, calibration = reference.pca, reference.performance
         if pca is not None:
-            matrix = (as_matrix([columns[name] for name in pca.features]) if complete
-                      else window_matrix(pca, rows))
+            if complete and reference.pca_arrays is not None:
+                row_errors = reference.pca_arrays.column_errors([columns[name] for name in pca.features])
+            else:
+                row_errors = pca.row_errors(as_matrix([columns[name] for name in pca.features]) if complete
+                                            else window_matrix(pca, rows))
             # a row's error capped at 1e4 (100 sd per feature): the int64 sum of 100,000 rows cannot overflow
-            errors = np.minimum(pca.row_errors(matrix), 1e4)
+            errors = np.minimum(row_errors, 1e4)
             self.pca_sum += int(np.round(errors * PCA_UNIT).astype(np.int64).sum())
-            self.pca_n += matrix.shape[0]
+            self.pca_n += errors.shape[0]
         # a window is estimated whole or not at all: from its first batch, if the calibration was known by then
         if calibration is not None and (self.n == 0 or self.performance_counts is not None):
             predictions = list(batch.predictions)

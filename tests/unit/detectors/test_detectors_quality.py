@@ -174,3 +174,37 @@ def test_bad_predictions_and_scores_are_counted_and_the_window_still_closes() ->
     json.dumps(status, allow_nan=False)
     assert status["counts"]["windows_closed"] == 1
     assert all(math.isfinite(v) for v in status["scores"]["prediction"]["score"].values())
+
+
+def test_window_quality_equals_each_feature_against_its_reference_to_the_bit() -> None:
+    """The window's quality shares, with the reference's taken from what it derived when loaded, are the ones
+    ``feature_quality`` computes from both histograms (same keys, same order, same floats)."""
+    from detectors.quality import feature_quality, window_quality
+
+    config = MonitorConfig(reference_size=300, window_size=150)
+    training = make_observations(300, seed=31)
+    rows = [dict(o.features, x=None) if i % 3 == 0 else dict(o.features, y="text") if i % 7 == 0 else dict(o.features)
+            for i, o in enumerate(training)]
+    for i, row in enumerate(rows):
+        if i % 11 == 0:
+            row["c"] = f"rare{i}"  # singletons: a Good-Turing share of unseen categories
+    reference = Reference.from_bytes(build_reference(rows, config))
+    assert reference.features["c"].unseen_share_expected > 0  # type: ignore[union-attr]
+    monitor = ModelMonitor.with_reference(config, build_reference(rows, config))
+    current = []
+    for i, o in enumerate(make_observations(120, seed=32, start=300)):
+        features = dict(o.features, y=99.0) if i % 4 == 0 else dict(o.features)
+        if i % 5 == 0:
+            features["c"] = "new"
+        if i % 6 == 0:
+            del features["x"]
+        current.append(o._replace(features=features))
+    monitor.update(current)
+    window = monitor.window
+    assert window is not None and monitor.reference is not None
+    got = window_quality(monitor.reference, window)
+    expected = {name: feature_quality(reference.features[name], h, window.n, window.absent.get(name, 0))
+                for name, h in window.features.items()}
+    assert json.dumps(got) == json.dumps(expected)
+    assert got["x"]["absent_share"] > 0 and got["c"]["unseen_category_share"] > 0
+    assert got["x"]["missing_share_reference"] > 0 and got["y"]["invalid_share_reference"] > 0

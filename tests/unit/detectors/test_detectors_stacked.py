@@ -14,6 +14,7 @@ import pytest
 from detectors.config import MonitorConfig
 from detectors.drift import field_scores, window_scores
 from detectors.histogram import CategoricalHistogram, Histogram, NumericHistogram
+from detectors.stacked import ReferenceSides, pair_scores
 
 
 def same(a: float, b: float) -> bool:
@@ -101,6 +102,12 @@ def test_stacked_scores_equal_the_per_field_functions_bit_for_bit(signals: tuple
         pairs = random_pairs(seed)
         stacked = window_scores(pairs, config)
         assert list(stacked) == list(pairs)
+        refs = [r for r, _ in pairs.values()]
+        for sides in (ReferenceSides(refs), ReferenceSides(refs[::-1])):  # derived beforehand; of other groups
+            again = pair_scores(list(pairs.values()), config.psi_epsilon, "ks" in signals, sides)
+            for got_again, got in zip(again, stacked.values(), strict=True):
+                assert list(got_again) == list(got)
+                assert all(same(got_again[key], value) for key, value in got.items()), seed
         for name, (reference, current) in pairs.items():
             expected = field_scores(reference, current, config)
             got = stacked[name]
@@ -205,3 +212,42 @@ def test_a_float_column_with_missing_and_infinite_values_counts_as_its_list() ->
     for a, b in zip(from_arrays, from_lists, strict=True):
         assert histogram_state(a) == histogram_state(b)
         assert a.n_invalid > 0 and a.n_missing > 0
+
+
+def test_a_window_block_filled_with_its_reference_layout_as_one_by_one() -> None:
+    """Histograms opened together (``empty_like_all``: one zeroed block) and filled with the layout a reference
+    derives once (``NumericLayout``) end exactly as histograms filled one by one; a layout of other histograms is
+    not used. Values on and one ulp beside every edge: the search that starts from a cell table (most layouts) and
+    the one over whole rows (edges too crowded for the table) both find the bins ``update`` finds."""
+    from detectors.histogram import NumericLayout, empty_like_all, update_numeric
+
+    tables = {True: 0, False: 0}
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        references = [numeric_reference(rng, int(rng.choice([3, 20, 50]))) for _ in range(int(rng.integers(2, 10)))]
+        layout = NumericLayout(references)
+        tables[layout.cells > 0] += 1
+        stranger = NumericLayout(references[::-1])
+        one_by_one = [r.like() for r in references]
+        hinted = [h for h in empty_like_all(references) if isinstance(h, NumericHistogram)]
+        wrong_hint = [h for h in empty_like_all(references) if isinstance(h, NumericHistogram)]
+        reversed_block = [h for h in empty_like_all(references) if isinstance(h, NumericHistogram)][::-1]
+        for _batch in range(int(rng.integers(1, 4))):
+            columns = []
+            same_length = rng.random() < 0.4  # a batch's columns: one length
+            n = int(rng.choice([1, 7, 300]))
+            for r in references:
+                values = rng.normal(r.mean if r.n else 0.0, 1.0, n if same_length else int(rng.choice([0, 1, 7, 300])))
+                if not same_length and rng.random() < 0.5:
+                    values = np.concatenate([values, r.edges, np.nextafter(r.edges, math.inf),
+                                             np.nextafter(r.edges, -math.inf), [r.edges[-1] + 1e6, -1e150, 1e150]])
+                values[rng.random(values.size) < 0.05] = math.nan
+                columns.append(rng.permutation(values))
+            for h, values in zip(one_by_one, columns, strict=True):
+                h.update(values)
+            update_numeric(hinted, columns, layout)
+            update_numeric(wrong_hint, columns, stranger)
+            update_numeric(reversed_block, columns[::-1], stranger)  # one block, not in its order
+        for a, b, c, d in zip(one_by_one, hinted, wrong_hint, reversed_block[::-1], strict=True):
+            assert histogram_state(a) == histogram_state(b) == histogram_state(c) == histogram_state(d), seed
+    assert tables[True] > 50 and tables[False] > 5, tables
