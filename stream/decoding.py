@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+import msgspec
+
 from driftwarden.contract.columnar import decode_message, decode_prediction_columns
 from driftwarden.contract.events import (
     ARROW_FORMAT,
@@ -16,10 +18,12 @@ from driftwarden.contract.events import (
     Label,
     Prediction,
     Timestamp,
+    all_sound,
     encode,
     iso,
     to_epoch,
 )
+from driftwarden.contract.feature_schema import SchemaCache
 from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings
 from stream.outbox import Outgoing
@@ -27,11 +31,15 @@ from stream.records import RawRecord
 
 _model = attrgetter("model")
 PAYLOAD_LIMIT = 10_000  # characters of a bad payload kept in its dead letter
+_schemas = SchemaCache()  # per Kafka key, the features its JSON predictions last had
 
 
 @dataclass
 class Decoded:
-    """One record's events: JSON predictions as structs, Arrow ones as columns (one batch per model)."""
+    """One record's events: JSON predictions as structs, Arrow ones as columns (one batch per model).
+
+    A JSON prediction's struct has the contract's fields; its ``features`` are a mapping, or a schema's struct
+    when the message fit the features its key last sent (``driftwarden.contract.feature_schema``)."""
 
     record: RawRecord
     predictions: list[Prediction] = field(default_factory=list)
@@ -71,6 +79,8 @@ def decode_record(record: RawRecord, settings: Settings) -> Decoded:
         if record.topic == topics.predictions and record.wire_format == ARROW_FORMAT:
             batch = decode_prediction_columns(record.value)
             item.columns = list(batch.split().values()) if len(batch) else []
+        elif record.topic == topics.predictions and record.wire_format == JSON_FORMAT:
+            item.predictions = _json_predictions(record.key, record.value)
         elif record.topic == topics.predictions:
             item.predictions = decode_message(Prediction, record.value, record.wire_format)
         elif record.topic == topics.labels:
@@ -82,6 +92,23 @@ def decode_record(record: RawRecord, settings: Settings) -> Decoded:
         if item.error is None:
             item.error = exc
     return item
+
+
+def _json_predictions(key: bytes | None, value: bytes) -> list[Prediction]:
+    """A JSON predictions message: decoded with the schema its key last sent when it fits and is sound, else the
+    contract's way (which raises the reason of bad input) and its schema learned."""
+    schema = _schemas.get(key)
+    if schema is not None:
+        try:
+            items = schema.decode(value)
+        except msgspec.DecodeError:
+            pass
+        else:
+            if all_sound(items):
+                return items
+    preds = decode_message(Prediction, value, JSON_FORMAT)
+    _schemas.learn(key, preds)
+    return preds
 
 
 def _undecodable(value: bytes | None) -> ContractError | None:

@@ -18,6 +18,7 @@ from operator import attrgetter
 from typing import Any
 
 from driftwarden.contract.events import FeatureValue, Prediction, to_epoch
+from driftwarden.contract.feature_schema import as_mapping, columns, schema_of_features
 
 # one C-level pass per field over a JSON batch's structs
 _event_id, _timestamp, _prediction = attrgetter("event_id"), attrgetter("timestamp"), attrgetter("prediction")
@@ -50,17 +51,25 @@ class PredictionColumns:
 
     @classmethod
     def from_events(cls, model: str, preds: Sequence[Prediction]) -> PredictionColumns:
-        """The columns of one model's decoded structs (the JSON path); timestamps to epoch seconds here, once."""
+        """The columns of one model's decoded structs (the JSON path); timestamps to epoch seconds here, once.
+        Rows decoded against one feature schema (``driftwarden.contract.feature_schema``) give feature columns;
+        any other mix gives each row's mapping."""
         import numpy as np
 
         stamps = list(map(_timestamp, preds))
         if not set(map(type, stamps)) <= {float}:  # ISO strings or integers: decoding checked they convert
             stamps = [ts if type(ts) is float else to_epoch(ts) for ts in stamps]
         class_scores = list(map(_scores, preds))
+        features = list(map(_features, preds))
+        kinds = set(map(type, features))
+        schema = schema_of_features(features[0]) if len(kinds) == 1 else None  # every row of one schema
+        if schema is None and not kinds <= {dict}:
+            features = list(map(as_mapping, features))
         return cls(model, list(map(_event_id, preds)), np.array(stamps, dtype=np.float64),
                    list(map(_prediction, preds)), list(map(_version, preds)), list(map(_score, preds)),
                    class_scores if any(s is not None for s in class_scores) else None,
-                   rows=list(map(_features, preds)))
+                   features=None if schema is None else columns(schema, features),
+                   rows=features if schema is None else None)
 
     @classmethod
     def concat(cls, parts: Sequence[PredictionColumns]) -> PredictionColumns:

@@ -1,0 +1,135 @@
+"""JSON predictions decoded against the feature names their producer keeps sending: no mapping per row.
+
+A producer sends the same features in every prediction. Once a message shows which (every row with the same
+names), ``FeatureSchema`` makes a decoder whose features are a struct with exactly those fields, each typed as
+the message had it: ``float | None`` for a feature that held only numbers and nulls, the contract's
+``FeatureValue`` otherwise. Decoding with it is a third cheaper than into a ``dict`` per row, and the features
+come out as columns in one C-level pass (``columns``). A message that does not fit (a feature missing, added or
+of another type, any invalid input) fails that decoder and is decoded as before, so what is accepted, its values
+and every dead letter's reason are the contract's (``driftwarden.contract.events.decode_batch``).
+
+Decoding with a schema accepts exactly what the contract's decoder accepts with those features: the same fields
+and types, last duplicate key winning in both. Only the order of a row's features is the schema's, not the
+row's (a mapping's order carries no meaning in the contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any
+
+import msgspec
+
+from driftwarden.contract.events import FeatureValue, Prediction, Timestamp
+
+COLUMN_CHUNK = 1000  # rows turned into columns at a time
+MAX_FEATURES = 4096  # a wider row is decoded as mappings (a struct type per schema is not worth it)
+_NUMBER_OR_NULL = frozenset({float, type(None)})
+
+
+class FeatureSchema:
+    """The decoder of JSON predictions whose features are exactly ``names``; ``numeric`` marks the features
+    typed ``float | None``."""
+
+    __slots__ = ("names", "numeric", "features_type", "prediction_type", "decoder")
+
+    def __init__(self, names: Sequence[str], numeric: Sequence[bool]) -> None:
+        self.names = tuple(names)
+        self.numeric = tuple(numeric)
+        # Field names are positional (``f0``...): feature names need not be Python identifiers.
+        # gc=False: the structs hold only numbers, strings and None (no cycles), so the collector never tracks them.
+        self.features_type = msgspec.defstruct(
+            "SchemaFeatures", [(f"f{i}", float | None if num else FeatureValue) for i, num in enumerate(numeric)],
+            rename={f"f{i}": name for i, name in enumerate(self.names)}, forbid_unknown_fields=True, frozen=True,
+            gc=False)
+        # The contract's Prediction, field for field, but for its features.
+        self.prediction_type = msgspec.defstruct(
+            "SchemaPrediction",
+            [("event_id", str), ("model", str), ("timestamp", Timestamp), ("features", self.features_type),
+             ("prediction", float | str), ("model_version", str | None, None), ("score", float | None, None),
+             ("scores", dict[str, float] | None, None)],
+            frozen=True)
+        self.features_type.__feature_schema__ = self  # type: ignore[attr-defined]  # a row's schema, from its features
+        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+            self.prediction_type | list[self.prediction_type])  # type: ignore[name-defined]
+
+    @classmethod
+    def of(cls, preds: Sequence[Prediction]) -> FeatureSchema | None:
+        """The schema of decoded predictions when every row has the same feature names (in the first row's
+        order), else None."""
+        if not preds:
+            return None
+        first = preds[0].features
+        if not first or len(first) > MAX_FEATURES:
+            return None
+        names = first.keys()
+        if any(p.features.keys() != names for p in preds):
+            return None
+        numeric = [bool(types) and types <= _NUMBER_OR_NULL and float in types
+                   for types in ({type(p.features[name]) for p in preds} for name in names)]
+        return cls(list(names), numeric)
+
+    def decode(self, data: bytes) -> list[Any]:
+        """The message's predictions (structs with the contract's fields); raises ``msgspec.DecodeError`` when it
+        does not fit this schema or is invalid (the caller decodes it the contract's way for the reason)."""
+        value = self.decoder.decode(data)
+        return value if isinstance(value, list) else [value]
+
+
+def columns(schema: FeatureSchema, features: Sequence[Any]) -> dict[str, Any]:
+    """Feature name -> column of rows decoded with ``schema``: a float64 array (NaN for null) for a numeric
+    feature, the list of raw values for the others."""
+    import numpy as np
+
+    astuple = msgspec.structs.astuple
+    parts: list[list[Any]] = [[] for _ in schema.names]
+    # Rows in chunks: a column pass over a whole batch's rows would leave the cache (2.6x slower at 100k rows).
+    for start in range(0, len(features), COLUMN_CHUNK):
+        chunk = zip(*map(astuple, features[start:start + COLUMN_CHUNK]), strict=True)
+        for part, num, column in zip(parts, schema.numeric, chunk, strict=True):
+            # fromiter takes None as NaN (missing), as a float64 column means it
+            part.append(np.fromiter(column, dtype=np.float64, count=len(column)) if num else column)
+    out: dict[str, Any] = {}
+    for name, num, part in zip(schema.names, schema.numeric, parts, strict=True):
+        if num:
+            out[name] = np.concatenate(part) if len(part) != 1 else part[0]
+        else:
+            out[name] = list(chain.from_iterable(part))
+    if not features:
+        out = {name: np.empty(0, dtype=np.float64) if num else [] for name, num in zip(schema.names, schema.numeric,
+                                                                                          strict=True)}
+    return out
+
+
+def schema_of_features(features: object) -> FeatureSchema | None:
+    """The schema a row's features were decoded with, or None (a mapping)."""
+    return getattr(type(features), "__feature_schema__", None)
+
+
+def as_mapping(features: Any) -> dict[str, FeatureValue]:
+    """A row's features as the contract's mapping (a schema struct's in the schema's order)."""
+    schema = schema_of_features(features)
+    if schema is None:
+        return features  # type: ignore[no-any-return]
+    return dict(zip(schema.names, msgspec.structs.astuple(features), strict=True))
+
+
+class SchemaCache:
+    """The last schema seen per Kafka key (producers key a model's messages by its name), bounded."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._schemas: dict[bytes | None, FeatureSchema] = {}
+
+    def get(self, key: bytes | None) -> FeatureSchema | None:
+        return self._schemas.get(key)
+
+    def learn(self, key: bytes | None, preds: Sequence[Prediction]) -> None:
+        """Remember the schema of a message decoded the contract's way, if its rows have one."""
+        schema = FeatureSchema.of(preds)
+        if schema is None:
+            return
+        if key not in self._schemas and len(self._schemas) >= self.size:
+            self._schemas.clear()  # many keys: start over rather than track which is least used
+        self._schemas[key] = schema

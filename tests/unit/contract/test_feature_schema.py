@@ -1,0 +1,98 @@
+"""JSON predictions decoded against their features' schema: the same predictions as the contract's decoding, or a
+refusal that sends the message back to it; their features as columns."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import pytest
+
+from driftwarden.contract.events import Prediction, decode_batch, encode
+from driftwarden.contract.feature_schema import COLUMN_CHUNK, FeatureSchema, SchemaCache, as_mapping
+from driftwarden.contract.prediction_columns import PredictionColumns
+
+FIELDS = ("event_id", "model", "timestamp", "prediction", "model_version", "score", "scores")
+
+
+def row(i: int, **features: object) -> dict[str, object]:
+    return {"event_id": f"e-{i}", "model": "m", "timestamp": 1_000.0 + i, "prediction": i % 2, "score": 0.5,
+            "features": features}
+
+
+def learned(rows: list[dict[str, object]]) -> FeatureSchema:
+    schema = FeatureSchema.of(decode_batch(Prediction, msgspec.json.encode(rows)))
+    assert schema is not None
+    return schema
+
+
+def assert_same(schema: FeatureSchema, data: bytes) -> None:
+    got, want = schema.decode(data), decode_batch(Prediction, data)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert all(getattr(g, f) == getattr(w, f) for f in FIELDS)
+        features = as_mapping(g.features)
+        assert features == w.features and {k: type(v) for k, v in features.items()} == {
+            k: type(v) for k, v in w.features.items()}
+
+
+def test_a_message_decoded_with_its_schema_equals_the_contracts_decoding() -> None:
+    names = {"x": 1.5, "n": None, "": 2.0, "a b é": "cat", "flag": True}
+    schema = learned([row(0, **names), row(1, **{**names, "n": 3.0})])
+    assert schema.numeric == (True, True, True, False, False)
+    # ints become floats, nulls stay, strings and bools in the features that had them, keys in any order
+    assert_same(schema, msgspec.json.encode([row(2, flag=False, x=7, n=None, **{"": -0.0, "a b é": "dog"}),
+                                             row(3, x=None, n=1e308, **{"": 1, "a b é": None, "flag": "yes"})]))
+    # a duplicate key: the last one wins, as in a mapping
+    assert_same(schema, b'{"event_id": "e", "model": "m", "timestamp": "2026-01-01T00:00:00Z", "prediction": "c", '
+                        b'"features": {"x": 1, "x": 2, "n": 0, "": 0, "a b \\u00e9": "k", "flag": null}, "extra": 1}')
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": 1.0}}',  # one missing
+    b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": 1.0, "k": "a", "y": 1}}',
+    b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": "1.0", "k": "a"}}',
+    b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": true, "k": "a"}}',
+    b'{"event_id": "e", "model": "m", "timestamp": 1.0, "features": {"x": 1.0, "k": "a"}}',
+    b'[{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": 1.0, "k": "a"}',
+])
+def test_a_message_that_does_not_fit_its_schema_is_refused(payload: bytes) -> None:
+    schema = learned([row(0, x=1.0, k="a")])
+    with pytest.raises(msgspec.DecodeError):
+        schema.decode(payload)
+
+
+def test_rows_without_one_set_of_features_have_no_schema() -> None:
+    assert FeatureSchema.of([]) is None
+    assert FeatureSchema.of(decode_batch(Prediction, msgspec.json.encode([row(0)]))) is None
+    assert FeatureSchema.of(decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0), row(1, y=1.0)]))) is None
+
+
+def test_the_schema_cache_keeps_the_last_schema_per_key_and_stays_bounded() -> None:
+    cache = SchemaCache(size=2)
+    cache.learn(b"a", decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0)])))
+    cache.learn(b"a", decode_batch(Prediction, msgspec.json.encode([row(0, y=1.0)])))
+    assert cache.get(b"a").names == ("y",)  # type: ignore[union-attr]
+    cache.learn(b"b", decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0)])))
+    cache.learn(b"c", decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0)])))
+    assert cache.get(b"c") is not None and len(cache._schemas) <= 2  # noqa: SLF001
+
+
+def test_rows_of_one_schema_become_columns_equal_to_their_mappings() -> None:
+    n = COLUMN_CHUNK + 7  # across a chunk
+    rows = [row(i, x=float(i) if i % 5 else None, k=f"c{i % 3}" if i % 7 else None) for i in range(n)]
+    data = msgspec.json.encode(rows)
+    mappings = decode_batch(Prediction, data)
+    structs = learned(rows[:3]).decode(data)
+    columns = PredictionColumns.from_events("m", structs)
+    assert columns.rows is None and columns.features is not None
+    x = columns.features["x"]
+    assert x.dtype == np.float64 and np.isnan(x[::5]).all() and x[1] == 1.0
+    assert columns.features["k"] == [m.features["k"] for m in mappings]
+    assert columns.feature_rows(range(n)) == [m.features for m in mappings]
+    expected = PredictionColumns.from_events("m", mappings)
+    assert columns.event_ids == expected.event_ids and columns.timestamps.tolist() == expected.timestamps.tolist()
+    # rows of several schemas (or mappings among them) keep their mappings
+    other = learned([row(0, x=1.0)]).decode(encode([Prediction("e", "m", 1.0, {"x": 2.0}, 1)]))
+    mixed = PredictionColumns.from_events("m", [*structs[:2], *other, mappings[2]])
+    assert mixed.features is None
+    assert mixed.rows == [mappings[0].features, mappings[1].features, {"x": 2.0}, mappings[2].features]

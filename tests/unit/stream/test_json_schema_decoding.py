@@ -1,0 +1,79 @@
+"""The stream's JSON predictions once their key's feature schema is learned: every bad input is the dead letter it
+was before, and a good message is the same predictions."""
+
+from __future__ import annotations
+
+from itertools import count
+
+import msgspec
+import pytest
+from stream_inputs import bad_inputs, pred
+
+from driftwarden.contract.events import Prediction, encode
+from driftwarden.contract.feature_schema import as_mapping
+from driftwarden.contract.prediction_columns import PredictionColumns
+from driftwarden.contract.settings import load_settings
+from stream.decoding import decode_record
+from stream.records import RawRecord
+
+SETTINGS = msgspec.structs.replace(
+    load_settings(env={}), stream=msgspec.structs.replace(load_settings(env={}).stream, max_message_bytes=2_000))
+TOPIC = SETTINGS.kafka.topics.predictions
+_keys = count()
+
+
+def record(value: bytes | None, key: bytes | None) -> RawRecord:
+    return RawRecord(TOPIC, 0, 0, key, value)
+
+
+def plain(preds: list[Prediction]) -> list[Prediction]:
+    """The contract's structs of decoded predictions (a schema's struct has its fields, its features a struct)."""
+    return [Prediction(p.event_id, p.model, p.timestamp, as_mapping(p.features), p.prediction, p.model_version,
+                       p.score, p.scores) for p in preds]
+
+
+def primed() -> bytes:
+    """A key whose schema (feature ``x``, a number) the stream has learned from a good message."""
+    key = b"primed-%d" % next(_keys)
+    first = decode_record(record(encode([pred("known", 0, 1.0), pred("known", 1, 2.0)]), key), SETTINGS)
+    assert first.error is None
+    again = decode_record(record(encode([pred("known", 2, 3.0)]), key), SETTINGS)
+    assert type(again.predictions[0]) is not Prediction  # decoded against the learned schema
+    return key
+
+
+def sound_but_wrong() -> dict[str, bytes]:
+    """Messages that fit the schema's types but break the contract's other checks (the first bad row decides)."""
+    def one(**fields: object) -> bytes:
+        base = {"event_id": "e", "model": "known", "timestamp": 1.0, "features": {"x": 1.0}, "prediction": 1}
+        return msgspec.json.encode([base, {**base, "event_id": "f", **fields}])
+    return {
+        "empty_id": one(event_id=""),
+        "empty_model": one(model=""),
+        "bad_time": one(timestamp="yesterday"),
+        "bad_scores": one(scores={"0": 0.2, "1": 0.2}),
+        "not_a_class": one(scores={"0": 0.5, "1": 0.5}, prediction=2),
+        "bool_feature": one(features={"x": True}),
+        "missing_feature": one(features={}),
+    }
+
+
+@pytest.mark.parametrize("case", [*bad_inputs("known"), *sound_but_wrong()])
+def test_bad_input_gives_the_same_reason_with_a_learned_schema(case: str) -> None:
+    value = {**bad_inputs("known"), **sound_but_wrong()}[case]
+    cold = decode_record(record(value, b"cold-%d" % next(_keys)), SETTINGS)
+    warm = decode_record(record(value, primed()), SETTINGS)
+    if cold.error is None:  # valid, only not of the schema: decoded the contract's way
+        assert warm.error is None and plain(warm.predictions) == cold.predictions
+        return
+    assert warm.error is not None
+    assert (warm.error.reason, warm.error.detail) == (cold.error.reason, cold.error.detail)
+
+
+def test_a_good_message_is_the_same_predictions_with_a_learned_schema() -> None:
+    preds = [pred("known", i, 10.0 + i, x=float(i)) for i in range(5)]
+    cold = decode_record(record(encode(preds), b"cold-%d" % next(_keys)), SETTINGS)
+    warm = decode_record(record(encode(preds), primed()), SETTINGS)
+    assert cold.predictions == plain(warm.predictions) == preds and cold.counts() == warm.counts() == {"known": 5}
+    from_warm = PredictionColumns.from_events("known", warm.predictions)
+    assert from_warm.events() == PredictionColumns.from_events("known", cold.predictions).events() == preds
