@@ -67,7 +67,7 @@ class PredictionColumns:
             features = list(map(as_mapping, features))
         return cls(model, list(map(_event_id, preds)), np.array(stamps, dtype=np.float64),
                    list(map(_prediction, preds)), list(map(_version, preds)), list(map(_score, preds)),
-                   class_scores if any(s is not None for s in class_scores) else None,
+                   class_scores if class_scores.count(None) != len(class_scores) else None,
                    features=None if schema is None else columns(schema, features),
                    rows=features if schema is None else None)
 

@@ -13,7 +13,7 @@ from driftwarden.contract.events import Prediction, encode
 from driftwarden.contract.feature_schema import as_mapping
 from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import load_settings
-from stream.decoding import decode_record
+from stream.decoding import COLUMNS_FROM, decode_record
 from stream.records import RawRecord
 
 SETTINGS = msgspec.structs.replace(
@@ -77,3 +77,17 @@ def test_a_good_message_is_the_same_predictions_with_a_learned_schema() -> None:
     assert cold.predictions == plain(warm.predictions) == preds and cold.counts() == warm.counts() == {"known": 5}
     from_warm = PredictionColumns.from_events("known", warm.predictions)
     assert from_warm.events() == PredictionColumns.from_events("known", cold.predictions).events() == preds
+
+
+def test_a_long_message_becomes_one_batch_of_columns_per_model_in_its_order() -> None:
+    n = COLUMNS_FROM + 10
+    preds = [pred(["a", "b"][i % 3 == 0], i, 10.0 + i, x=float(i)) for i in range(n)]
+    roomy = load_settings(env={})
+    cold = decode_record(record(encode(preds), b"cold-%d" % next(_keys)), roomy)
+    warm = decode_record(record(encode(preds), primed()), roomy)
+    assert cold.columns == [] and len(cold.predictions) == n
+    assert warm.predictions == [] and [c.model for c in warm.columns] == ["b", "a"]
+    assert warm.counts() == cold.counts() == {"a": n - len(preds[::3]), "b": len(preds[::3])}
+    for c in warm.columns:
+        assert c.features is not None and c.rows is None
+        assert c.events() == [p for p in preds if p.model == c.model]
