@@ -15,7 +15,9 @@ row's (a mapping's order carries no meaning in the contract).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import chain
 from typing import Any
 
@@ -84,12 +86,23 @@ def columns(schema: FeatureSchema, features: Sequence[Any]) -> dict[str, Any]:
 
     astuple = msgspec.structs.astuple
     parts: list[list[Any]] = [[] for _ in schema.names]
+    n_numeric = sum(schema.numeric)
     # Rows in chunks: a column pass over a whole batch's rows would leave the cache (2.6x slower at 100k rows).
     for start in range(0, len(features), COLUMN_CHUNK):
-        chunk = zip(*map(astuple, features[start:start + COLUMN_CHUNK]), strict=True)
-        for part, num, column in zip(parts, schema.numeric, chunk, strict=True):
-            # fromiter takes None as NaN (missing), as a float64 column means it
-            part.append(np.fromiter(column, dtype=np.float64, count=len(column)) if num else column)
+        rows = features[start:start + COLUMN_CHUNK]
+        # A chunk's numeric columns are the rows of one block, each packed in one call: twice as fast as fromiter.
+        block = np.empty((n_numeric, len(rows)), dtype=np.float64)
+        pack_into, k = _doubles(len(rows)).pack_into, 0
+        for part, num, column in zip(parts, schema.numeric, zip(*map(astuple, rows), strict=True), strict=True):
+            if num:
+                try:
+                    pack_into(block, k * 8 * len(rows), *column)
+                except struct.error:  # a null: fromiter takes it as NaN (missing), as a float64 column means it
+                    block[k] = np.fromiter(column, dtype=np.float64, count=len(column))
+                part.append(block[k])
+                k += 1
+            else:
+                part.append(column)
     out: dict[str, Any] = {}
     for name, num, part in zip(schema.names, schema.numeric, parts, strict=True):
         if num:
@@ -100,6 +113,11 @@ def columns(schema: FeatureSchema, features: Sequence[Any]) -> dict[str, Any]:
         out = {name: np.empty(0, dtype=np.float64) if num else [] for name, num in zip(schema.names, schema.numeric,
                                                                                           strict=True)}
     return out
+
+
+@lru_cache(maxsize=64)
+def _doubles(n: int) -> struct.Struct:
+    return struct.Struct(f"={n}d")  # native doubles, as numpy's float64 holds them
 
 
 def schema_of_features(features: object) -> FeatureSchema | None:
