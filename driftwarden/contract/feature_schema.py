@@ -2,11 +2,13 @@
 
 A producer sends the same features in every prediction. Once a message shows which (every row with the same
 names), ``FeatureSchema`` makes a decoder whose features are a struct with exactly those fields, each typed as
-the message had it: ``float | None`` for a feature that held only numbers and nulls, the contract's
+the messages of its key had it so far (its ``Kind``): ``float | None`` for a feature that held only numbers and
+nulls, a ``Literal`` of the strings seen (and null) for one that held a few strings, the contract's
 ``FeatureValue`` otherwise. Decoding with it is a third cheaper than into a ``dict`` per row, and the features
 come out as columns in one C-level pass (``columns``). A message that does not fit (a feature missing, added or
-of another type, any invalid input) fails that decoder and is decoded as before, so what is accepted, its values
-and every dead letter's reason are the contract's (``driftwarden.contract.events.decode_batch``).
+of another type, a new category, any invalid input) fails that decoder and is decoded as before, so what is
+accepted, its values and every dead letter's reason are the contract's
+(``driftwarden.contract.events.decode_batch``); its key's schema is then widened to it.
 
 Decoding with a schema accepts exactly what the contract's decoder accepts with those features: the same fields
 and types, last duplicate key winning in both. Only the order of a row's features is the schema's, not the
@@ -19,7 +21,7 @@ import struct
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -27,29 +29,43 @@ from driftwarden.contract.events import FeatureValue, Prediction, Timestamp
 
 COLUMN_CHUNK = 1000  # rows turned into columns at a time
 MAX_FEATURES = 4096  # a wider row is decoded as mappings (a struct type per schema is not worth it)
-_NUMBER_OR_NULL = frozenset({float, type(None)})
+MAX_LITERALS = 256  # distinct strings a field may be decoded against (more: any string)
+
+# What a schema knows of a field's values: numbers (and nulls), a few strings (and nulls), anything, or, as None,
+# only nulls seen yet. A message with a value outside it is decoded the contract's way and the kind widened.
+NUMBER = "number"
+ANY = "any"
+Kind = str | frozenset[str] | None
 
 
 class FeatureSchema:
-    """The decoder of JSON predictions whose features are exactly ``names``; ``numeric`` marks the features
-    typed ``float | None``."""
+    """The decoder of JSON predictions whose features are exactly ``names``, each of a ``Kind``; ``models`` and
+    ``versions`` are the kinds of the rows' model and model version.
 
-    __slots__ = ("names", "numeric", "features_type", "prediction_type", "decoder")
+    A few distinct strings (a categorical feature's categories, the model, its version) are decoded against a
+    ``Literal`` of them: each value is then one shared string, neither allocated per row nor freed after the
+    batch."""
 
-    def __init__(self, names: Sequence[str], numeric: Sequence[bool]) -> None:
+    __slots__ = ("names", "kinds", "numeric", "models", "versions", "features_type", "prediction_type", "decoder")
+
+    def __init__(self, names: Sequence[str], kinds: Sequence[Kind], models: Kind = ANY,
+                 versions: Kind = ANY) -> None:
         self.names = tuple(names)
-        self.numeric = tuple(numeric)
+        self.kinds = tuple(kinds)
+        self.numeric = tuple(kind == NUMBER for kind in self.kinds)
+        self.models, self.versions = models, versions
         # Field names are positional (``f0``...): feature names need not be Python identifiers.
         # gc=False: the structs hold only numbers, strings and None (no cycles), so the collector never tracks them.
         self.features_type = msgspec.defstruct(
-            "SchemaFeatures", [(f"f{i}", float | None if num else FeatureValue) for i, num in enumerate(numeric)],
+            "SchemaFeatures", [(f"f{i}", _feature_type(kind)) for i, kind in enumerate(self.kinds)],
             rename={f"f{i}": name for i, name in enumerate(self.names)}, forbid_unknown_fields=True, frozen=True,
             gc=False)
-        # The contract's Prediction, field for field, but for its features.
+        # The contract's Prediction, field for field, but for its features (and a few models or versions).
         self.prediction_type = msgspec.defstruct(
             "SchemaPrediction",
-            [("event_id", str), ("model", str), ("timestamp", Timestamp), ("features", self.features_type),
-             ("prediction", float | str), ("model_version", str | None, None), ("score", float | None, None),
+            [("event_id", str), ("model", _string_type(models, nullable=False)), ("timestamp", Timestamp),
+             ("features", self.features_type), ("prediction", float | str),
+             ("model_version", _string_type(versions, nullable=True), None), ("score", float | None, None),
              ("scores", dict[str, float] | None, None)],
             frozen=True)
         self.features_type.__feature_schema__ = self  # type: ignore[attr-defined]  # a row's schema, from its features
@@ -57,9 +73,9 @@ class FeatureSchema:
             self.prediction_type | list[self.prediction_type])  # type: ignore[name-defined]
 
     @classmethod
-    def of(cls, preds: Sequence[Prediction]) -> FeatureSchema | None:
+    def of(cls, preds: Sequence[Prediction], previous: FeatureSchema | None = None) -> FeatureSchema | None:
         """The schema of decoded predictions when every row has the same feature names (in the first row's
-        order), else None."""
+        order), else None; widened by ``previous`` (the schema they did not fit) when it has the same names."""
         if not preds:
             return None
         first = preds[0].features
@@ -68,9 +84,13 @@ class FeatureSchema:
         names = first.keys()
         if any(p.features.keys() != names for p in preds):
             return None
-        numeric = [bool(types) and types <= _NUMBER_OR_NULL and float in types
-                   for types in ({type(p.features[name]) for p in preds} for name in names)]
-        return cls(list(names), numeric)
+        kinds = [_kind([p.features[name] for p in preds]) for name in names]
+        models = _kind([p.model for p in preds])
+        versions = _kind([p.model_version for p in preds])
+        if previous is not None and previous.names == tuple(names):
+            kinds = [_merge(old, new) for old, new in zip(previous.kinds, kinds, strict=True)]
+            models, versions = _merge(previous.models, models), _merge(previous.versions, versions)
+        return cls(list(names), kinds, models, versions)
 
     def decode(self, data: bytes) -> list[Any]:
         """The message's predictions (structs with the contract's fields); raises ``msgspec.DecodeError`` when it
@@ -120,6 +140,49 @@ def _doubles(n: int) -> struct.Struct:
     return struct.Struct(f"={n}d")  # native doubles, as numpy's float64 holds them
 
 
+def _kind(values: list[Any]) -> Kind:
+    types = set(map(type, values))
+    types.discard(type(None))
+    if not types:
+        return None
+    if types == {float}:
+        return NUMBER
+    if types == {str}:
+        strings = frozenset(values)
+        strings -= {None}  # type: ignore[arg-type]
+        return strings if len(strings) <= MAX_LITERALS else ANY
+    return ANY
+
+
+def _merge(old: Kind, new: Kind) -> Kind:
+    if old is None or old == new:
+        return new
+    if new is None:
+        return old
+    if isinstance(old, frozenset) and isinstance(new, frozenset) and len(old | new) <= MAX_LITERALS:
+        return old | new
+    return ANY
+
+
+def _feature_type(kind: Kind) -> Any:
+    if kind is None:
+        return None  # only nulls so far: a value widens it
+    if kind == NUMBER:
+        return float | None
+    if isinstance(kind, frozenset):
+        return Literal[tuple(sorted(kind))] | None  # type: ignore[valid-type]
+    return FeatureValue
+
+
+def _string_type(kind: Kind, nullable: bool) -> Any:
+    if kind is None:
+        return None
+    if isinstance(kind, frozenset):
+        strings = Literal[tuple(sorted(kind))]  # type: ignore[valid-type]
+        return strings | None if nullable else strings
+    return str | None if nullable else str
+
+
 def schema_of_features(features: object) -> FeatureSchema | None:
     """The schema a row's features were decoded with, or None (a mapping)."""
     return getattr(type(features), "__feature_schema__", None)
@@ -144,8 +207,9 @@ class SchemaCache:
         return self._schemas.get(key)
 
     def learn(self, key: bytes | None, preds: Sequence[Prediction]) -> None:
-        """Remember the schema of a message decoded the contract's way, if its rows have one."""
-        schema = FeatureSchema.of(preds)
+        """Remember the schema of a message decoded the contract's way, if its rows have one (widening the key's
+        last schema with it)."""
+        schema = FeatureSchema.of(preds, self._schemas.get(key))
         if schema is None:
             return
         if key not in self._schemas and len(self._schemas) >= self.size:

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from driftwarden.contract.events import Prediction, decode_batch, encode
-from driftwarden.contract.feature_schema import COLUMN_CHUNK, FeatureSchema, SchemaCache, as_mapping
+from driftwarden.contract.feature_schema import (
+    ANY,
+    COLUMN_CHUNK,
+    MAX_LITERALS,
+    NUMBER,
+    FeatureSchema,
+    SchemaCache,
+    as_mapping,
+)
 from driftwarden.contract.prediction_columns import PredictionColumns
 
 FIELDS = ("event_id", "model", "timestamp", "prediction", "model_version", "score", "scores")
@@ -37,14 +45,19 @@ def assert_same(schema: FeatureSchema, data: bytes) -> None:
 
 def test_a_message_decoded_with_its_schema_equals_the_contracts_decoding() -> None:
     names = {"x": 1.5, "n": None, "": 2.0, "a b é": "cat", "flag": True}
-    schema = learned([row(0, **names), row(1, **{**names, "n": 3.0})])
+    schema = learned([row(0, **names), row(1, **{**names, "n": 3.0, "a b é": "dog"})])
     assert schema.numeric == (True, True, True, False, False)
+    assert schema.kinds[3] == frozenset({"cat", "dog"}) and schema.models == frozenset({"m"})
     # ints become floats, nulls stay, strings and bools in the features that had them, keys in any order
     assert_same(schema, msgspec.json.encode([row(2, flag=False, x=7, n=None, **{"": -0.0, "a b é": "dog"}),
                                              row(3, x=None, n=1e308, **{"": 1, "a b é": None, "flag": "yes"})]))
+    # a category is one string object however many rows hold it
+    rows = schema.decode(msgspec.json.encode([row(i, **names) for i in range(3)]))
+    assert len({id(as_mapping(r.features)["a b é"]) for r in rows}) == 1
     # a duplicate key: the last one wins, as in a mapping
     assert_same(schema, b'{"event_id": "e", "model": "m", "timestamp": "2026-01-01T00:00:00Z", "prediction": "c", '
-                        b'"features": {"x": 1, "x": 2, "n": 0, "": 0, "a b \\u00e9": "k", "flag": null}, "extra": 1}')
+                        b'"features": {"x": 1, "x": 2, "n": 0, "": 0, "a b \\u00e9": "c\\u0061t", "flag": null}, '
+                        b'"extra": 1}')
 
 
 @pytest.mark.parametrize("payload", [
@@ -52,6 +65,10 @@ def test_a_message_decoded_with_its_schema_equals_the_contracts_decoding() -> No
     b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": 1.0, "k": "a", "y": 1}}',
     b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": "1.0", "k": "a"}}',
     b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": true, "k": "a"}}',
+    b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": 1.0, "k": "new"}}',
+    b'{"event_id": "e", "model": "other", "timestamp": 1.0, "prediction": 1, "features": {"x": 1.0, "k": "a"}}',
+    b'{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": 1.0, "k": "a"}, '
+    b'"model_version": "2"}',
     b'{"event_id": "e", "model": "m", "timestamp": 1.0, "features": {"x": 1.0, "k": "a"}}',
     b'[{"event_id": "e", "model": "m", "timestamp": 1.0, "prediction": 1, "features": {"x": 1.0, "k": "a"}',
 ])
@@ -67,11 +84,25 @@ def test_rows_without_one_set_of_features_have_no_schema() -> None:
     assert FeatureSchema.of(decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0), row(1, y=1.0)]))) is None
 
 
-def test_the_schema_cache_keeps_the_last_schema_per_key_and_stays_bounded() -> None:
+def test_the_schema_cache_keeps_the_last_schema_per_key_widened_and_stays_bounded() -> None:
     cache = SchemaCache(size=2)
     cache.learn(b"a", decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0)])))
     cache.learn(b"a", decode_batch(Prediction, msgspec.json.encode([row(0, y=1.0)])))
     assert cache.get(b"a").names == ("y",)  # type: ignore[union-attr]
+    # what a message did not fit widens what its key's schema accepts: categories add up, then any value
+    for values in (["a", None], ["b"], [None], [1.0]):
+        cache.learn(b"a", decode_batch(Prediction, msgspec.json.encode([row(i, y=v) for i, v in enumerate(values)])))
+        assert cache.get(b"a") is not None
+    kinds = [cache.get(b"a").kinds]  # type: ignore[union-attr]
+    assert kinds == [(ANY,)]
+    many = [row(i, y=f"c{i}") for i in range(MAX_LITERALS + 1)]
+    assert learned(many[:-1]).kinds == (frozenset(f"c{i}" for i in range(MAX_LITERALS)),)
+    assert learned(many).kinds == (ANY,)
+    only_nulls = learned([row(0, y=None)])
+    with pytest.raises(msgspec.DecodeError):
+        only_nulls.decode(msgspec.json.encode([row(0, y=1.0)]))
+    assert FeatureSchema.of(decode_batch(Prediction, msgspec.json.encode([row(0, y=1.0)])), only_nulls).kinds == (
+        NUMBER,)
     cache.learn(b"b", decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0)])))
     cache.learn(b"c", decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0)])))
     assert cache.get(b"c") is not None and len(cache._schemas) <= 2  # noqa: SLF001
@@ -82,7 +113,7 @@ def test_rows_of_one_schema_become_columns_equal_to_their_mappings() -> None:
     rows = [row(i, x=float(i) if i % 5 else None, k=f"c{i % 3}" if i % 7 else None) for i in range(n)]
     data = msgspec.json.encode(rows)
     mappings = decode_batch(Prediction, data)
-    structs = learned(rows[:3]).decode(data)
+    structs = learned(rows[:7]).decode(data)
     columns = PredictionColumns.from_events("m", structs)
     assert columns.rows is None and columns.features is not None
     x = columns.features["x"]

@@ -32,12 +32,12 @@ def plain(preds: list[Prediction]) -> list[Prediction]:
                        p.score, p.scores) for p in preds]
 
 
-def primed() -> bytes:
-    """A key whose schema (feature ``x``, a number) the stream has learned from a good message."""
+def primed(models: tuple[str, ...] = ("known",)) -> bytes:
+    """A key whose schema (feature ``x``, a number; ``models``) the stream has learned from a good message."""
     key = b"primed-%d" % next(_keys)
-    first = decode_record(record(encode([pred("known", 0, 1.0), pred("known", 1, 2.0)]), key), SETTINGS)
+    first = decode_record(record(encode([pred(m, i, 1.0) for i, m in enumerate(models)]), key), SETTINGS)
     assert first.error is None
-    again = decode_record(record(encode([pred("known", 2, 3.0)]), key), SETTINGS)
+    again = decode_record(record(encode([pred(models[0], 2, 3.0)]), key), SETTINGS)
     assert type(again.predictions[0]) is not Prediction  # decoded against the learned schema
     return key
 
@@ -84,7 +84,7 @@ def test_a_long_message_becomes_one_batch_of_columns_per_model_in_its_order() ->
     preds = [pred(["a", "b"][i % 3 == 0], i, 10.0 + i, x=float(i)) for i in range(n)]
     roomy = load_settings(env={})
     cold = decode_record(record(encode(preds), b"cold-%d" % next(_keys)), roomy)
-    warm = decode_record(record(encode(preds), primed()), roomy)
+    warm = decode_record(record(encode(preds), primed(("a", "b"))), roomy)
     assert cold.columns == [] and len(cold.predictions) == n
     assert warm.predictions == [] and [c.model for c in warm.columns] == ["b", "a"]
     assert warm.counts() == cold.counts() == {"a": n - len(preds[::3]), "b": len(preds[::3])}
