@@ -116,7 +116,7 @@ def columns(schema: FeatureSchema, features: Sequence[Any]) -> dict[str, Any]:
         for part, num, column in zip(parts, schema.numeric, zip(*map(astuple, rows), strict=True), strict=True):
             if num:
                 try:
-                    pack_into(block, k * 8 * len(rows), *column)
+                    pack_into(block, k * 8 * len(rows), *column)  # type: ignore[arg-type]  # a C array
                 except struct.error:  # a null: fromiter takes it as NaN (missing), as a float64 column means it
                     block[k] = np.fromiter(column, dtype=np.float64, count=len(column))
                 part.append(block[k])
@@ -149,7 +149,7 @@ def _kind(values: list[Any]) -> Kind:
         return NUMBER
     if types == {str}:
         strings = frozenset(values)
-        strings -= {None}  # type: ignore[arg-type]
+        strings -= {None}
         return strings if len(strings) <= MAX_LITERALS else ANY
     return ANY
 
@@ -170,7 +170,7 @@ def _feature_type(kind: Kind) -> Any:
     if kind == NUMBER:
         return float | None
     if isinstance(kind, frozenset):
-        return Literal[tuple(sorted(kind))] | None  # type: ignore[valid-type]
+        return Literal[tuple(sorted(kind))] | None
     return FeatureValue
 
 
