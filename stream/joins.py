@@ -347,7 +347,7 @@ def _waiting(plan: JoinPlan, model: str, preds: PredictionColumns | None, times:
         slots = ((times[j], preds.predictions[j], scores[j], preds.versions[j]) for j in rows)
     packed = list(map(encode, slots))
     if keep:  # a 5-tuple packs as the array-like PendingPrediction with its features
-        for i, features in enumerate(preds.feature_rows(rows[:keep])):
+        for i, features in enumerate(preds.feature_records(rows[:keep])):
             j = rows[i]
             packed[i] = encode((times[j], preds.predictions[j], scores[j], preds.versions[j], features))
     return dict(zip(keys, packed, strict=True))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from functools import lru_cache
+from itertools import chain, starmap
 from operator import attrgetter
 from typing import Any
 
@@ -132,6 +133,17 @@ class PredictionColumns:
         picked = [_python_values(self.features[name], rows) for name in names]
         return [dict(zip(names, values, strict=True)) for values in zip(*picked, strict=True)]
 
+    def feature_records(self, index: Sequence[int]) -> list[Any]:
+        """The features of rows ``index`` as objects that encode (msgpack or JSON) exactly as ``feature_rows``'s
+        mappings do: from columns, a struct per row with a field per feature (in the columns' order), built and
+        encoded twice as fast as a mapping; else the mappings themselves."""
+        if self.rows is not None or not self.features:
+            return self.feature_rows(index)
+        names = tuple(self.features)
+        rows = _selector(index)
+        picked = [_python_values(self.features[name], rows) for name in names]
+        return list(starmap(_record_type(names), zip(*picked, strict=True)))
+
     def model_of(self, i: int) -> str:
         return self.model if self.models is None else self.models[i]
 
@@ -174,6 +186,15 @@ def _python_values(column: Any, rows: slice | Any) -> list[FeatureValue]:
     if picked.dtype.kind == "f" and np.isnan(picked).any():
         return [None if v != v else v for v in values]  # NaN != NaN
     return values
+
+
+@lru_cache(maxsize=64)
+def _record_type(names: tuple[str, ...]) -> Any:
+    """A struct that encodes as a mapping of ``names`` (fields are positional: a name need not be an identifier)."""
+    import msgspec
+
+    return msgspec.defstruct("FeatureRecord", [(f"f{i}", Any) for i in range(len(names))],
+                             rename={f"f{i}": name for i, name in enumerate(names)}, gc=False)
 
 
 def _chain(lists: Iterable[list[Any]]) -> list[Any]:

@@ -120,6 +120,9 @@ def test_rows_of_one_schema_become_columns_equal_to_their_mappings() -> None:
     assert x.dtype == np.float64 and np.isnan(x[::5]).all() and x[1] == 1.0
     assert columns.features["k"] == [m.features["k"] for m in mappings]
     assert columns.feature_rows(range(n)) == [m.features for m in mappings]
+    for encode_with in (msgspec.msgpack.encode, msgspec.json.encode):  # what a waiting prediction stores
+        assert encode_with(columns.feature_records([0, 5, n - 1])) == encode_with(
+            [mappings[i].features for i in (0, 5, n - 1)])
     expected = PredictionColumns.from_events("m", mappings)
     assert columns.event_ids == expected.event_ids and columns.timestamps.tolist() == expected.timestamps.tolist()
     # rows of several schemas (or mappings among them) keep their mappings
