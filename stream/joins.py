@@ -379,9 +379,10 @@ def _count_expired(reads: dict[str, JoinReads], plan: JoinPlan, expiring: dict[s
         stored = reads[m].stored
         dropped = plan.drop_preds[m]
         # C-level passes over what may be a whole batch of ids: those still stored and not dropped yet
-        values = dict(zip(ids, map(stored.get, ids), strict=True))
-        if None in values.values():  # joined before: no longer stored
-            values = {i: value for i, value in values.items() if value is not None}
+        found = dict(zip(ids, map(stored.get, ids), strict=True))
+        values: dict[bytes | str, bytes] = (  # a None: joined before, no longer stored
+            {i: value for i, value in found.items() if value is not None} if None in found.values()
+            else found)  # type: ignore[assignment]
         for i in dropped.intersection(values):
             del values[i]
         counts[m] += len(values)

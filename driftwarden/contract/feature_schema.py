@@ -197,11 +197,19 @@ def as_mapping(features: Any) -> dict[str, FeatureValue]:
 
 
 class SchemaCache:
-    """The last schema seen per Kafka key (producers key a model's messages by its name), bounded."""
+    """The last schema seen per Kafka key (producers key a model's messages by its name), bounded by keys and by
+    fields (a schema costs about 1 KB per feature).
 
-    def __init__(self, size: int = 1024) -> None:
+    A key gets a schema from its second message decoded the contract's way, not its first: building one costs
+    about three decodes of a 100-row message, so a key seen once per fill of the cache (more keys than it holds,
+    in turn) must not pay it every time."""
+
+    def __init__(self, size: int = 1024, max_fields: int = 50_000) -> None:
         self.size = size
+        self.max_fields = max_fields
         self._schemas: dict[bytes | None, FeatureSchema] = {}
+        self._fields = 0
+        self._seen: set[bytes | None] = set()  # keys with one message decoded the contract's way
 
     def get(self, key: bytes | None) -> FeatureSchema | None:
         return self._schemas.get(key)
@@ -209,9 +217,20 @@ class SchemaCache:
     def learn(self, key: bytes | None, preds: Sequence[Prediction]) -> None:
         """Remember the schema of a message decoded the contract's way, if its rows have one (widening the key's
         last schema with it)."""
-        schema = FeatureSchema.of(preds, self._schemas.get(key))
+        old = self._schemas.get(key)
+        if old is None and key not in self._seen:
+            if len(self._seen) >= self.size:
+                self._seen.clear()
+            self._seen.add(key)
+            return
+        schema = FeatureSchema.of(preds, old)
         if schema is None:
             return
-        if key not in self._schemas and len(self._schemas) >= self.size:
-            self._schemas.clear()  # many keys: start over rather than track which is least used
+        fields = self._fields - (len(old.names) if old is not None else 0) + len(schema.names)
+        if old is None and len(self._schemas) >= self.size or fields > self.max_fields:
+            # many keys or wide rows: start over rather than track which is least used
+            self._schemas.clear()
+            self._seen.clear()
+            fields = len(schema.names)
         self._schemas[key] = schema
+        self._fields = fields

@@ -35,8 +35,9 @@ def plain(preds: list[Prediction]) -> list[Prediction]:
 def primed(models: tuple[str, ...] = ("known",)) -> bytes:
     """A key whose schema (feature ``x``, a number; ``models``) the stream has learned from a good message."""
     key = b"primed-%d" % next(_keys)
-    first = decode_record(record(encode([pred(m, i, 1.0) for i, m in enumerate(models)]), key), SETTINGS)
-    assert first.error is None
+    for _ in range(2):  # a key gets its schema from its second message
+        first = decode_record(record(encode([pred(m, i, 1.0) for i, m in enumerate(models)]), key), SETTINGS)
+        assert first.error is None and type(first.predictions[0]) is Prediction
     again = decode_record(record(encode([pred(models[0], 2, 3.0)]), key), SETTINGS)
     assert type(again.predictions[0]) is not Prediction  # decoded against the learned schema
     return key
