@@ -104,17 +104,16 @@ def decode_record(record: RawRecord, settings: Settings) -> Decoded:
 
 
 def _json_predictions(key: bytes | None, value: bytes) -> list[Prediction]:
-    """A JSON predictions message: decoded with the schema its key last sent when it fits and is sound, else the
+    """A JSON predictions message: decoded with a schema its key sent when it fits one and is sound, else the
     contract's way (which raises the reason of bad input) and its schema learned."""
-    schema = _schemas.get(key)
-    if schema is not None:
+    for schema in _schemas.get(key):  # a message that does not fit fails fast, at its first row as a rule
         try:
             items = schema.decode(value)
         except msgspec.DecodeError:
-            pass
-        else:
-            if all_sound(items):
-                return items
+            continue
+        if all_sound(items):
+            return items
+        break  # it fits, but is not sound: the contract's way says why
     preds = decode_message(Prediction, value, JSON_FORMAT)
     _schemas.learn(key, preds)
     return preds

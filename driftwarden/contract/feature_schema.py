@@ -197,40 +197,46 @@ def as_mapping(features: Any) -> dict[str, FeatureValue]:
 
 
 class SchemaCache:
-    """The last schema seen per Kafka key (producers key a model's messages by its name), bounded by keys and by
-    fields (a schema costs about 1 KB per feature).
+    """The last few schemas seen per Kafka key (producers key a model's messages by its name; a key shared by
+    models of different features has one schema each), bounded by keys and by fields (a schema costs about 1 KB
+    per feature).
 
     A key gets a schema from its second message decoded the contract's way, not its first: building one costs
     about three decodes of a 100-row message, so a key seen once per fill of the cache (more keys than it holds,
     in turn) must not pay it every time."""
 
-    def __init__(self, size: int = 1024, max_fields: int = 50_000) -> None:
+    def __init__(self, size: int = 1024, max_fields: int = 50_000, per_key: int = 4) -> None:
         self.size = size
         self.max_fields = max_fields
-        self._schemas: dict[bytes | None, FeatureSchema] = {}
+        self.per_key = per_key
+        self._schemas: dict[bytes | None, list[FeatureSchema]] = {}  # the most recently learned first
         self._fields = 0
         self._seen: set[bytes | None] = set()  # keys with one message decoded the contract's way
 
-    def get(self, key: bytes | None) -> FeatureSchema | None:
-        return self._schemas.get(key)
+    def get(self, key: bytes | None) -> list[FeatureSchema]:
+        return self._schemas.get(key, [])
 
     def learn(self, key: bytes | None, preds: Sequence[Prediction]) -> None:
         """Remember the schema of a message decoded the contract's way, if its rows have one (widening the key's
-        last schema with it)."""
-        old = self._schemas.get(key)
-        if old is None and key not in self._seen:
+        schema of the same features, if any)."""
+        known = self._schemas.get(key)
+        if known is None and key not in self._seen:
             if len(self._seen) >= self.size:
                 self._seen.clear()
             self._seen.add(key)
             return
+        names = tuple(preds[0].features) if preds else ()
+        old = next((s for s in known or () if s.names == names), None)
         schema = FeatureSchema.of(preds, old)
         if schema is None:
             return
-        fields = self._fields - (len(old.names) if old is not None else 0) + len(schema.names)
-        if old is None and len(self._schemas) >= self.size or fields > self.max_fields:
+        kept = [s for s in known or () if s is not old][:self.per_key - 1]
+        dropped = sum(len(s.names) for s in known or ()) - sum(len(s.names) for s in kept)
+        fields = self._fields - dropped + len(schema.names)
+        if known is None and len(self._schemas) >= self.size or fields > self.max_fields:
             # many keys or wide rows: start over rather than track which is least used
             self._schemas.clear()
             self._seen.clear()
-            fields = len(schema.names)
-        self._schemas[key] = schema
+            kept, fields = [], len(schema.names)
+        self._schemas[key] = [schema, *kept]
         self._fields = fields

@@ -84,28 +84,30 @@ def test_rows_without_one_set_of_features_have_no_schema() -> None:
     assert FeatureSchema.of(decode_batch(Prediction, msgspec.json.encode([row(0, x=1.0), row(1, y=1.0)]))) is None
 
 
-def test_the_schema_cache_keeps_the_last_schema_per_key_widened_and_stays_bounded() -> None:
-    cache = SchemaCache(size=2)
-    x, y = (decode_batch(Prediction, msgspec.json.encode([row(0, **{name: 1.0})])) for name in "xy")
+def test_the_schema_cache_keeps_a_few_schemas_per_key_widened_and_stays_bounded() -> None:
+    cache = SchemaCache(size=2, per_key=2)
+    x, y, z = (decode_batch(Prediction, msgspec.json.encode([row(0, **{name: 1.0})])) for name in "xyz")
     cache.learn(b"a", x)
-    assert cache.get(b"a") is None  # a key seen once costs no schema
+    assert cache.get(b"a") == []  # a key seen once costs no schema
     cache.learn(b"a", x)
     cache.learn(b"a", y)
-    assert cache.get(b"a").names == ("y",)  # type: ignore[union-attr]
-    # what a message did not fit widens what its key's schema accepts: categories add up, then any value
+    assert [s.names for s in cache.get(b"a")] == [("y",), ("x",)]  # one key, two models' features
+    cache.learn(b"a", z)
+    assert [s.names for s in cache.get(b"a")] == [("z",), ("y",)]
+    # what a message did not fit widens what its key's schema of those features accepts: categories add up, then
+    # any value
     for values in (["a", None], ["b"], [None], [1.0]):
         cache.learn(b"a", decode_batch(Prediction, msgspec.json.encode([row(i, y=v) for i, v in enumerate(values)])))
-        assert cache.get(b"a") is not None
-    kinds = [cache.get(b"a").kinds]  # type: ignore[union-attr]
-    assert kinds == [(ANY,)]
+        assert cache.get(b"a")[0].names == ("y",)
+    assert cache.get(b"a")[0].kinds == (ANY,) and len(cache.get(b"a")) == 2
     for key in (b"b", b"c"):  # a third key over size 2: start over
         cache.learn(key, x)
         cache.learn(key, x)
-    assert cache.get(b"c") is not None and cache.get(b"a") is None and len(cache._schemas) <= 2  # noqa: SLF001
+    assert cache.get(b"c") and not cache.get(b"a") and len(cache._schemas) <= 2  # noqa: SLF001
     wide = SchemaCache(max_fields=3)
     for key in (b"a", b"a", b"b", b"b"):
         wide.learn(key, decode_batch(Prediction, msgspec.json.encode([row(0, p=1.0, q=1.0)])))
-    assert wide.get(b"b") is not None and wide.get(b"a") is None  # 4 fields over 3: start over
+    assert wide.get(b"b") and not wide.get(b"a")  # 4 fields over 3: start over
     many = [row(i, y=f"c{i}") for i in range(MAX_LITERALS + 1)]
     assert learned(many[:-1]).kinds == (frozenset(f"c{i}" for i in range(MAX_LITERALS)),)
     assert learned(many).kinds == (ANY,)

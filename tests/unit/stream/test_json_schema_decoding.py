@@ -92,3 +92,15 @@ def test_a_long_message_becomes_one_batch_of_columns_per_model_in_its_order() ->
     for c in warm.columns:
         assert c.features is not None and c.rows is None
         assert c.events() == [p for p in preds if p.model == c.model]
+
+
+def test_a_key_shared_by_two_feature_sets_decodes_both_against_their_schemas() -> None:
+    key = b"shared-%d" % next(_keys)
+    xs = encode([pred("known", i, 1.0 + i, x=float(i)) for i in range(3)])
+    ys = encode([Prediction(f"y-{i}", "known", 1.0 + i, {"y": "a"}, 0, "1") for i in range(3)])
+    for value in (xs, xs, ys, ys):  # each feature set's second message teaches its schema
+        decode_record(record(value, key), SETTINGS)
+    for value in (xs, ys):
+        warm = decode_record(record(value, key), SETTINGS)
+        assert warm.error is None and type(warm.predictions[0]) is not Prediction
+        assert plain(warm.predictions) == decode_record(record(value, b"cold-%d" % next(_keys)), SETTINGS).predictions
