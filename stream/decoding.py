@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+import msgspec
+
 from driftwarden.contract.columnar import decode_message, decode_prediction_columns
 from driftwarden.contract.events import (
     ARROW_FORMAT,
@@ -16,10 +18,12 @@ from driftwarden.contract.events import (
     Label,
     Prediction,
     Timestamp,
+    all_sound,
     encode,
     iso,
     to_epoch,
 )
+from driftwarden.contract.feature_schema import SchemaCache, schema_of_features
 from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings
 from stream.outbox import Outgoing
@@ -27,11 +31,20 @@ from stream.records import RawRecord
 
 _model = attrgetter("model")
 PAYLOAD_LIMIT = 10_000  # characters of a bad payload kept in its dead letter
+_schemas = SchemaCache()  # per Kafka key, the features its JSON predictions last had
+# A JSON message of this many rows of one schema becomes columns as it is decoded, while its rows are in the
+# cache: its structs are dropped at once (freeing them after a batch of 100k rows cost 0.75 us/event); fewer rows
+# (single events) stay structs until the batch's rows of a model become columns together (``step.route``).
+COLUMNS_FROM = 50
 
 
 @dataclass
 class Decoded:
-    """One record's events: JSON predictions as structs, Arrow ones as columns (one batch per model)."""
+    """One record's events: predictions as structs or as columns (one batch per model), never both.
+
+    Arrow messages, and JSON arrays of ``COLUMNS_FROM`` rows or more that fit the features their key last sent
+    (``driftwarden.contract.feature_schema``), are columns. Other JSON predictions are structs with the contract's
+    fields, whose ``features`` are a mapping or a schema's struct."""
 
     record: RawRecord
     predictions: list[Prediction] = field(default_factory=list)
@@ -71,6 +84,12 @@ def decode_record(record: RawRecord, settings: Settings) -> Decoded:
         if record.topic == topics.predictions and record.wire_format == ARROW_FORMAT:
             batch = decode_prediction_columns(record.value)
             item.columns = list(batch.split().values()) if len(batch) else []
+        elif record.topic == topics.predictions and record.wire_format == JSON_FORMAT:
+            preds = _json_predictions(record.key, record.value)
+            if len(preds) >= COLUMNS_FROM and schema_of_features(preds[0].features) is not None:
+                item.columns = _columns_by_model(preds)
+            else:
+                item.predictions = preds
         elif record.topic == topics.predictions:
             item.predictions = decode_message(Prediction, record.value, record.wire_format)
         elif record.topic == topics.labels:
@@ -82,6 +101,33 @@ def decode_record(record: RawRecord, settings: Settings) -> Decoded:
         if item.error is None:
             item.error = exc
     return item
+
+
+def _json_predictions(key: bytes | None, value: bytes) -> list[Prediction]:
+    """A JSON predictions message: decoded with a schema its key sent when it fits one and is sound, else the
+    contract's way (which raises the reason of bad input) and its schema learned."""
+    for schema in _schemas.get(key):  # a message that does not fit fails fast, at its first row as a rule
+        try:
+            items = schema.decode(value)
+        except msgspec.DecodeError:
+            continue
+        if all_sound(items):
+            return items
+        break  # it fits, but is not sound: the contract's way says why
+    preds = decode_message(Prediction, value, JSON_FORMAT)
+    _schemas.learn(key, preds)
+    return preds
+
+
+def _columns_by_model(preds: list[Prediction]) -> list[PredictionColumns]:
+    """One model's rows of a message as columns, per model, each in the message's order."""
+    models = list(map(_model, preds))
+    if models.count(models[0]) == len(models):
+        return [PredictionColumns.from_events(models[0], preds)]
+    groups: dict[str, list[Prediction]] = {}
+    for model, pred in zip(models, preds, strict=True):
+        groups.setdefault(model, []).append(pred)
+    return [PredictionColumns.from_events(model, group) for model, group in groups.items()]
 
 
 def _undecodable(value: bytes | None) -> ContractError | None:

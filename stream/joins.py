@@ -28,6 +28,7 @@ import hashlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import filterfalse, repeat
 from typing import Any
 
 import msgspec
@@ -239,7 +240,7 @@ def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, PredictionColum
                 break
             members = _ids_decoder.decode(member)
             seen += len(members)
-            unread.extend(i for i in members if i not in out[m].stored)
+            unread.extend(filterfalse(out[m].stored.__contains__, members))
         if unread:
             evict_lookups.append((m, unread))
     if evict_lookups:
@@ -347,7 +348,7 @@ def _waiting(plan: JoinPlan, model: str, preds: PredictionColumns | None, times:
         slots = ((times[j], preds.predictions[j], scores[j], preds.versions[j]) for j in rows)
     packed = list(map(encode, slots))
     if keep:  # a 5-tuple packs as the array-like PendingPrediction with its features
-        for i, features in enumerate(preds.feature_rows(rows[:keep])):
+        for i, features in enumerate(preds.feature_records(rows[:keep])):
             j = rows[i]
             packed[i] = encode((times[j], preds.predictions[j], scores[j], preds.versions[j], features))
     return dict(zip(keys, packed, strict=True))
@@ -377,13 +378,22 @@ def _count_expired(reads: dict[str, JoinReads], plan: JoinPlan, expiring: dict[s
     for m, ids, counts in lookups:
         stored = reads[m].stored
         dropped = plan.drop_preds[m]
-        values = {i: value for i in ids if (value := stored.get(i)) is not None and i not in dropped}
+        # C-level passes over what may be a whole batch of ids: those still stored and not dropped yet
+        found = dict(zip(ids, map(stored.get, ids), strict=True))
+        values: dict[bytes | str, bytes] = (  # a None: joined before, no longer stored
+            {i: value for i, value in found.items() if value is not None} if None in found.values()
+            else found)  # type: ignore[assignment]
+        for i in dropped.intersection(values):
+            del values[i]
         counts[m] += len(values)
         dropped.update(values)
-        plan.feature_holders[m] -= sum(1 for v in values.values() if _holds_features(v))
+        plan.feature_holders[m] -= _holding_features(list(values.values()))
 
 
-def _holds_features(value: bytes) -> bool:
-    """Whether a stored waiting prediction holds its features. A 4-item array (0x94, how ``_waiting`` packs one
+def _holding_features(values: list[bytes]) -> int:
+    """How many stored waiting predictions hold their features. A 4-item array (0x94, how ``_waiting`` packs one
     without them) cannot: only the others are decoded, so an eviction does not decode every evicted entry."""
-    return value[:1] != b"\x94" and _pred_features.decode(value).features is not None
+    plain = sum(map(bytes.startswith, values, repeat(b"\x94")))
+    if plain == len(values):
+        return 0
+    return sum(1 for v in values if v[:1] != b"\x94" and _pred_features.decode(v).features is not None)

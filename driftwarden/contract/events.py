@@ -218,7 +218,7 @@ def decode_batch(kind: type[T], data: bytes) -> list[T]:
 def check_all(items: list[Prediction] | list[Label]) -> None:
     """``check_semantics`` of every item: column by column, then item by item only if something fails, so the
     first bad item in order raises its own error."""
-    if not _all_sound(items):
+    if not all_sound(items):
         for item in items:
             check_semantics(item)
 
@@ -241,9 +241,10 @@ def _reason_of(exc: msgspec.DecodeError) -> str:
     return "invalid_json"
 
 
-def _all_sound(items: list[Prediction] | list[Label]) -> bool:
+def all_sound(items: list[Prediction] | list[Label]) -> bool:
     """``check_semantics`` of every item, column by column without a Python call per item where it can: False
-    when some item would fail (the caller then finds which, in order, for the same error)."""
+    when some item would fail (the caller then finds which, in order, for the same error). An item may be any
+    struct with the contract's fields (a prediction decoded against its features' schema)."""
     if "" in map(_event_id, items) or "" in map(_model, items):
         return False
     stamps = list(map(_timestamp, items))
@@ -256,7 +257,7 @@ def _all_sound(items: list[Prediction] | list[Label]) -> bool:
                 to_epoch(ts)
         except ContractError:
             return False
-    if items and isinstance(items[0], Prediction):
+    if items and not isinstance(items[0], Label):
         try:
             for item in items:
                 if item.scores is not None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from functools import lru_cache
+from itertools import chain, starmap
 from operator import attrgetter
 from typing import Any
 
 from driftwarden.contract.events import FeatureValue, Prediction, to_epoch
+from driftwarden.contract.feature_schema import as_mapping, columns, schema_of_features
 
 # one C-level pass per field over a JSON batch's structs
 _event_id, _timestamp, _prediction = attrgetter("event_id"), attrgetter("timestamp"), attrgetter("prediction")
@@ -50,17 +52,25 @@ class PredictionColumns:
 
     @classmethod
     def from_events(cls, model: str, preds: Sequence[Prediction]) -> PredictionColumns:
-        """The columns of one model's decoded structs (the JSON path); timestamps to epoch seconds here, once."""
+        """The columns of one model's decoded structs (the JSON path); timestamps to epoch seconds here, once.
+        Rows decoded against one feature schema (``driftwarden.contract.feature_schema``) give feature columns;
+        any other mix gives each row's mapping."""
         import numpy as np
 
         stamps = list(map(_timestamp, preds))
         if not set(map(type, stamps)) <= {float}:  # ISO strings or integers: decoding checked they convert
             stamps = [ts if type(ts) is float else to_epoch(ts) for ts in stamps]
         class_scores = list(map(_scores, preds))
+        features = list(map(_features, preds))
+        kinds = set(map(type, features))
+        schema = schema_of_features(features[0]) if len(kinds) == 1 else None  # every row of one schema
+        if schema is None and not kinds <= {dict}:
+            features = list(map(as_mapping, features))
         return cls(model, list(map(_event_id, preds)), np.array(stamps, dtype=np.float64),
                    list(map(_prediction, preds)), list(map(_version, preds)), list(map(_score, preds)),
-                   class_scores if any(s is not None for s in class_scores) else None,
-                   rows=list(map(_features, preds)))
+                   class_scores if class_scores.count(None) != len(class_scores) else None,
+                   features=None if schema is None else columns(schema, features),
+                   rows=features if schema is None else None)
 
     @classmethod
     def concat(cls, parts: Sequence[PredictionColumns]) -> PredictionColumns:
@@ -123,6 +133,17 @@ class PredictionColumns:
         picked = [_python_values(self.features[name], rows) for name in names]
         return [dict(zip(names, values, strict=True)) for values in zip(*picked, strict=True)]
 
+    def feature_records(self, index: Sequence[int]) -> list[Any]:
+        """The features of rows ``index`` as objects that encode (msgpack or JSON) exactly as ``feature_rows``'s
+        mappings do: from columns, a struct per row with a field per feature (in the columns' order), built and
+        encoded twice as fast as a mapping; else the mappings themselves."""
+        if self.rows is not None or not self.features:
+            return self.feature_rows(index)
+        names = tuple(self.features)
+        rows = _selector(index)
+        picked = [_python_values(self.features[name], rows) for name in names]
+        return list(starmap(_record_type(names), zip(*picked, strict=True)))
+
     def model_of(self, i: int) -> str:
         return self.model if self.models is None else self.models[i]
 
@@ -165,6 +186,15 @@ def _python_values(column: Any, rows: slice | Any) -> list[FeatureValue]:
     if picked.dtype.kind == "f" and np.isnan(picked).any():
         return [None if v != v else v for v in values]  # NaN != NaN
     return values
+
+
+@lru_cache(maxsize=64)
+def _record_type(names: tuple[str, ...]) -> Any:
+    """A struct that encodes as a mapping of ``names`` (fields are positional: a name need not be an identifier)."""
+    import msgspec
+
+    return msgspec.defstruct("FeatureRecord", [(f"f{i}", Any) for i in range(len(names))],
+                             rename={f"f{i}": name for i, name in enumerate(names)}, gc=False)
 
 
 def _chain(lists: Iterable[list[Any]]) -> list[Any]:

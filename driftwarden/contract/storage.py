@@ -23,6 +23,7 @@ import redis
 import redis.cluster
 
 from detectors.monitor import MonitorConfig, build_reference
+from driftwarden.contract.command_packer import command_packer
 
 # -- the keys ----------------------------------------------------------------------------------------
 
@@ -153,6 +154,9 @@ def connect(url: str, cluster: bool = False, **options: Any) -> redis.Redis:
     if cluster:
         options.pop("health_check_interval", None)  # not a cluster option
         return redis.cluster.RedisCluster.from_url(url, **options)  # type: ignore[return-value]
+    packer = command_packer()
+    if packer is not None:
+        options.setdefault("command_packer", packer)  # big commands packed in one hiredis call
     return redis.Redis.from_url(url, **options)
 
 

@@ -324,6 +324,8 @@ def test_waiting_predictions_are_stored_as_before_and_only_free_slots_keep_featu
     for value, struct in zip(stored.values(), expected, strict=True):
         old = encode_state(struct)
         assert len(value) == len(old) - (struct.features is None)
+        if struct.features is not None:  # from columns too, the bytes a mapping of its features gives
+            assert value == old
         assert decode_pending_prediction(old) == struct
 
 
