@@ -18,6 +18,10 @@ Faust's per-message machinery, not driftwarden's code, bounds a worker fed singl
 * ``drain_messages`` replaces ``Consumer._drain_messages``, the loop that hands fetched messages to
   the conductor: it hands each to its partition's handler directly when that cannot block, instead of
   through ``wait_first(handler, suspend_flow.wait())`` (four tasks and an ``asyncio.wait`` per message).
+  It also asks for records with a ``RECHECK_S`` wait, not Faust's second: a partition paused because
+  its buffer filled is resumed only in the partition set of the next ``getmany``, and one that waits a
+  second on the idle partitions left the batch thread without work a third of the time (a backlog of
+  JSON arrays: 72k events/s with the second, 121-125k with 0.05-0.1 s, same run).
 * ``use_uvloop`` and ``gc_paused``/``freeze_startup`` take the event loop's and the garbage
   collector's share off each message.
 """
@@ -49,6 +53,8 @@ FETCH_MAX_WAIT_MS = 100  # Faust hard-codes 1,500
 FETCH_MAX_BYTES = 4 * 2**20  # per partition and fetch (Faust: 1 MiB); 16 MiB cost ~70 MiB of RSS, no speed
 MIN_BUFFER_MESSAGES = 64
 MAX_BUFFER_MESSAGES = 65_536
+# How long one getmany waits for records before the drain looks at the active partitions again (Faust: 1 s)
+RECHECK_S = FETCH_MAX_WAIT_MS / 1000
 YIELD_EVERY = 100  # messages handed over between two turns of the event loop (as Faust's drain)
 _PATCH_MARK = "_driftwarden_fetch_wait"
 
@@ -374,7 +380,7 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
             await consumer.sleep(0)  # as Faust: a fetch loop that never waits would starve the others
             if consumer.should_stop:
                 continue
-            records, active = await consumer._wait_next_records(1.0)
+            records, active = await consumer._wait_next_records(RECHECK_S)
             generation = app.consumer_generation_id
             if records and not consumer.should_stop and consumer.flow_active:
                 ended: set[Any] = set()

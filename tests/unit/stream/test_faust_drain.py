@@ -45,6 +45,7 @@ class Outcome:
     paused: set[TP] = field(default_factory=set)  # partitions paused for a full buffer
     buffer_full: dict[TP, int] = field(default_factory=dict)  # the sensor's count
     active_after: set[tuple[type, TP]] = field(default_factory=set)  # fetched from, once the queue is read
+    waits: list[float] = field(default_factory=list)  # the timeout of each request for records
 
 
 async def _drive(ours: bool, fetches: list[dict[TP, list[int]]], maxsize: int = 1000,
@@ -67,7 +68,10 @@ async def _drive(ours: bool, fetches: list[dict[TP, list[int]]], maxsize: int = 
     fetcher = SimpleNamespace(_stopped=asyncio.Event())
     pending = list(fetches)
 
+    waits: list[float] = []
+
     async def next_records(timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+        waits.append(timeout)
         await asyncio.sleep(0)
         if not pending:
             fetcher._stopped.set()
@@ -104,7 +108,7 @@ async def _drive(ours: bool, fetches: list[dict[TP, list[int]]], maxsize: int = 
         events.append((type(event), event.key, event.value, event.headers, message.refcount, message.acked))
     active_after = {(type(tp), tp) for tp in consumer._get_active_partitions()}
     return Outcome(delivered, dict(consumer._read_offset), calls, dict(app.monitor.tp_end_offsets), events,
-                   paused, buffer_full, active_after)
+                   paused, buffer_full, active_after, waits)
 
 
 def _both(*args: Any, **kwargs: Any) -> tuple[Outcome, Outcome]:
@@ -136,6 +140,16 @@ def test_a_filling_queue_pauses_its_partition_as_fausts_handler_does() -> None:
     assert ours.delivered == faust_out.delivered
     # Reading the queue resumed TP0, named with Faust's TP type (the consumer asserts it).
     assert ours.active_after == faust_out.active_after == {(TP, TP0), (TP, TP1)}
+
+
+def test_a_paused_partition_is_asked_for_again_within_a_fetch_wait() -> None:
+    # A partition paused for a full buffer is resumed only in the partition set of the next request for
+    # records; Faust's requests wait a second on the idle partitions meanwhile, ours a fetch wait.
+    faust_out, ours = _both([{TP0: [0, 1, 2], TP1: [0]}], maxsize=4)
+    assert ours.paused == faust_out.paused == {TP0}
+    assert faust_out.waits and set(faust_out.waits) == {1.0}
+    assert len(ours.waits) == len(faust_out.waits)
+    assert set(ours.waits) == {faust_path.RECHECK_S} and faust_path.RECHECK_S <= faust_path.FETCH_MAX_WAIT_MS / 1000
 
 
 def test_messages_read_already_are_skipped_as_faust_skips_them() -> None:
