@@ -63,6 +63,10 @@ def ensure_kafka_jars(cache: Path = DEFAULT_CACHE) -> Path:
 
 
 _random = random.SystemRandom()  # independent of any seed a test or a caller sets
+# Ports this process handed out: a caller binds its port later (a server it starts), so two picks in a row
+# could name the same free port (a Redis Cluster test's node and another's bus port did)
+_handed: dict[int, None] = {}
+_HANDED_MAX = 4096
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -84,12 +88,17 @@ def free_port() -> int:
     candidates = range(max(1024, low - 12_000), low) if low > 2048 else range(high + 1, 65_536)
     for _ in range(200):
         port = _random.choice(candidates)
+        if port in _handed:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed[port] = None
+        while len(_handed) > _HANDED_MAX:
+            del _handed[next(iter(_handed))]
+        return port
     raise ServiceError(f"no free loopback port found in {candidates.start}-{candidates.stop - 1}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from types import SimpleNamespace
 
@@ -27,6 +28,18 @@ def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
         busy.listen()
         taken = busy.getsockname()[1]
         other = free_port()
+        monkeypatch.setattr(devstack, "_handed", {})  # as if ``other`` had not been handed out yet
         picks = iter([taken, taken, other])
         monkeypatch.setattr(devstack, "_random", SimpleNamespace(choice=lambda _candidates: next(picks)))
         assert free_port() == other
+
+
+def test_a_port_handed_out_is_not_handed_out_again_before_it_is_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Servers bind their ports after all of them are chosen: a port handed out and still free must not be
+    # chosen twice (a Redis Cluster node failed to start on its neighbour's port).
+    first, second = free_port(), free_port()
+    picks = iter([first, second, first, second])
+    system = random.SystemRandom()
+    monkeypatch.setattr(devstack, "_random", SimpleNamespace(
+        choice=lambda candidates: next(picks, None) or system.choice(candidates)))
+    assert free_port() not in (first, second)
