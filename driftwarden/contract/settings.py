@@ -141,6 +141,9 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     alert_resolve_windows: int = 3
     alert_cooldown_s: float = 600.0
     data_dir: str = ""  # Faust's folder; empty = <temp dir>/driftwarden-stream/<app_id>
+    # How often applied offsets are committed to Kafka. Redis holds the offsets every batch applied, so a
+    # longer interval only replays more (harmless) records after a crash.
+    commit_interval_s: float = 1.0
     session_timeout_s: float = 30.0  # a dead worker's partitions move after this long
     # Kafka static membership (group.instance.id): a stable name per worker (a StatefulSet pod name) lets a
     # restarted worker take its partitions back at once instead of after session_timeout_s; "" = dynamic.
