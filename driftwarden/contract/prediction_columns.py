@@ -129,9 +129,7 @@ class PredictionColumns:
         names = list(self.features)
         if not names:
             return [{} for _ in index]
-        rows = _selector(index)
-        picked = [_python_values(self.features[name], rows) for name in names]
-        return [dict(zip(names, values, strict=True)) for values in zip(*picked, strict=True)]
+        return [dict(zip(names, values, strict=True)) for values in self._row_values(index)]
 
     def feature_records(self, index: Sequence[int]) -> list[Any]:
         """The features of rows ``index`` as objects that encode (msgpack or JSON) exactly as ``feature_rows``'s
@@ -139,10 +137,13 @@ class PredictionColumns:
         encoded twice as fast as a mapping; else the mappings themselves."""
         if self.rows is not None or not self.features:
             return self.feature_rows(index)
-        names = tuple(self.features)
+        return list(starmap(_record_type(tuple(self.features)), self._row_values(index)))
+
+    def _row_values(self, index: Sequence[int]) -> Iterable[tuple[FeatureValue, ...]]:
+        """Each of rows ``index``'s feature values from the columns, in the columns' order (None for missing)."""
+        assert self.features is not None
         rows = _selector(index)
-        picked = [_python_values(self.features[name], rows) for name in names]
-        return list(starmap(_record_type(names), zip(*picked, strict=True)))
+        return zip(*[_python_values(column, rows) for column in self.features.values()], strict=True)
 
     def model_of(self, i: int) -> str:
         return self.model if self.models is None else self.models[i]
