@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from detectors.codec import pack_json, unpack_json
 from detectors.exceptions import ReferenceMismatchError, SnapshotError
+from detectors.fill_kernel import fill_segments
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -314,6 +315,8 @@ class NumericLayout:
         if self.cells:  # a cell's first edge, as a padded position
             self.first = (first + self.rows[:, None]).ravel()
             self.cell_rows = np.arange(len(histograms), dtype=np.intp) * self.cells
+        else:
+            self.first = np.zeros(0, dtype=np.intp)
         first = np.zeros(self.total, dtype=bool)
         first[self.offsets] = True
         self.overflow = np.zeros(self.total, dtype=bool)
@@ -431,39 +434,16 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
     if not values.size:
         return
     layout = _layout(histograms, layout)
-    # branchless upper bound in each row of padded edges: position of the first edge > value (searchsorted "right")
-    position = layout.start(values, sizes) if layout.cells else np.repeat(layout.rows, sizes)
-    step = layout.span // 2
-    padded = layout.padded
-    while step:
-        position += step * (np.take(padded[step - 1:], position) <= values)  # padded[position + step - 1]
-        step //= 2
-    index = np.take(layout.bin_of, position)  # the global bin: histogram offset + bin
-    outside = np.flatnonzero(np.take(layout.outside, index))  # under- and overflow bins
-    if outside.size:  # the last interior bin is closed on the right: an overflow value on the last edge is in it
-        bins = index[outside]
-        closed = np.take(layout.overflow, bins) & (values[outside] == np.take(layout.last_edge, bins))
-        if closed.any():
-            index[outside[closed]] -= 1
-            outside = outside[~closed]
     total = layout.total
-    counts = np.bincount(index, minlength=total)
-    # interior bins: offset from the left edge in units of the width, times 2**24 (``update``'s formula)
-    fixed = np.rint((values - np.take(layout.anchor, index)) / np.take(layout.unit, index) * _FRACTION_SCALE)
-    sums = np.zeros(total, dtype=np.int64)
-    if outside.size:  # beyond the edges: the full formula, and large offsets added as int64, exactly
-        bins = index[outside]
-        offset = np.minimum(np.take(layout.direction, bins) * (values[outside] - np.take(layout.anchor, bins))
-                            / np.take(layout.unit, bins), _TAIL_CAP)
-        np.add.at(sums, bins, np.rint(offset * np.take(layout.scale, bins)).astype(np.int64))
-        fixed[outside] = 0.0
-    # interior offsets are integers <= 2**24 and each bin is one histogram's: exact float sums, as in ``update``
-    sums += np.bincount(index, weights=fixed, minlength=total).astype(np.int64)
     block = _in_one_block(histograms, total)
-    if block is not None:  # a window's histograms: every count and sum added at once
-        block[:total] += counts
-        block[total:] += sums
+    if block is not None:  # a window's histograms: every count and sum added in place
+        counts, sums = block[:total], block[total:]
     else:
+        counts, sums = np.zeros(total, dtype=np.int64), np.zeros(total, dtype=np.int64)
+    fill_segments(values, np.cumsum([0, *sizes]), layout.padded, layout.rows, layout.span, layout.cells, layout.low,
+                  layout.inverse, layout.first, layout.bin_of, layout.outside, layout.overflow, layout.last_edge,
+                  layout.direction, layout.anchor, layout.unit, layout.scale, _FRACTION_SCALE, _TAIL_CAP, counts, sums)
+    if block is None:
         for h, start, size in zip(histograms, layout.offsets, layout.bins, strict=True):
             h._counts += counts[start:start + size]
             h._fixed += sums[start:start + size]

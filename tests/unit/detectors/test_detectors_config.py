@@ -77,8 +77,8 @@ def test_invalid_configuration_is_rejected(bad: dict) -> None:
         MonitorConfig(**bad)
 
 
-def test_the_package_imports_only_numpy_scipy_river_and_the_standard_library() -> None:
-    allowed = {"numpy", "scipy", "river", "detectors", "__future__"} | set(sys.stdlib_module_names)
+def test_the_package_imports_only_numpy_scipy_river_numba_and_the_standard_library() -> None:
+    allowed = {"numpy", "scipy", "river", "numba", "detectors", "__future__"} | set(sys.stdlib_module_names)
     imported = set()
     for path in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
