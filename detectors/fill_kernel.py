@@ -37,7 +37,8 @@ def fill_segments(values: FloatArray, seg_starts: IntArray, padded: FloatArray, 
     equal bit for bit (the sign of a zero extreme, BLAS's order of a dot product)."""
     top_cell = cells - 1.0
     for h in range(rows.size):
-        row, cell_low, cell_scale, cell_base = rows[h], low[h] if cells else 0.0, inverse[h] if cells else 0.0, h * cells
+        row, cell_base = rows[h], h * cells
+        cell_low, cell_scale = (low[h], inverse[h]) if cells else (0.0, 0.0)
         for k in range(seg_starts[h], seg_starts[h + 1]):
             v = values[k]
             if cells:
