@@ -410,7 +410,8 @@ def update_numeric(histograms: Sequence[NumericHistogram], columns: Sequence[Flo
     in random order (a mispredicted branch per step). Here the columns are concatenated and searched together by a
     branchless binary search over each histogram's edges (padded with +inf), started from the layout's cell table
     (``NumericLayout._cells``: one step instead of five for well-spread edges), in one compiled loop over every value
-    (``detectors/fill_kernel.py``), which adds each value's count and fixed-point offset to its bin. The state is exactly what ``update`` leaves: a value's bin is
+    (``detectors/fill_kernel.py``), which adds each value's count and fixed-point offset to its bin.
+    The state is exactly what ``update`` leaves: a value's bin is
     the same count of edges at or below it, counts and fixed-point sums are integers, the offsets come from the same
     floating-point operations (times a direction of 1 and a cap that cannot bind inside the range, skipped), and
     the sum of squares and the extremes are taken per histogram as there.
