@@ -1,11 +1,12 @@
 """The numeric fill of many histograms in one compiled loop (numba): a value's bin and its fixed-point offset.
 
 ``update_numeric`` in numpy paid ~20 array passes over a window's values (a branchless search started from a cell
-table, then bincounts, takes and the tail formula), ~0.35 ms of a 1,000 x 20 window. One loop per value does the
-same work with each value read once. It is exact by construction, not by tolerance: the bin is the count of edges
-at or below the value (as ``searchsorted(side="right")``), the offsets use the very floating-point operations of
-``NumericHistogram.update`` in the same order (no fast-math, so no reassociation or fused multiply-add), and the
-counts and sums are integers, so the order in which values are added cannot change them. The tests compare it with
+table, then bincounts, takes and the tail formula): ~0.21 ms for the 16 x 1,000 values of the bench's window,
+0.14 ms with this loop, which does the same work reading each value once. It is exact by construction, not by
+tolerance: the bin is the count of edges at or below the value (as ``searchsorted(side="right")``), the offsets
+use the very floating-point operations of ``NumericHistogram.update`` in the same order (no fast-math, so no
+reassociation or fused multiply-add), and the counts and sums are integers, so the order in which values are added
+cannot change them. The tests compare it with
 ``NumericHistogram.update`` with ``==`` (``tests/unit/detectors/test_detectors_stacked.py``).
 
 Compiled once per machine (``cache=True`` keeps the machine code beside this file, ~1 s the first time).
@@ -33,8 +34,8 @@ def fill_segments(values: FloatArray, seg_starts: IntArray, padded: FloatArray, 
 
     The search is the layout's: from the cell table's first edge of the value's cell (the row's start when there is
     no table), a branchless upper bound over ``span`` padded positions (a branch per step mispredicts on values in
-    random order: twice the time). The extremes and the sum of squares stay with numpy, whose reductions they must
-    equal bit for bit (the sign of a zero extreme, BLAS's order of a dot product)."""
+    random order: 148 against 93 us for 16,000 values). The extremes and the sum of squares stay with numpy, whose
+    reductions they must equal bit for bit (the sign of a zero extreme, BLAS's order of a dot product)."""
     top_cell = cells - 1.0
     for h in range(rows.size):
         row, cell_base = rows[h], h * cells
@@ -59,17 +60,15 @@ def fill_segments(values: FloatArray, seg_starts: IntArray, padded: FloatArray, 
                     position += step * (padded[position + step - 1] <= v)
                     step >>= 1
             g = bin_of[position]
-            if outside[g]:
-                if overflow[g] and v == last_edge[g]:  # the last interior bin is closed on the right
-                    g -= 1
-                    counts[g] += 1
-                    sums[g] += np.int64(np.rint((v - anchor[g]) / unit[g] * fraction_scale))
-                    continue
-                counts[g] += 1
-                offset = direction[g] * (v - anchor[g]) / unit[g]  # the distance from the nearest edge, capped
+            interior = not outside[g]
+            if not interior and overflow[g] and v == last_edge[g]:  # the last interior bin is closed on the right
+                g -= 1
+                interior = True
+            counts[g] += 1
+            if interior:
+                sums[g] += np.int64(np.rint((v - anchor[g]) / unit[g] * fraction_scale))
+            else:  # under- or overflow: the distance from the nearest edge, capped
+                offset = direction[g] * (v - anchor[g]) / unit[g]
                 if offset > tail_cap:
                     offset = tail_cap
                 sums[g] += np.int64(np.rint(offset * scale[g]))
-            else:
-                counts[g] += 1
-                sums[g] += np.int64(np.rint((v - anchor[g]) / unit[g] * fraction_scale))

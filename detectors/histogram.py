@@ -314,14 +314,13 @@ class NumericLayout:
         self.rows = np.arange(len(histograms), dtype=np.intp) * width
         if self.cells:  # a cell's first edge, as a padded position
             self.first = (first + self.rows[:, None]).ravel()
-            self.cell_rows = np.arange(len(histograms), dtype=np.intp) * self.cells
         else:
             self.first = np.zeros(0, dtype=np.intp)
-        first = np.zeros(self.total, dtype=bool)
-        first[self.offsets] = True
+        first_bin = np.zeros(self.total, dtype=bool)  # each histogram's underflow bin
+        first_bin[self.offsets] = True
         self.overflow = np.zeros(self.total, dtype=bool)
         self.overflow[[o + b - 1 for o, b in zip(self.offsets, self.bins, strict=True)]] = True
-        self.outside = first | self.overflow
+        self.outside = first_bin | self.overflow
         self.last_edge = np.concatenate([np.full(b, e[-1]) for e, b in zip(self.edges, self.bins, strict=True)])
         self.direction = np.concatenate([h._direction for h in histograms])
         self.anchor = np.concatenate([h._anchor for h in histograms])
@@ -358,17 +357,6 @@ class NumericLayout:
             if fullest <= 1:
                 break
         return best if best[4] <= width // 4 else (0, *best[1:4], width)
-
-    def start(self, values: FloatArray, sizes: Sequence[int]) -> IntArray:
-        """Where each value's search starts (its row's first edge in its cell); values in row order, ``sizes``
-        per row."""
-        if len(set(sizes)) == 1:  # columns of one length (a batch's): rows of a matrix, no per-value copies
-            with np.errstate(over="ignore"):
-                cell = _cell_of(values.reshape(len(sizes), -1), self.low[:, None], self.inverse[:, None], self.cells)
-            return np.take(self.first, (cell + self.cell_rows[:, None]).ravel())
-        with np.errstate(over="ignore"):
-            cell = _cell_of(values, np.repeat(self.low, sizes), np.repeat(self.inverse, sizes), self.cells)
-        return np.take(self.first, np.repeat(self.cell_rows, sizes) + cell)
 
 
 def _cell_of(values: FloatArray, low: FloatArray | float, inverse: FloatArray | float, cells: int) -> IntArray:
