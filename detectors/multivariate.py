@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.calibration import NullFit, fit
+from detectors.pca_kernel import MAX_FEATURES, residual_means, standardised_rows
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -127,6 +128,9 @@ class PcaArrays(NamedTuple):
         take is the same), and each row's mean square summed as numpy sums a row (``_row_means``)."""
         floats = _floats(columns)
         z = np.concatenate(floats).reshape(len(floats), len(floats[0]) if floats else 0)  # features x rows
+        if 0 < z.shape[0] <= MAX_FEATURES:  # the same operations, compiled (``detectors/pca_kernel.py``)
+            rows = standardised_rows(z, self.mean[:, 0], self.scale[:, 0])
+            return residual_means(rows, (rows @ self.components.T) @ self.components)
         np.subtract(z, self.mean, out=z)
         np.divide(z, self.scale, out=z)
         if not np.isfinite(z).all():

@@ -52,3 +52,22 @@ def test_row_means_sum_as_numpy_sums_each_row() -> None:
         squares = rng.standard_normal((d, 257)) ** 2 * rng.lognormal(0.0, 4.0, (d, 257))
         expected = np.ascontiguousarray(squares.T).mean(axis=1)
         assert _row_means(squares).tobytes() == expected.tobytes(), d
+
+
+def test_compiled_errors_equal_numpy_for_every_feature_count() -> None:
+    """The compiled loops (``detectors/pca_kernel.py``) against the numpy expressions they replace, to the bit, for
+    every feature count they take (up to numpy's block of 128), with non-finite standardised values among them."""
+    from detectors.pca_kernel import MAX_FEATURES, residual_means, standardised_rows
+
+    rng = np.random.default_rng(11)
+    for d in [*range(1, 41), 63, 64, 65, 127, MAX_FEATURES]:
+        n = int(rng.choice([0, 1, 7, 300]))
+        z = rng.normal(size=(d, n)) * rng.lognormal(0.0, 3.0, (d, 1))
+        z[rng.random((d, n)) < 0.03] = math.nan
+        z[rng.random((d, n)) < 0.01] = -math.inf
+        mean, scale = rng.normal(size=d), rng.lognormal(0.0, 1.0, d)
+        standardised = (z - mean[:, None]) / scale[:, None]
+        rows = np.ascontiguousarray(np.where(np.isfinite(standardised), standardised, 0.0).T)
+        assert standardised_rows(z, mean, scale).tobytes() == rows.tobytes(), d
+        reconstructed = rows @ rng.normal(size=(d, d))
+        assert residual_means(rows, reconstructed).tobytes() == ((rows - reconstructed) ** 2).mean(axis=1).tobytes(), d
