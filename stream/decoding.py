@@ -52,18 +52,26 @@ class Decoded:
     error: ContractError | None = None
     columns: list[PredictionColumns] = field(default_factory=list)
     _counts: dict[str, int] | None = field(default=None, repr=False, compare=False)
+    _models: set[str] | None = field(default=None, repr=False, compare=False)
 
     def counts(self) -> dict[str, int]:
-        """Model -> events of the record (predictions and labels), counted once."""
+        """Model -> events of the record (predictions and labels), counted once (the batch asks ~5 times per
+        record; a single prediction, the usual record of single-event traffic, skips the ``Counter``)."""
         if self._counts is None:
-            counts: Counter[str] = Counter({c.model: len(c) for c in self.columns})
-            counts.update(map(_model, self.predictions))
-            counts.update(map(_model, self.labels))
-            self._counts = dict(counts)
+            if len(self.predictions) == 1 and not self.labels and not self.columns:
+                self._counts = {self.predictions[0].model: 1}
+            else:
+                counts: Counter[str] = Counter({c.model: len(c) for c in self.columns})
+                counts.update(map(_model, self.predictions))
+                counts.update(map(_model, self.labels))
+                self._counts = dict(counts)
         return self._counts
 
     def models(self) -> set[str]:
-        return set(self.counts())
+        """The models of ``counts``, made once (callers do not change it)."""
+        if self._models is None:
+            self._models = set(self.counts())
+        return self._models
 
     def only(self, model: str) -> Decoded:
         """The view of this record that concerns ``model``."""
