@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(msgspec.Struct, frozen=True):
+    """One consumed message. A struct, not a frozen dataclass: the event loop makes one per message, and a frozen
+    dataclass's ``__init__`` (an ``object.__setattr__`` per field) cost 760 ns against 100."""
+
     topic: str
     partition: int
     offset: int

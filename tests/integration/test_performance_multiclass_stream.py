@@ -4,10 +4,9 @@ metrics read back; bad per-class scores go to the dead-letter topic and nothing 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
+from msgspec.structs import replace
 from test_stream_batches import Feed, read_topic, tuned
 
 from driftwarden.contract.columnar import encode_arrow
