@@ -89,19 +89,25 @@ class BatchProcessor:
         if not records:
             return BatchReport()
         started = time.perf_counter()
-        report = BatchReport()
         # A batch makes its garbage in bulk and drops it after: collections in the middle of it only walk
-        # the worker's long-lived objects (they more than doubled decode and column building).
+        # the worker's long-lived objects (they more than doubled decode and column building). The batch's
+        # objects die with ``_process``'s frame, before collections resume: the first one after would walk
+        # every one of them (1.6 ms per 1,000 single events).
         with gc_paused():
-            decoded = [decode_record(r, self.settings) for r in records]
-            shards = shard_batch(self.keys, decoded)
-            for keys, part in shards:  # one node: one shard, the whole batch in one transaction
-                partitions = {(d.record.topic, d.record.partition) for d in part}
-                report.published += flush_outbox(self.redis, keys, self.publisher, partitions)
-            for keys, part in shards:
-                report.add(self._apply_shard(part, keys))
-                self._index({m for d in part if d.error is None for m in d.models()})
+            report = self._process(records)
         self.metrics.batch_seconds.labels(topic=records[0].topic).observe(time.perf_counter() - started)
+        return report
+
+    def _process(self, records: Sequence[RawRecord]) -> BatchReport:
+        report = BatchReport()
+        decoded = [decode_record(r, self.settings) for r in records]
+        shards = shard_batch(self.keys, decoded)
+        for keys, part in shards:  # one node: one shard, the whole batch in one transaction
+            partitions = {(d.record.topic, d.record.partition) for d in part}
+            report.published += flush_outbox(self.redis, keys, self.publisher, partitions)
+        for keys, part in shards:
+            report.add(self._apply_shard(part, keys))
+            self._index({m for d in part if d.error is None for m in d.models()})
         return report
 
     def _apply_shard(self, part: list[Decoded], keys: Keys) -> BatchReport:
