@@ -86,7 +86,18 @@ class Keys:
         return self._model(model, "monitor-version", model)
 
     def pending_predictions(self, model: str) -> str:
+        """Waiting predictions as written before segments, one hash field each: read once, to rewrite them."""
         return self._model(model, "pending", "pred", model)
+
+    def pending_segment(self, model: str, name: bytes | str) -> str:
+        """One batch's waiting predictions (``driftwarden.contract.pending_segment``)."""
+        return self._model(model, "pending", "seg", model, name.decode() if isinstance(name, bytes) else name)
+
+    def pending_prediction_joined(self, model: str) -> str:
+        return self._model(model, "pending", "pred-joined", model)
+
+    def pending_prediction_count(self, model: str) -> str:
+        return self._model(model, "pending", "pred-n", model)
 
     def pending_prediction_expiry(self, model: str) -> str:
         return self._model(model, "pending", "pred-exp", model)
