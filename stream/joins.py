@@ -1,25 +1,36 @@
 """Delayed labels: predictions wait for their label, and early labels for their prediction.
 
-Pending items live in one Redis hash per model (event id -> packed item). Expiry is indexed per batch,
-not per event: one sorted-set member per model and batch (the packed list of the ids it left pending)
-scored by the batch's newest timestamp plus the TTL, so an item may outlive its TTL by the span of its
-batch. Expiry is swept in event time (the newest timestamp in the batch), not wall time, so replaying
-a topic gives the same joins and the same count of expired predictions.
+A batch's waiting predictions are stored as one *segment* (``driftwarden.contract.pending_segment``: one string
+per model and batch, named after the model's new state version), not as one hash field each: the per-field
+``HSET`` and its ``HDEL`` on eviction were most of the Arrow worker's time. Redis has no per-id index of them;
+the worker that owns the model keeps one in memory (``stream.pending_index``), rebuilt from the segments and the
+joined set (``load_index``) when it does not hold the one matching the model's state version, and advanced only
+after the batch's transaction succeeded. A label reads its prediction's row by offset (``READ_ROWS``); the
+joined row's digest goes in the model's joined set until its segment goes, so a rebuilt index skips it. A
+segment goes whole: when every row joined, when its expiry passes or when it is evicted; its rows still waiting
+are then counted as expired or evicted. So a segment with some rows joined keeps their bytes until it goes.
 
-At most ``stream.pending_max`` predictions wait per model: beyond it the oldest batches' entries are
-evicted (counted apart from expiry), so a model whose labels never come cannot fill Redis.
+Early labels live in one Redis hash per model (event id digest -> packed label), as before.
 
-Redis work per batch is a constant number of round trips and about two arguments per prediction (its
-hash field and value); a prediction's id is looked up among waiting labels only when labels wait.
+Expiry is indexed per batch, not per event: one sorted-set member per model and batch (a segment's name; the
+packed list of ids for early labels) scored by the batch's newest timestamp plus the TTL, so an item may
+outlive its TTL by the span of its batch. Expiry is swept in event time (the newest timestamp in the batch),
+not wall time, so replaying a topic gives the same joins and the same count of expired predictions.
 
-Hash fields and expiry members hold an 8-byte digest of the event id, not the id (64-bit: two ids of
-one model's ~1M waiting events collide with probability ~3e-8). A waiting prediction keeps its
-timestamp, prediction, score and version (~100 bytes of Redis with its field and expiry share), and
-its features only if it may become one of the ``stream.samples_max`` samples retraining keeps: at most
+At most ``stream.pending_max`` predictions wait per model: beyond it the oldest segments are evicted (counted
+apart from expiry), so a model whose labels never come cannot fill Redis.
+
+Redis work per batch is a constant number of round trips and a constant number of arguments per batch for its
+waiting predictions (one segment), and about one per label; a prediction's id is looked up among waiting labels
+only when labels wait.
+
+Ids are stored as an 8-byte digest of the event id, not the id (64-bit: two ids of one model's ~1M waiting
+events collide with probability ~3e-8). A waiting prediction keeps its timestamp, prediction, score and version,
+and its features only if it may become one of the ``stream.samples_max`` samples retraining keeps: at most
 ``samples_max`` waiting predictions of a model hold features (counted in ``pending_prediction_features``,
-written in the batch's transaction, so a replayed batch decides the same way). A slot is taken in
-arrival order and freed when its prediction joins, expires or is evicted, so a model with fewer than
-``samples_max`` waiting keeps every feature as before, and a busy one still refills the samples list.
+written in the batch's transaction, so a replayed batch decides the same way). A slot is taken in arrival order
+and freed when its prediction joins, expires or is evicted, so a model with fewer than ``samples_max`` waiting
+keeps every feature, and a busy one still refills the samples list.
 """
 
 from __future__ import annotations
@@ -27,18 +38,21 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import filterfalse, repeat
 from typing import Any
 
 import msgspec
+import numpy as np
 import redis
 
 from detectors.monitor import Outcome
 from driftwarden.contract.events import Label
+from driftwarden.contract.pending_segment import READ_ROWS, encode_segment, segment_digests, segment_rows, segment_size
 from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.storage import JoinedSample, encode_sample
 from stream.decoding import epoch
+from stream.pending_index import U64, PendingIndex, as_keys
 from stream.state import (
     Keys,
     PendingLabel,
@@ -84,6 +98,16 @@ def digests(event_ids: list[str]) -> list[bytes]:
 
 
 @dataclass
+class Migration:
+    """Waiting predictions stored as hash fields by an earlier version (``Keys.pending_predictions``): rewritten
+    as segments in the transaction of the first batch that indexes the model, one per old expiry member, with
+    its score; then the hash and those members go."""
+
+    segments: list[tuple[bytes, bytes, float]] = field(default_factory=list)  # (name, segment, expiry score)
+    members: list[bytes] = field(default_factory=list)  # the old expiry members
+
+
+@dataclass
 class JoinReads:
     """What one model's joins of a batch need from Redis (``read_joins``); ``plan_joins`` decides from it."""
 
@@ -92,14 +116,23 @@ class JoinReads:
     label_keys: list[bytes]
     label_times: list[float]
     watermark: float  # the batch's newest event time: expiry is swept up to it
+    index: PendingIndex = field(default_factory=PendingIndex)  # the model's waiting predictions (read only here)
+    name: bytes = b"0"  # the segment this batch's waiting predictions go to (the model's new state version)
     waiting_labels: list[bytes | None] = field(default_factory=list)  # per prediction; empty: no label waits
-    waiting_preds: list[bytes | None] = field(default_factory=list)  # per label
-    expired_preds: list[bytes] = field(default_factory=list)  # expiry members at or below the watermark
+    label_locations: list[int] = field(default_factory=list)  # per label: where its prediction waits, or -1
+    waiting_preds: list[bytes | None] = field(default_factory=list)  # per label: that prediction, as stored
+    expired_preds: list[bytes] = field(default_factory=list)  # segments whose expiry is at or below the watermark
     expired_labels: list[bytes] = field(default_factory=list)
-    n_pending: int = 0  # predictions waiting before this batch
-    holders: int = 0  # of them, those holding their features
-    oldest: list[bytes] = field(default_factory=list)  # the oldest non-expiring batches (read when over the cap)
-    stored: dict[bytes | str, bytes | None] = field(default_factory=dict)  # waiting predictions by id, as read
+    oldest: list[bytes] = field(default_factory=list)  # the oldest segments (read when over the cap)
+    migration: Migration | None = None
+
+
+@dataclass
+class NewSegment:
+    name: bytes
+    value: bytes
+    keys: U64
+    keep: int
 
 
 @dataclass
@@ -110,12 +143,17 @@ class JoinPlan:
     versions: dict[str, list[str | None]] = field(default_factory=lambda: defaultdict(list))
     expired: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     evicted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    evicted_batches: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    evicted_batches: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))  # expiry members
     watermark: dict[str, float] = field(default_factory=dict)
     feature_holders: dict[str, int] = field(default_factory=dict)  # waiting predictions holding features
-    add_preds: dict[str, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
+    waiting: dict[str, int] = field(default_factory=dict)  # predictions waiting after the batch
+    segment: dict[str, NewSegment] = field(default_factory=dict)  # this batch's waiting predictions
+    joined: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # locations that got a label
+    dropped: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))  # segments that go
+    emptied: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))  # of them: all rows joined
+    indexes: dict[str, PendingIndex] = field(default_factory=dict)
+    migrations: dict[str, Migration] = field(default_factory=dict)
     add_labels: dict[str, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
-    drop_preds: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
     drop_labels: dict[str, set[bytes | str]] = field(default_factory=lambda: defaultdict(set))
 
     def join(self, model: str, event_id: str, pred: PendingPrediction, label: PendingLabel) -> None:
@@ -132,25 +170,43 @@ class JoinPlan:
 
     def write(self, tx: Any, keys: Keys, samples_max: int, ttl_s: float) -> None:
         """Queue this plan's writes on an open MULTI."""
+        for m, migration in self.migrations.items():
+            for name, value, score in migration.segments:
+                tx.set(keys.pending_segment(m, name), value)
+                tx.zadd(keys.pending_prediction_expiry(m), {name: score})
+            if migration.members:
+                tx.zrem(keys.pending_prediction_expiry(m), *migration.members)
+            tx.delete(keys.pending_predictions(m))
         for m, watermark in self.watermark.items():
-            # Entries at or below the watermark were swept by plan_joins: their ids are in drop_*.
+            # Segments at or below the watermark were swept by plan_joins: they are in dropped.
             tx.zremrangebyscore(keys.pending_prediction_expiry(m), "-inf", watermark)
             tx.zremrangebyscore(keys.pending_label_expiry(m), "-inf", watermark)
         for m, members in self.evicted_batches.items():
             if members:
                 tx.zrem(keys.pending_prediction_expiry(m), *members)
-        for m, items in self.add_preds.items():
-            if items:
-                tx.hset(keys.pending_predictions(m), mapping=items)
-                tx.zadd(keys.pending_prediction_expiry(m),
-                        {_ids_encoder.encode(list(items)): self.watermark[m] + ttl_s})
+        for m, names in self.emptied.items():
+            if names:
+                tx.zrem(keys.pending_prediction_expiry(m), *names)
+        for m, names in self.dropped.items():
+            if not names:
+                continue
+            tx.delete(*[keys.pending_segment(m, n) for n in names])
+            index = self.indexes[m]
+            marked = [_member(s.keys[r]) for n in names if (s := index.segment(n)) is not None for r in s.gone]
+            if marked:
+                tx.srem(keys.pending_prediction_joined(m), *marked)
+        for m, locations in self.joined.items():
+            if locations:
+                index = self.indexes[m]
+                tx.sadd(keys.pending_prediction_joined(m),
+                        *[_member(s.keys[r]) for s, r in map(index.locate, locations)])
+        for m, seg in self.segment.items():
+            tx.set(keys.pending_segment(m, seg.name), seg.value)
+            tx.zadd(keys.pending_prediction_expiry(m), {seg.name: self.watermark[m] + ttl_s})
         for m, items in self.add_labels.items():
             if items:
                 tx.hset(keys.pending_labels(m), mapping=items)
                 tx.zadd(keys.pending_label_expiry(m), {_ids_encoder.encode(list(items)): self.watermark[m] + ttl_s})
-        for m, ids in self.drop_preds.items():
-            if ids:
-                tx.hdel(keys.pending_predictions(m), *ids)
         for m, ids in self.drop_labels.items():
             if ids:
                 tx.hdel(keys.pending_labels(m), *ids)
@@ -166,6 +222,26 @@ class JoinPlan:
                 tx.hincrby(keys.counters(m), "evicted_predictions", n)
         for m, n in self.feature_holders.items():
             tx.set(keys.pending_prediction_features(m), max(n, 0))
+        for m, n in self.waiting.items():
+            tx.set(keys.pending_prediction_count(m), n)
+
+    def advance(self) -> dict[str, PendingIndex]:
+        """After the transaction: the indexes moved by the same changes, which they now match."""
+        for m, index in self.indexes.items():
+            gone = set(self.dropped.get(m, ()))
+            index.join([loc for loc in self.joined.get(m, ()) if index.locate(loc)[0].name not in gone])
+            for name in self.dropped.get(m, ()):
+                if index.segment(name) is not None:
+                    index.drop(name)
+            seg = self.segment.get(m)
+            if seg is not None:
+                index.add(seg.name, seg.keys, seg.keep)
+        return self.indexes
+
+
+def _member(key: np.uint64) -> bytes:
+    """A table key as a member of the joined set."""
+    return int(key).to_bytes(8, "little")
 
 
 def join_keys(preds: PredictionColumns | None, labels: list[Label]) -> JoinReads:
@@ -177,96 +253,163 @@ def join_keys(preds: PredictionColumns | None, labels: list[Label]) -> JoinReads
                      watermark=max(max(pred_times, default=-math.inf), max(label_times, default=-math.inf)))
 
 
-def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, PredictionColumns],
-               labels: dict[str, list[Label]], labels_waiting: dict[str, int],
-               pending_max: int = 0) -> dict[str, JoinReads]:
-    """Everything ``plan_joins`` needs from Redis for this batch's event ids.
+def stored_waiting(client: redis.Redis, keys: Keys, model: str) -> dict[bytes, bytes]:
+    """Every prediction of ``model`` waiting in Redis, digest -> its stored row, read from the segments less the
+    joined set (for the bench, the tests and audits: the worker reads rows by offset)."""
+    names: list[bytes] = client.zrange(keys.pending_prediction_expiry(model), 0, -1)  # type: ignore[assignment]
+    pipe = client.pipeline(transaction=False)
+    for n in names:
+        pipe.get(keys.pending_segment(model, n))
+    values = [v for n, v in zip(names, pipe.execute(), strict=True) if _is_segment(n) and v is not None]
+    joined: set[bytes] = client.smembers(keys.pending_prediction_joined(model))  # type: ignore[assignment]
+    out: dict[bytes, bytes] = {}
+    for value in values:
+        ids = segment_digests(value)
+        table = as_keys(ids)
+        for i, row in enumerate(segment_rows(value)):
+            if _member(table[i]) not in joined:
+                out[ids[8 * i:8 * i + 8]] = row
+    return out
 
-    One round trip, plus one more in a batch where pending predictions expire or a model may go over
-    ``pending_max`` (its oldest batches), plus one when it may evict (the evicted batches' predictions,
-    to count those that never got their label). ``labels_waiting`` is the size of each model's early-label
-    hash: a prediction's id is looked up among waiting labels only when labels wait.
+
+def _is_segment(member: bytes) -> bool:
+    """A segment's name (a state version, maybe with a suffix) against an old member (a msgpack array)."""
+    return member[:1].isdigit()
+
+
+def load_index(client: redis.Redis, keys: Keys, model: str, version: int) -> tuple[PendingIndex, Migration | None]:
+    """A model's index rebuilt from Redis: every segment in expiry order, less the rows in the joined set; and
+    the rewrite of entries an earlier version stored one per hash field. Read under the batch's WATCH, so a
+    change in between fails its transaction (which then drops this index)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zrange(keys.pending_prediction_expiry(model), 0, -1, withscores=True)
+    pipe.smembers(keys.pending_prediction_joined(model))
+    pipe.exists(keys.pending_predictions(model))
+    members, joined, legacy = pipe.execute()
+    names = [n for n, _score in members if _is_segment(n)]
+    index = PendingIndex()
+    if names:
+        pipe = client.pipeline(transaction=False)
+        for n in names:
+            pipe.get(keys.pending_segment(model, n))
+        for n, value in zip(names, pipe.execute(), strict=True):
+            if value is not None:
+                index.add(n, as_keys(segment_digests(value)), segment_size(value)[1])
+    if joined:
+        index.join([loc for loc in index.find(as_keys(b"".join(joined))).tolist() if loc >= 0])
+    old = [(n, score) for n, score in members if not _is_segment(n)]
+    if not legacy and not old:
+        return index, None
+    stored: dict[bytes | str, bytes] = client.hgetall(keys.pending_predictions(model))  # type: ignore[assignment]
+    migration = Migration(members=[n for n, _ in old])
+    for k, (member, score) in enumerate(old):
+        ids = [i for i in _ids_decoder.decode(member) if i in stored]
+        rows = [(i if isinstance(i, bytes) else digest(i), stored.pop(i)) for i in ids]
+        if rows:
+            migration.segments.append(_legacy_segment(f"{version}.{k}".encode(), rows, score))
+    if stored:  # fields no member lists (cannot happen unless written by hand): they expire with the first batch
+        rest = [(k if isinstance(k, bytes) else digest(k), v) for k, v in stored.items()]
+        migration.segments.append(_legacy_segment(f"{version}.{len(old)}".encode(), rest, -math.inf))
+    for name, value, _score in migration.segments:
+        index.add(name, as_keys(segment_digests(value)), segment_size(value)[1])
+    return index, migration
+
+
+def _legacy_segment(name: bytes, rows: list[tuple[bytes, bytes]], score: float) -> tuple[bytes, bytes, float]:
+    holds = {k: v[:1] != b"\x94" and _pred_features.decode(v).features is not None for k, v in rows}
+    rows.sort(key=lambda kv: not holds[kv[0]])  # those holding features first: rows 0..keep-1 (a 4-item array has none)
+    keep = sum(holds.values())
+    keys = b"".join(k for k, _v in rows)
+    return name, encode_segment(keys, [v for _k, v in rows], keep), score
+
+
+def read_joins(client: redis.Redis, keys: Keys, preds: dict[str, PredictionColumns],
+               labels: dict[str, list[Label]], labels_waiting: dict[str, int], pending_max: int = 0,
+               indexes: dict[str, tuple[PendingIndex, Migration | None]] | None = None,
+               versions: dict[str, int] | None = None) -> dict[str, JoinReads]:
+    """Everything ``plan_joins`` needs from Redis for this batch's event ids, given each model's index.
+
+    One round trip, plus one in a batch where a model may go over ``pending_max`` (its oldest segments).
+    ``labels_waiting`` is the size of each model's early-label hash: a prediction's id is looked up among
+    waiting labels only when labels wait. A label's prediction is read by offset from its segment.
     """
     models = sorted(set(preds) | set(labels))
-    out = {m: join_keys(preds.get(m), labels.get(m, [])) for m in models}
+    indexes = indexes or {}
+    out: dict[str, JoinReads] = {}
     reads = client.pipeline(transaction=False)
+    asked: list[tuple[str, str]] = []
+    asked_rows: dict[str, list[int]] = {}  # per model: the labels whose rows READ_ROWS returns, in order
     for m in models:
-        r = out[m]
+        r = out[m] = join_keys(preds.get(m), labels.get(m, []))
+        r.index, r.migration = indexes.get(m, (PendingIndex(), None))
+        r.name = str((versions or {}).get(m, 0) + 1).encode()
         if labels_waiting.get(m) and preds.get(m):
             reads.hmget(keys.pending_labels(m), r.pred_keys)
-        else:
-            # Keeps six replies per model, no ids sent when no label waits; a command on a key of the
-            # model's slot, since a cluster pipeline routes every command by its key (ECHO has none).
-            reads.hlen(keys.pending_labels(m))
-        reads.hmget(keys.pending_predictions(m), r.label_keys or ["-"])
+            asked.append((m, "labels"))
+        if r.label_keys:
+            r.label_locations = r.index.find(as_keys(b"".join(r.label_keys))).tolist()
+            r.waiting_preds = [None] * len(r.label_keys)
+            found = [(j, *r.index.locate(loc)) for j, loc in enumerate(r.label_locations) if loc >= 0]
+            if r.migration is not None:  # segments this transaction writes: their rows are at hand
+                rewritten = {name: segment_rows(value) for name, value, _score in r.migration.segments}
+                for j, segment, row in found:
+                    if segment.name in rewritten:
+                        r.waiting_preds[j] = rewritten[segment.name][row]
+                found = [f for f in found if f[1].name not in rewritten]
+            if found:
+                names = sorted({s.name for _j, s, _row in found})
+                slot = {n: i + 1 for i, n in enumerate(names)}
+                args = [x for _j, s, row in found for x in (slot[s.name], row)]
+                # EVAL by name: a cluster pipeline's eval() is not the command
+                asked_rows[m] = [j for j, _s, _row in found]
+                reads.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", READ_ROWS, len(names), *[keys.pending_segment(m, n) for n in names], *args)
+                asked.append((m, "preds"))
         reads.zrangebyscore(keys.pending_prediction_expiry(m), "-inf", r.watermark)
         reads.zrangebyscore(keys.pending_label_expiry(m), "-inf", r.watermark)
-        reads.hlen(keys.pending_predictions(m))
-        reads.get(keys.pending_prediction_features(m))
-    raw = reads.execute()
-    for i, m in enumerate(models):
+        asked += [(m, "expired_preds"), (m, "expired_labels")]
+    for (m, what), reply in zip(asked, reads.execute(), strict=True):
         r = out[m]
-        waiting_labels, waiting_preds, r.expired_preds, r.expired_labels, n_pending, holders = raw[6 * i: 6 * i + 6]
-        r.waiting_labels = waiting_labels if isinstance(waiting_labels, list) else []
-        r.waiting_preds = waiting_preds
-        r.n_pending, r.holders = int(n_pending), int(holders or 0)
+        if what == "labels":
+            r.waiting_labels = reply
+        elif what == "preds":
+            rows = iter(reply)
+            for j in asked_rows[m]:
+                r.waiting_preds[j] = next(rows) or None
+        elif what == "expired_preds":
+            r.expired_preds = reply
+        else:
+            r.expired_labels = reply
     # Whether a model goes over the cap depends on the joins; a bound that holds whatever they are decides
-    # whether its oldest batches are read.
-    over = {m: r.n_pending + len(preds.get(m, ())) - pending_max for m, r in out.items()
-            if pending_max and r.n_pending + len(preds.get(m, ())) > pending_max}
-    expiring = {m: [i for blob in r.expired_preds for i in _ids_decoder.decode(blob)] for m, r in out.items()}
-    lookups = [(m, ids) for m, ids in expiring.items() if ids]
-    if over or lookups:
+    # whether its oldest segments are read.
+    over = [m for m, r in out.items() if pending_max and r.index.waiting + len(preds.get(m, ())) > pending_max]
+    if over:
         pipe = client.pipeline(transaction=False)
         for m in over:
-            # Batches already expiring this time sort first; skip them, they are dropped anyway.
+            # Segments already expiring this time sort first; skip them, they are dropped anyway.
             skip = len(out[m].expired_preds)
             pipe.zrange(keys.pending_prediction_expiry(m), skip, skip + 1023)
-        for m, ids in lookups:
-            pipe.hmget(keys.pending_predictions(m), ids)
-        found = iter(pipe.execute())
-        for m in over:
-            out[m].oldest = next(found)
-        for m, ids in lookups:
-            out[m].stored.update(zip(ids, next(found), strict=True))
-    evict_lookups: list[tuple[str, list[bytes | str]]] = []
-    for m, excess in over.items():
-        # A label of this batch may have joined (and so dropped) some of these ids: read that many more.
-        enough = excess + len(labels.get(m, ()))
-        unread: list[bytes | str] = []
-        seen = 0
-        for member in out[m].oldest:
-            if seen >= enough:
-                break
-            members = _ids_decoder.decode(member)
-            seen += len(members)
-            unread.extend(filterfalse(out[m].stored.__contains__, members))
-        if unread:
-            evict_lookups.append((m, unread))
-    if evict_lookups:
-        pipe = client.pipeline(transaction=False)
-        for m, ids in evict_lookups:
-            pipe.hmget(keys.pending_predictions(m), ids)
-        for (m, ids), stored in zip(evict_lookups, pipe.execute(), strict=True):
-            out[m].stored.update(zip(ids, stored, strict=True))
+        for m, oldest in zip(over, pipe.execute(), strict=True):
+            out[m].oldest = oldest
     return out
 
 
 def plan_joins(reads: dict[str, JoinReads], preds: dict[str, PredictionColumns],
                labels: dict[str, list[Label]], pending_max: int = 0, samples_max: int = 0) -> JoinPlan:
-    """Plan every join, expiry and eviction of a batch from what ``read_joins`` read (pure: no Redis).
+    """Plan every join, expiry and eviction of a batch from what ``read_joins`` read (pure: no Redis; the
+    indexes are read, not changed: ``JoinPlan.advance`` does that once the transaction succeeded).
 
     ``samples_max`` bounds the waiting predictions that hold their features (0: all do).
     """
     plan = JoinPlan()
     models = sorted(set(preds) | set(labels))
-    expiring: dict[str, list[bytes | str]] = {}
-    waiting: dict[str, dict[bytes, int]] = {}  # this batch's predictions left waiting
-    over: dict[str, tuple[int, int]] = {}  # model -> (excess, batches already expiring)
     for m in models:
         r = reads[m]
+        index = plan.indexes[m] = r.index
+        if r.migration is not None:
+            plan.migrations[m] = r.migration
         plan.watermark[m] = r.watermark
-        plan.feature_holders[m] = r.holders
+        holders = index.holders
         model_preds = preds.get(m)
         batch_preds: dict[bytes, int] = {}  # digest -> row in model_preds (packed only if it waits)
         if r.waiting_labels and model_preds:
@@ -279,36 +422,76 @@ def plan_joins(reads: dict[str, JoinReads], preds: dict[str, PredictionColumns],
                     batch_preds[key] = j
         else:
             batch_preds = dict(zip(r.pred_keys, range(len(r.pred_keys)), strict=True))
-        for j, (lab, stored_pred) in enumerate(zip(labels.get(m, ()), r.waiting_preds, strict=False)):
+        joined: dict[bytes, set[int]] = defaultdict(set)  # segment -> rows joined by this batch
+        locations = r.label_locations or [-1] * len(r.label_keys)
+        stored_preds = r.waiting_preds or [None] * len(r.label_keys)
+        for j, lab in enumerate(labels.get(m, ())):
             key = r.label_keys[j]
             label = PendingLabel(r.label_times[j], lab.label)
+            loc, stored_pred = locations[j], stored_preds[j]
             if key in batch_preds and model_preds:
                 k = batch_preds.pop(key)
                 plan.join(m, lab.event_id, _pending(model_preds, k, r.pred_times[k]), label)
-            elif stored_pred is not None and key not in plan.drop_preds[m]:
-                joined = decode_pending_prediction(stored_pred)
-                plan.join(m, lab.event_id, joined, label)
-                plan.drop_preds[m].add(key)
-                if joined.features is not None:
-                    plan.feature_holders[m] -= 1
-            else:
-                plan.add_labels[m][key] = encode_state(label)
-        waiting[m] = batch_preds
-        candidates = [i for blob in r.expired_preds for i in _ids_decoder.decode(blob)]
-        if candidates:
-            expiring[m] = [i for i in candidates if i not in plan.drop_preds[m]]
+                continue
+            if loc >= 0 and stored_pred is not None:
+                segment, row = index.locate(loc)
+                if row not in joined[segment.name]:
+                    plan.join(m, lab.event_id, decode_pending_prediction(stored_pred), label)
+                    joined[segment.name].add(row)
+                    plan.joined[m].append(loc)
+                    holders -= row < segment.keep
+                    continue
+            plan.add_labels[m][key] = encode_state(label)
         plan.drop_labels[m] |= {i for blob in r.expired_labels for i in _ids_decoder.decode(blob)}
         plan.drop_labels[m] -= set(plan.add_labels[m])
-        # Predictions expiring in this batch are not subtracted (they are found below): a model over the
-        # cap while some of its predictions expire may evict more than it needs to.
-        projected = r.n_pending + len(batch_preds) - len(plan.drop_preds[m])
+        waiting = index.waiting - len(plan.joined[m])
+
+        for name in r.expired_preds:
+            n, freed = _leave(plan, m, name, joined, plan.expired)
+            waiting -= n
+            holders -= freed
+        # Predictions expiring in this batch are not subtracted: a model over the cap while some of its
+        # predictions expire may evict more than it needs to.
+        projected = index.waiting - len(plan.joined[m]) + len(batch_preds)
         if pending_max and projected > pending_max:
-            over[m] = (projected - pending_max, len(r.expired_preds))
-    evicting = _oldest_batches(reads, plan, over)
-    _count_expired(reads, plan, expiring, evicting)
-    for m, batch_preds in waiting.items():  # after expiry and eviction, which free feature slots
-        plan.add_preds[m] = _waiting(plan, m, preds.get(m), reads[m].pred_times, batch_preds, samples_max)
+            excess = projected - pending_max
+            for name in r.oldest:
+                if excess <= 0:
+                    break
+                if name in plan.dropped[m]:
+                    continue
+                plan.evicted_batches[m].append(name)
+                n, freed = _leave(plan, m, name, joined, plan.evicted)
+                excess -= n
+                waiting -= n
+                holders -= freed
+        for name, rows in joined.items():  # every row joined: the segment goes now, not at its expiry
+            emptied = index.segment(name)
+            if emptied is not None and emptied.waiting == len(rows):
+                plan.dropped[m].append(name)
+                plan.emptied[m].append(name)
+        gone = set(plan.dropped[m])
+        plan.joined[m] = [loc for loc in plan.joined[m] if index.locate(loc)[0].name not in gone]
+        plan.feature_holders[m] = holders
+        if batch_preds and model_preds is not None:  # after expiry and eviction, which free feature slots
+            plan.segment[m] = _waiting(plan, m, r.name, model_preds, r.pred_times, batch_preds, samples_max)
+            waiting += len(batch_preds)
+        plan.waiting[m] = waiting
     return plan
+
+
+def _leave(plan: JoinPlan, model: str, name: bytes, joined: dict[bytes, set[int]],
+           counts: dict[str, int]) -> tuple[int, int]:
+    """Drops a segment (expired or evicted): counts in ``counts`` its rows that never got a label; returns how
+    many those are and how many feature slots they held. Rows this batch joined (``joined``) are neither."""
+    segment = plan.indexes[model].segment(name)
+    plan.dropped[model].append(name)
+    if segment is None:  # not indexed: nothing of it waits (its key goes all the same)
+        return 0, 0
+    mine = joined.pop(name, set())
+    unjoined = segment.waiting - len(mine)
+    counts[model] += unjoined
+    return unjoined, segment.holders - sum(1 for row in mine if row < segment.keep)
 
 
 def _pending(preds: PredictionColumns, j: int, timestamp: float) -> PendingPrediction:
@@ -323,17 +506,15 @@ def _score_slot(preds: PredictionColumns, j: int) -> float | dict[str, float] | 
     return preds.scores[j] if per_class is None else per_class
 
 
-def _waiting(plan: JoinPlan, model: str, preds: PredictionColumns | None, times: list[float],
-             batch_preds: dict[bytes, int], samples_max: int) -> dict[bytes, bytes]:
-    """The predictions left waiting, packed: with their features while a slot is free (in arrival order), else
-    without them.
+def _waiting(plan: JoinPlan, model: str, name: bytes, preds: PredictionColumns, times: list[float],
+             batch_preds: dict[bytes, int], samples_max: int) -> NewSegment:
+    """The predictions left waiting, as one segment: with their features while a slot is free (in arrival
+    order), else without them.
 
     Without features a waiting prediction is packed as a plain 4-tuple, without a struct per row: the msgpack
     array of the array-like ``PendingPrediction`` less its trailing nil (``features``, a default when decoded), so
     one byte shorter; entries written as 5 items decode as before. The features become a mapping only for the
     rows that keep them."""
-    if not batch_preds or preds is None:
-        return {}
     holders = plan.feature_holders[model]
     keys = list(batch_preds)
     rows = list(batch_preds.values())
@@ -342,6 +523,7 @@ def _waiting(plan: JoinPlan, model: str, preds: PredictionColumns | None, times:
     encode = _ids_encoder.encode
     every = len(rows) == len(preds)  # no row joined: the columns as they are, in order
     scores = preds.scores if preds.class_scores is None else [_score_slot(preds, j) for j in range(len(preds))]
+    slots: Iterable[tuple[float, Any, Any, Any]]
     if every:
         slots = zip(times, preds.predictions, scores, preds.versions, strict=True)
     else:
@@ -351,49 +533,5 @@ def _waiting(plan: JoinPlan, model: str, preds: PredictionColumns | None, times:
         for i, features in enumerate(preds.feature_records(rows[:keep])):
             j = rows[i]
             packed[i] = encode((times[j], preds.predictions[j], scores[j], preds.versions[j], features))
-    return dict(zip(keys, packed, strict=True))
-
-
-def _oldest_batches(reads: dict[str, JoinReads], plan: JoinPlan,
-                    over: dict[str, tuple[int, int]]) -> dict[str, list[bytes | str]]:
-    """For each model over the cap, the ids of its oldest pending batches that make up the excess."""
-    evicting: dict[str, list[bytes | str]] = {}
-    for m, (excess, _expiring) in over.items():
-        ids: list[bytes | str] = []
-        for member in reads[m].oldest:
-            if len(ids) >= excess:
-                break
-            plan.evicted_batches[m].append(member)
-            ids.extend(i for i in _ids_decoder.decode(member) if i not in plan.drop_preds[m])
-        evicting[m] = ids
-    return evicting
-
-
-def _count_expired(reads: dict[str, JoinReads], plan: JoinPlan, expiring: dict[str, list[bytes | str]],
-                   evicting: dict[str, list[bytes | str]]) -> None:
-    """Of the predictions whose expiry passed or that are evicted, those still pending never got a
-    label: drop them and count them (expired and evicted apart)."""
-    lookups = [(m, ids, plan.expired) for m, ids in expiring.items() if ids]
-    lookups += [(m, ids, plan.evicted) for m, ids in evicting.items() if ids]
-    for m, ids, counts in lookups:
-        stored = reads[m].stored
-        dropped = plan.drop_preds[m]
-        # C-level passes over what may be a whole batch of ids: those still stored and not dropped yet
-        found = dict(zip(ids, map(stored.get, ids), strict=True))
-        values: dict[bytes | str, bytes] = (  # a None: joined before, no longer stored
-            {i: value for i, value in found.items() if value is not None} if None in found.values()
-            else found)  # type: ignore[assignment]
-        for i in dropped.intersection(values):
-            del values[i]
-        counts[m] += len(values)
-        dropped.update(values)
-        plan.feature_holders[m] -= _holding_features(list(values.values()))
-
-
-def _holding_features(values: list[bytes]) -> int:
-    """How many stored waiting predictions hold their features. A 4-item array (0x94, how ``_waiting`` packs one
-    without them) cannot: only the others are decoded, so an eviction does not decode every evicted entry."""
-    plain = sum(map(bytes.startswith, values, repeat(b"\x94")))
-    if plain == len(values):
-        return 0
-    return sum(1 for v in values if v[:1] != b"\x94" and _pred_features.decode(v).features is not None)
+    joined_keys = b"".join(keys)
+    return NewSegment(name, encode_segment(joined_keys, packed, keep), as_keys(joined_keys), keep)

@@ -11,7 +11,9 @@ WATCH on a fence key per partition, the state versions and pending reference swi
 partitions in a rebalance but has not noticed yet: its transaction fails and it re-reads. Redis round
 trips per batch are constant: outbox flush, WATCH, one read pipeline, one join read, MULTI/EXEC,
 plus one read of the state blobs this process does not hold in memory (a state it wrote last is
-reused as long as the model's version counter says nobody wrote after it).
+reused as long as the model's version counter says nobody wrote after it), and the same for the index of a
+model's waiting predictions (``stream.pending_index``: rebuilt from Redis only when this process does not
+hold the one of the model's current version).
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from stream.decoding import Decoded, decode_record
 from stream.exceptions import StateConflict
 from stream.faust_path import gc_paused
 from stream.idle import activity, due, event_now
-from stream.joins import read_joins
+from stream.joins import Migration, load_index, read_joins
 from stream.metrics import StreamMetrics
 from stream.model_events import close_idle_window
 from stream.outbox import Outgoing, Publisher, flush_outbox, queue_outbox
+from stream.pending_index import PendingIndex
 from stream.records import RawRecord
 from stream.state import Keys, ModelState, decode_activity, encode_state
 from stream.step import Applied, Snapshot, Source, load, models_of, route, step
@@ -84,6 +87,8 @@ class BatchProcessor:
         self._seen: set[str] = set()  # models whose gauges this process has set at least once
         self._cache: dict[str, tuple[int, ModelState, ModelMonitor]] = {}  # model -> (version, state)
         self._indexed: set[str] = set()  # cluster: models this process has put in ``all_models``
+        # model -> (state version, its waiting predictions' index): valid while nobody else wrote the model
+        self._pending: dict[str, tuple[int, PendingIndex]] = {}
 
     def process(self, records: Sequence[RawRecord]) -> BatchReport:
         if not records:
@@ -240,6 +245,9 @@ class BatchProcessor:
             queue_outbox(tx, keys, [(source, o) for o in outgoing])
             tx.execute()
         self._cache[model] = (version + 1, state, monitor)
+        held = self._pending.get(model)
+        if held is not None and held[0] == version:  # the timer writes no waiting prediction
+            self._pending[model] = (version + 1, held[1])
         closed = monitor.windows_closed - windows_before
         if closed:
             self.metrics.idle_windows.labels(model=model).inc(closed)
@@ -312,8 +320,16 @@ class BatchProcessor:
                 snapshot.references[m], snapshot.origins[m] = next(found), next(found)
         # The joins read only what this batch's new records name: route them as the step will.
         snapshot.routed = routed = route(snapshot, decoded, self.settings)
+        indexes: dict[str, tuple[PendingIndex, Migration | None]] = {}
+        for m in sorted(set(routed.preds) | set(routed.labels)):
+            # Taken out like the states: a failed attempt rebuilds it, a successful one puts it back advanced.
+            held = self._pending.pop(m, None)
+            if held is not None and held[0] == snapshot.versions[m]:
+                indexes[m] = (held[1], None)
+            else:
+                indexes[m] = load_index(self.redis, keys, m, snapshot.versions[m])
         snapshot.joins = read_joins(self.redis, keys, routed.preds, routed.labels, snapshot.labels_waiting,
-                                    self.settings.stream.pending_max)
+                                    self.settings.stream.pending_max, indexes, snapshot.versions)
         return snapshot
 
     def _load(self, model: str, blob: bytes | None) -> tuple[ModelState, ModelMonitor]:
@@ -372,6 +388,12 @@ class BatchProcessor:
             snapshot = self._read(tx, decoded, idle or {}, keys)
             applied = step(snapshot, decoded, self.settings, self.clock())
             self._write(tx, applied, keys)
+        for m, index in applied.plan.advance().items():
+            self._pending[m] = (applied.versions[m], index)
+        for m in applied.states.keys() - applied.plan.indexes.keys():  # written, but no waiting prediction moved
+            held = self._pending.get(m)
+            if held is not None and held[0] == snapshot.versions[m]:
+                self._pending[m] = (applied.versions[m], held[1])
         for m, (state, monitor) in applied.states.items():
             self._cache[m] = (applied.versions[m], state, monitor)
         for m, (state, monitor) in snapshot.cached.items():  # held, not touched: still current

@@ -19,13 +19,14 @@ def model_status(client: redis.Redis, keys: Keys, model: str, snapshot_key: byte
     pipe.get(keys.state(model))
     pipe.hgetall(keys.counters(model))
     pipe.llen(keys.samples(model))
-    pipe.hlen(keys.pending_predictions(model))
+    pipe.get(keys.pending_prediction_count(model))
+    pipe.hlen(keys.pending_predictions(model))  # entries of an earlier version, until the next batch rewrites them
     pipe.get(keys.onboarding(model))
-    blob, counters, samples, pending, onboarding = pipe.execute()
+    blob, counters, samples, pending, legacy, onboarding = pipe.execute()
     out: dict[str, Any] = {
         "counters": {k.decode(): int(v) for k, v in counters.items()},
         "samples": int(samples),
-        "pending_predictions": int(pending),
+        "pending_predictions": int(pending or 0) + int(legacy),
     }
     if onboarding is not None:  # built by `driftwarden onboard`, adopted with the model's next batch
         out["reference"] = describe(decode_onboarding(onboarding).origin, reference_size) | {"pending": True}
