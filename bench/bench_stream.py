@@ -19,7 +19,7 @@ batches of 1,000 events (the SDK's columnar format), and 100 models in arrays. E
 through two Faust workers whose agent only counts: stock ``take_events`` and our consumer path
 (``stream/faust_path.py``), and decoded alone in this process (the contract decode, no Kafka), so the
 figures say what bounds the worker. For the arrays of 100, Redis bytes per waiting prediction
-(``MEMORY USAGE`` of the pending hash and its expiry index, divided by the predictions waiting).
+(``MEMORY USAGE`` of its segments, expiry index and joined set, divided by the predictions waiting).
 Results are printed and written to ``bench/results/bench_stream.json``.
 
     .venv/bin/python bench/bench_stream.py            # ~3 minutes
@@ -56,6 +56,7 @@ from driftwarden.contract.kafka import client_config, ensure_topics  # noqa: E40
 from driftwarden.contract.settings import Settings, load_settings  # noqa: E402
 from driftwarden.devtools.demo import isolated_env  # noqa: E402
 from driftwarden.devtools.devstack import Stack, free_port  # noqa: E402
+from stream.joins import stored_waiting  # noqa: E402
 from stream.state import Keys, decode_pending_prediction  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bench_stream.json"
@@ -369,14 +370,15 @@ def decode_alone(settings: Settings, topic: str, expected_messages: int) -> floa
 
 
 def pending_bytes(settings: Settings, model: str) -> dict[str, float]:
-    """Redis bytes per waiting prediction of ``model``: its pending hash plus its expiry index, exactly."""
+    """Redis bytes per waiting prediction of ``model``: its segments, expiry index and joined set, exactly."""
     client = redis.Redis.from_url(settings.redis.url)
     keys = Keys(settings.redis.key_prefix)
-    waiting = int(client.hlen(keys.pending_predictions(model)))
-    used = sum(int(client.memory_usage(k, samples=0) or 0)
-               for k in (keys.pending_predictions(model), keys.pending_prediction_expiry(model)))
-    with_features = sum(1 for _, v in client.hscan_iter(keys.pending_predictions(model), count=10_000)
-                        if decode_pending_prediction(v).features is not None)
+    stored = stored_waiting(client, keys, model)  # counted from the stored rows, not from the worker's count
+    waiting = len(stored)
+    with_features = sum(1 for v in stored.values() if decode_pending_prediction(v).features is not None)
+    segments = [keys.pending_segment(model, n) for n in client.zrange(keys.pending_prediction_expiry(model), 0, -1)]
+    used = sum(int(client.memory_usage(k, samples=0) or 0) for k in
+               [*segments, keys.pending_prediction_expiry(model), keys.pending_prediction_joined(model)])
     return {"waiting": waiting, "bytes_per_waiting": used / max(waiting, 1), "with_features": with_features}
 
 

@@ -25,13 +25,13 @@ from driftwarden.contract.kafka import client_config, ensure_topics
 from driftwarden.contract.settings import Settings
 from driftwarden.contract.storage import Keys, connect
 from stream.app import StreamService
-from stream.joins import digest
+from stream.joins import digest, stored_waiting
 from stream.metrics import build_metrics
 from stream.outbox import Outgoing, queue_outbox
 from stream.processor import BatchProcessor, BatchReport
 from stream.publisher import KafkaPublisher
 from stream.records import RawRecord
-from stream.state import decode_pending_prediction, decode_state
+from stream.state import PendingPrediction, decode_pending_prediction, decode_state
 
 pytestmark = pytest.mark.services
 
@@ -72,6 +72,13 @@ class Feed:
 
     def state(self, model: str):  # type: ignore[no-untyped-def]
         return decode_state(self.redis.get(self.keys.state(model)))
+
+    def waiting(self, model: str) -> dict[bytes, bytes]:
+        """The predictions waiting in Redis (segments less the joined set), by digest; checked against the
+        worker's own count, which /status shows."""
+        stored = stored_waiting(self.redis, self.keys, model)
+        assert int(self.redis.get(self.keys.pending_prediction_count(model)) or 0) == len(stored)
+        return stored
 
 
 def tuned(settings: Settings, monitor: dict[str, object] | None = None, **stream: object) -> Settings:
@@ -118,14 +125,15 @@ def test_labels_before_and_after_predictions_join_expire_and_are_measured(settin
     assert feed.redis.hlen(feed.keys.pending_labels(m)) == 3
     feed.process(feed.predictions(preds))
     feed.process(feed.labels(late))
-    assert feed.redis.hlen(feed.keys.pending_predictions(m)) == 4  # 6..9 still wait
+    assert len(feed.waiting(m)) == 4  # 6..9 still wait
     assert feed.counters(m).get("expired_predictions", 0) == 0
 
     # Event time moves past the TTL of 6..9: they expire and are counted, once.
     feed.process(feed.predictions([pred(m, 100, t0 + 500)]))
     feed.process(feed.predictions([pred(m, 101, t0 + 501)]))
     assert feed.counters(m) == {"predictions": 12, "labels": 6, "expired_predictions": 4}
-    assert set(feed.redis.hkeys(feed.keys.pending_predictions(m))) == {digest(f"{m}-100"), digest(f"{m}-101")}
+    assert set(feed.waiting(m)) == {digest(f"{m}-100"), digest(f"{m}-101")}
+    assert feed.redis.scard(feed.keys.pending_prediction_joined(m)) == 0  # the joined rows' segment went
     assert feed.redis.hlen(feed.keys.pending_labels(m)) == 0
 
     state = feed.state(m)
@@ -146,9 +154,9 @@ def test_waiting_predictions_are_capped_per_model_oldest_evicted_and_counted(set
     m = "unlabelled"
     for b in range(4):  # four batches of 60 predictions that get no label (yet)
         feed.process(feed.predictions([pred(m, 60 * b + i, 60.0 * b + i) for i in range(60)], per_message=60))
-        assert feed.redis.hlen(feed.keys.pending_predictions(m)) <= 100
+        assert len(feed.waiting(m)) <= 100
     # Each batch over the cap evicts the oldest whole batch: 60, then 120, then 180 were evicted.
-    pending = set(feed.redis.hkeys(feed.keys.pending_predictions(m)))
+    pending = set(feed.waiting(m))
     assert pending == {digest(f"{m}-{i}") for i in range(180, 240)}
     assert feed.counters(m)["evicted_predictions"] == 180
     assert feed.metric("driftwarden_predictions_evicted_total", model=m) == 180
@@ -171,13 +179,13 @@ def test_waiting_predictions_keep_features_only_for_as_many_samples_as_retrainin
 
     def holders() -> tuple[set[bytes], int]:
         stored = {k: decode_pending_prediction(v)
-                  for k, v in feed.redis.hgetall(feed.keys.pending_predictions(m)).items()}
+                  for k, v in feed.waiting(m).items()}
         assert all(p.version == "1" and p.prediction == 0 for p in stored.values())
         return {k for k, p in stored.items() if p.features is not None}, int(
             feed.redis.get(feed.keys.pending_prediction_features(m)) or 0)
 
     feed.process(feed.predictions([pred(m, i, 1_000.0 + i, x=float(i)) for i in range(n)], per_message=100))
-    assert feed.redis.hlen(feed.keys.pending_predictions(m)) == n
+    assert len(feed.waiting(m)) == n
     assert holders() == ({digest(f"{m}-{i}") for i in range(20)}, 20)
 
     # Labels for 0..9 and 300..309: ten slots free, every label joins, ten samples carry features.
@@ -196,6 +204,65 @@ def test_waiting_predictions_keep_features_only_for_as_many_samples_as_retrainin
     feed.process(feed.predictions([pred(m, n + 100, 2_000.0)], per_message=1))
     assert feed.counters(m)["expired_predictions"] == n - 20 + 15
     assert holders() == ({digest(f"{m}-{n + 100}")}, 1)  # expiry freed the slots before it took one
+
+
+def test_a_worker_without_the_index_rebuilds_it_from_redis_and_a_stale_one_is_not_used(settings: Settings) -> None:
+    """The id index of waiting predictions is this process's cache of Redis: another worker (a takeover, a
+    restart) rebuilds it from the segments and the joined set, and a worker whose index is older than the
+    model's state version rebuilds it too, so no label joins twice and none is lost."""
+    s = tuned(settings, label_ttl_s=1_000)
+    first, second = Feed(s), Feed(s)
+    second.offsets = first.offsets  # one partition, two workers taking turns on it
+    m = "handover"
+    first.process(first.predictions([pred(m, i, 100.0 + i, x=float(i)) for i in range(300)], per_message=100))
+    first.process(first.labels([Label(event_id=f"{m}-{i}", model=m, label=1, timestamp=200.0) for i in range(10)]))
+    # The second worker has no index: it reads the three segments and the ten joined rows.
+    second.process(second.labels([Label(event_id=f"{m}-{i}", model=m, label=1, timestamp=210.0)
+                                  for i in range(5, 20)]))  # 5..9 joined already: they wait as early labels
+    assert second.state(m).outcomes == 20
+    assert set(second.waiting(m)) == {digest(f"{m}-{i}") for i in range(20, 300)}
+    assert set(second.redis.hkeys(second.keys.pending_labels(m))) == {digest(f"{m}-{i}") for i in range(5, 10)}
+    # The first worker's index is now stale (the model's version moved on): it must not use it.
+    first.process(first.labels([Label(event_id=f"{m}-{i}", model=m, label=0, timestamp=220.0)
+                                for i in range(15, 25)]))
+    assert first.state(m).outcomes == 25  # 20..24 joined; 15..19 had joined on the second worker
+    assert first.metric("driftwarden_labels_joined_total", model=m) == 15
+    assert len(first.waiting(m)) == 275
+    # A label for every remaining prediction empties every segment: nothing of them stays in Redis.
+    second.process(second.labels([Label(event_id=f"{m}-{i}", model=m, label=1, timestamp=230.0)
+                                  for i in range(25, 300)]))
+    assert second.state(m).outcomes == 300 and second.waiting(m) == {}
+    assert second.redis.zcard(second.keys.pending_prediction_expiry(m)) == 0
+    assert second.redis.scard(second.keys.pending_prediction_joined(m)) == 0
+    assert not [k for k in second.redis.scan_iter(f"{s.redis.key_prefix}:pending:seg:*")]
+
+
+def test_waiting_predictions_stored_by_the_previous_version_are_rewritten_as_segments(settings: Settings) -> None:
+    """Entries of the per-field layout (one hash field per prediction, one expiry member per batch) join,
+    expire and hold their feature slots as before: the model's first batch rewrites them as segments."""
+    feed = Feed(tuned(settings, label_ttl_s=100, samples_max=3))
+    m = "upgraded"
+    ids = msgspec.msgpack.Encoder()
+    stored = {digest(f"{m}-{i}"): ids.encode(PendingPrediction(10.0 + i, i % 2, 0.5, "1",
+                                                               {"x": float(i)} if i < 2 else None))
+              for i in range(6)}
+    feed.redis.hset(feed.keys.pending_predictions(m), mapping=stored)
+    feed.redis.zadd(feed.keys.pending_prediction_expiry(m), {  # two old batches, the first one expiring first
+        ids.encode([digest(f"{m}-{i}") for i in range(3)]): 112.0 + 100,
+        ids.encode([digest(f"{m}-{i}") for i in range(3, 6)]): 115.0 + 100})
+    feed.redis.set(feed.keys.pending_prediction_features(m), 2)
+    feed.process(feed.labels([Label(event_id=f"{m}-{i}", model=m, label=1, timestamp=150.0) for i in (0, 4)]))
+    assert feed.state(m).outcomes == 2
+    samples = [msgspec.json.decode(v) for v in feed.redis.lrange(feed.keys.samples(m), 0, -1)]
+    assert [(x["event_id"], x["features"]) for x in samples] == [(f"{m}-0", {"x": 0.0})]
+    assert not feed.redis.exists(feed.keys.pending_predictions(m))
+    assert set(feed.waiting(m)) == {digest(f"{m}-{i}") for i in (1, 2, 3, 5)}
+    assert int(feed.redis.get(feed.keys.pending_prediction_features(m))) == 1  # 1 still holds its features
+    # Event time passes the first old batch's expiry (212), not the second's (215): 1 and 2 expire.
+    feed.process(feed.predictions([pred(m, 100, 213.0)], per_message=1))
+    assert feed.counters(m)["expired_predictions"] == 2
+    assert set(feed.waiting(m)) == {digest(f"{m}-{i}") for i in (3, 5, 100)}
+    assert int(feed.redis.get(feed.keys.pending_prediction_features(m))) == 1  # the slot went to 100
 
 
 # -- dead letters --------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ work per batch, joins across batches in Redis) is in ``tests/integration/test_st
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from itertools import count
 
 import msgspec
@@ -19,10 +18,12 @@ from stream_inputs import bad_inputs, pred, quantiles
 from detectors.monitor import ModelMonitor, MonitorConfig, build_reference
 from driftwarden.contract.columnar import decode_prediction_columns, encode_arrow
 from driftwarden.contract.events import DeadLetter, DriftAlert, Label, Prediction, decode, encode
+from driftwarden.contract.pending_segment import encode_segment, segment_digests, segment_rows, segment_size
 from driftwarden.contract.prediction_columns import PredictionColumns
 from driftwarden.contract.settings import Settings, load_settings
 from stream.decoding import decode_record
-from stream.joins import digest, digests, join_keys, plan_joins
+from stream.joins import JoinReads, digest, digests, join_keys, plan_joins
+from stream.pending_index import PendingIndex, Segment, as_keys
 from stream.records import RawRecord
 from stream.state import PendingPrediction, decode_pending_prediction, decode_state, encode_state
 from stream.step import Applied, Loaded, Snapshot, load, models_of, route, step
@@ -47,7 +48,8 @@ class Memory:
         self.blobs: dict[str, bytes] = {}  # states as another worker would find them
         self.versions: dict[str, int] = {}
         self.applied: dict[str, dict[int, int]] = {}
-        self.pending: dict[str, dict[bytes, bytes]] = {}
+        self.indexes: dict[str, PendingIndex] = {}  # what the processor holds
+        self.segments: dict[str, dict[bytes, bytes]] = {}  # what Redis holds: name -> segment
         self.known: set[str] = set()
         self.switches: dict[str, str] = {}
         self.references: dict[str, bytes] = {}
@@ -77,9 +79,11 @@ class Memory:
         routed = route(snapshot, decoded, self.settings)
         for m in set(routed.preds) | set(routed.labels):
             reads = join_keys(routed.preds.get(m), routed.labels.get(m, []))
-            waiting = self.pending.get(m, {})
-            reads.waiting_preds = [waiting.get(k) for k in reads.label_keys]
-            reads.n_pending = len(waiting)
+            reads.index = self.indexes.setdefault(m, PendingIndex())
+            reads.name = str(snapshot.versions[m] + 1).encode()
+            reads.label_locations = reads.index.find(as_keys(b"".join(reads.label_keys))).tolist()
+            reads.waiting_preds = [None if loc < 0 else self.row(m, *reads.index.locate(loc))
+                                   for loc in reads.label_locations]
             snapshot.joins[m] = reads
         return snapshot, decoded
 
@@ -94,12 +98,16 @@ class Memory:
             self.applied.setdefault(t, {}).update(offsets)
         for m in applied.switches_done:
             self.switches.pop(m, None)
-        for m, items in applied.plan.add_preds.items():
-            self.pending.setdefault(m, {}).update(items)
-        for m, ids in applied.plan.drop_preds.items():
-            for i in ids:
-                self.pending.get(m, {}).pop(i, None)  # type: ignore[arg-type]
+        for m, names in applied.plan.dropped.items():
+            for name in names:
+                self.segments.get(m, {}).pop(name, None)
+        for m, seg in applied.plan.segment.items():
+            self.segments.setdefault(m, {})[seg.name] = seg.value
+        applied.plan.advance()
         return applied
+
+    def row(self, model: str, segment: Segment, row: int) -> bytes:
+        return segment_rows(self.segments[model][segment.name])[row]
 
 
 def messages(applied: Applied, topic: str) -> list[bytes]:
@@ -281,24 +289,64 @@ def test_an_undecodable_state_starts_the_model_over_instead_of_stalling_the_part
 
 # -- the join plan -------------------------------------------------------------------------------------
 
+def indexed(m: str, segments: list[list[tuple[int, bytes]]], keeps: list[int] | None = None) -> tuple[
+        PendingIndex, dict[bytes, bytes]]:
+    """An index (and the stored segments) holding ``segments``, each a list of (event number, packed row)."""
+    index, stored = PendingIndex(), {}
+    for k, rows in enumerate(segments):
+        keep = (keeps or [0] * len(segments))[k]
+        name = str(k + 1).encode()
+        joined = b"".join(digest(f"{m}-{i}") for i, _row in rows)
+        stored[name] = encode_segment(joined, [row for _i, row in rows], keep)
+        index.add(name, as_keys(joined), keep)
+    return index, stored
+
+
+def read(reads: JoinReads, index: PendingIndex, stored: dict[bytes, bytes]) -> JoinReads:
+    """What ``read_joins`` reads for the labels of ``reads``, from ``stored``."""
+    reads.index = index
+    reads.label_locations = index.find(as_keys(b"".join(reads.label_keys))).tolist()
+    reads.waiting_preds = [None if loc < 0 else segment_rows(stored[index.locate(loc)[0].name])[index.locate(loc)[1]]
+                           for loc in reads.label_locations]
+    return reads
+
+
 def test_labels_join_waiting_and_same_batch_predictions_and_wait_for_the_others() -> None:
     m = "late"
-    stored = PendingPrediction(10.0, 1, 0.9, "1", {"x": 1.0})
+    stored_pred = PendingPrediction(10.0, 1, 0.9, "1", {"x": 1.0})
     preds = {m: PredictionColumns.from_events(m, [pred(m, 1, 20.0, prediction=0), pred(m, 2, 21.0)])}
     labels = {m: [Label(event_id=f"{m}-0", model=m, label=1, timestamp=30.0),  # waits in Redis
                   Label(event_id=f"{m}-1", model=m, label=0, timestamp=31.0),  # in this batch
-                  Label(event_id=f"{m}-7", model=m, label=0, timestamp=32.0)]}  # its prediction is not here yet
-    reads = join_keys(preds[m], labels[m])
-    reads.waiting_preds = [encode_state(stored), None, None]
-    reads.n_pending, reads.holders = 1, 1
+                  Label(event_id=f"{m}-7", model=m, label=0, timestamp=32.0),  # its prediction is not here yet
+                  Label(event_id=f"{m}-0", model=m, label=0, timestamp=33.0)]}  # again: joined already, so it waits
+    index, stored = indexed(m, [[(0, encode_state(stored_pred)), (5, encode_state(stored_pred))]], keeps=[2])
+    reads = read(join_keys(preds[m], labels[m]), index, stored)
+    reads.name = b"9"
     plan = plan_joins({m: reads}, preds, labels, samples_max=10)
     assert [(o.prediction, o.label, o.predicted_at) for o in plan.outcomes[m]] == [(1, 1, 10.0), (0, 0, 20.0)]
     assert plan.delays[m] == [20.0, 11.0] and plan.versions[m] == ["1", "1"]
-    assert plan.drop_preds[m] == {digest(f"{m}-0")}
-    assert set(plan.add_labels[m]) == {digest(f"{m}-7")}
-    assert set(plan.add_preds[m]) == {digest(f"{m}-2")}
-    assert plan.feature_holders[m] == 1  # one freed by the join, one taken by the prediction left waiting
-    assert plan.watermark[m] == 32.0
+    assert plan.joined[m] == [index.find(as_keys(digest(f"{m}-0")))[0]]
+    assert plan.dropped.get(m, []) == []  # row 5 still waits in that segment
+    assert set(plan.add_labels[m]) == {digest(f"{m}-7"), digest(f"{m}-0")}
+    assert segment_digests(plan.segment[m].value) == digest(f"{m}-2") and plan.segment[m].name == b"9"
+    assert plan.feature_holders[m] == 2  # one freed by the join, one taken by the prediction left waiting
+    assert plan.waiting[m] == 2
+    assert plan.watermark[m] == 33.0
+    index = plan.advance()[m]  # after the transaction: the index moved as the plan said
+    assert (index.waiting, index.holders, len(index)) == (2, 2, 2)
+    assert index.find(as_keys(digest(f"{m}-0")))[0] == -1
+
+
+def test_a_segment_whose_every_row_joined_goes_at_once() -> None:
+    m = "done"
+    row = encode_state(PendingPrediction(10.0, 1, 0.9, "1"))
+    index, stored = indexed(m, [[(0, row), (1, row)], [(2, row)]])
+    labels = {m: [Label(event_id=f"{m}-{i}", model=m, label=1, timestamp=30.0) for i in (1, 0)]}
+    plan = plan_joins({m: read(join_keys(None, labels[m]), index, stored)}, {}, labels)
+    assert len(plan.outcomes[m]) == 2
+    assert plan.dropped[m] == plan.emptied[m] == [b"1"]
+    assert plan.joined[m] == []  # nothing to mark: the segment goes
+    assert plan.expired.get(m, 0) == plan.evicted.get(m, 0) == 0 and plan.waiting[m] == 1
 
 
 @pytest.mark.parametrize("wire", ["json", "arrow"])
@@ -310,18 +358,21 @@ def test_waiting_predictions_are_stored_as_before_and_only_free_slots_keep_featu
     batch = (PredictionColumns.from_events(m, events) if wire == "json"
              else decode_prediction_columns(encode_arrow(events)))
     reads = join_keys(batch, [])
-    reads.holders = 3
+    reads.index, _stored = indexed(m, [[(100 + i, encode_state(PendingPrediction(1.0, 0, None, "1", {"x": 0.0})))
+                                        for i in range(3)]], keeps=[3])
     plan = plan_joins({m: reads}, {m: batch}, {}, samples_max=5)
     # the two free slots go to the first rows, in arrival order; the others keep what the join needs
     expected = [PendingPrediction(float(e.timestamp), e.prediction, e.score, e.model_version,
                                   e.features if i < 2 else None) for i, e in enumerate(events)]
-    stored = plan.add_preds[m]
-    assert list(stored) == [digest(e.event_id) for e in events]
-    assert [decode_pending_prediction(v) for v in stored.values()] == expected
+    seg = plan.segment[m]
+    assert segment_digests(seg.value) == b"".join(digest(e.event_id) for e in events)
+    assert segment_size(seg.value) == (6, 2) and seg.keep == 2
+    stored = segment_rows(seg.value)
+    assert [decode_pending_prediction(v) for v in stored] == expected
     assert plan.feature_holders[m] == 5
     # without features a row is a 4-item array, one byte less than the struct's (a trailing nil), which stays
     # readable: entries written before keep joining
-    for value, struct in zip(stored.values(), expected, strict=True):
+    for value, struct in zip(stored, expected, strict=True):
         old = encode_state(struct)
         assert len(value) == len(old) - (struct.features is None)
         if struct.features is not None:  # from columns too, the bytes a mapping of its features gives
@@ -337,36 +388,57 @@ def test_a_batch_digests_its_ids_as_one_id_is_digested() -> None:
 
 def test_a_model_over_its_cap_evicts_its_oldest_batches_and_counts_only_the_unjoined() -> None:
     m = "capped"
-    ids = msgspec.msgpack.Encoder()
-    oldest = [ids.encode([digest(f"{m}-{i}") for i in range(b * 3, b * 3 + 3)]) for b in range(3)]
-    stored = {digest(f"{m}-{i}"): encode_state(PendingPrediction(float(i), 0, None, "1")) for i in range(9)}
+    row = encode_state(PendingPrediction(1.0, 0, None, "1"))
+    index, stored = indexed(m, [[(i, row) for i in range(b * 3, b * 3 + 3)] for b in range(3)])
     preds = {m: PredictionColumns.from_events(m, [pred(m, 100 + i, 100.0 + i) for i in range(4)])}
     labels = {m: [Label(event_id=f"{m}-1", model=m, label=0, timestamp=100.0)]}
-    reads = join_keys(preds[m], labels[m])
-    reads.waiting_preds = [stored[digest(f"{m}-1")]]
-    reads.n_pending, reads.oldest, reads.stored = 9, oldest, stored
+    reads = read(join_keys(preds[m], labels[m]), index, stored)
+    reads.oldest = [b"1", b"2", b"3"]
     plan = plan_joins({m: reads}, preds, labels, pending_max=10)
     # 9 waiting - 1 joined + 4 new = 12 > 10: evict 2, which takes the whole oldest batch (two left of it)
-    assert plan.evicted_batches[m] == oldest[:1]
+    assert plan.evicted_batches[m] == [b"1"] and plan.dropped[m] == [b"1"]
     assert plan.evicted[m] == 2 and plan.expired.get(m, 0) == 0
-    assert plan.drop_preds[m] == {digest(f"{m}-{i}") for i in range(3)}
+    assert len(plan.outcomes[m]) == 1 and plan.joined[m] == []  # joined, in a segment that goes anyway
+    assert plan.waiting[m] == 10
 
 
-@pytest.mark.parametrize(("written", "holds"), [
-    (lambda p: encode_state(p), False),  # 5 items, a nil fifth: as entries were written before
-    (lambda p: msgspec.msgpack.encode((p.timestamp, p.prediction, p.score, p.version)), False),  # 4 items: now
-    (lambda p: encode_state(msgspec.structs.replace(p, features={"x": None})), True),
-])
-def test_an_evicted_prediction_frees_its_feature_slot_whatever_format_it_was_stored_in(
-        written: Callable[[PendingPrediction], bytes], holds: bool) -> None:
+@pytest.mark.parametrize("holds", [False, True])
+def test_an_evicted_or_expired_prediction_frees_its_feature_slot(holds: bool) -> None:
     m = "freed"
-    ids = msgspec.msgpack.Encoder()
-    oldest = [ids.encode([digest(f"{m}-{i}") for i in range(2)])]
-    stored = {digest(f"{m}-{i}"): written(PendingPrediction(float(i), 0, 0.5, "1")) for i in range(2)}
+    features = {"x": None} if holds else None
+    index, stored = indexed(m, [[(i, encode_state(PendingPrediction(float(i), 0, 0.5, "1", features)))
+                                 for i in range(2)]], keeps=[2 if holds else 0])
     preds = {m: PredictionColumns.from_events(m, [pred(m, 100, 100.0)])}
-    reads = join_keys(preds[m], [])
-    reads.n_pending, reads.oldest, reads.stored, reads.holders = 2, oldest, stored, 2 if holds else 0
+    reads = read(join_keys(preds[m], []), index, stored)
+    reads.oldest = [b"1"]
     plan = plan_joins({m: reads}, preds, {}, pending_max=2, samples_max=2)
     assert plan.evicted[m] == 2
     # the two slots freed (if they were held) go to the new prediction, which takes one
     assert plan.feature_holders[m] == 1
+    reads = read(join_keys(preds[m], []), index, stored)
+    reads.expired_preds = [b"1"]
+    plan = plan_joins({m: reads}, preds, {}, samples_max=2)
+    assert plan.expired[m] == 2 and plan.feature_holders[m] == 1 and plan.waiting[m] == 1
+
+
+def test_the_index_follows_joins_drops_and_ids_sent_twice() -> None:
+    index = PendingIndex()
+    keys = as_keys(b"".join(digest(f"e-{i}") for i in range(5000)))
+    index.add(b"1", keys[:3000], 10)
+    index.add(b"2", keys[2990:], 0)  # ten ids sent again: their older rows no longer wait
+    assert (index.waiting, index.holders) == (5000, 10)
+    where = index.find(keys)
+    assert [index.locate(int(loc))[0].name for loc in where[[0, 2989, 2990, 4999]]] == [b"1", b"1", b"2", b"2"]
+    index.join(where[:5].tolist())
+    assert (index.waiting, index.holders) == (4995, 5) and (index.find(keys[:5]) == -1).all()
+    assert index.drop(b"1").waiting == 2985  # 3000 - 5 joined - 10 replaced
+    assert (index.waiting, index.holders, len(index)) == (2010, 0, 1)
+    assert (index.find(keys[:2990]) == -1).all() and (index.find(keys[2990:]) >= 0).all()
+    index.drop(b"2")
+    assert index.waiting == 0 and (index.find(keys) == -1).all()
+    for k in range(50):  # the table reuses its slots and grows and shrinks with what waits
+        index.add(str(k).encode(), as_keys(b"".join(digest(f"{k}-{i}") for i in range(1000))), 0)
+        if k >= 5:
+            index.drop(str(k - 5).encode())
+    assert index.waiting == 5000 and index.nbytes() < 400_000
+
