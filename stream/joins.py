@@ -25,7 +25,8 @@ waiting predictions (one segment), and about one per label; a prediction's id is
 only when labels wait.
 
 Ids are stored as an 8-byte digest of the event id, not the id (64-bit: two ids of one model's ~1M waiting
-events collide with probability ~3e-8). A waiting prediction keeps its timestamp, prediction, score and version,
+events collide with probability ~3e-8). Ids are meant to be unique per model: a prediction whose id is sent
+again while it waits is replaced by the newer one (which alone can join). A waiting prediction keeps its timestamp, prediction, score and version,
 and its features only if it may become one of the ``stream.samples_max`` samples retraining keeps: at most
 ``samples_max`` waiting predictions of a model hold features (counted in ``pending_prediction_features``,
 written in the batch's transaction, so a replayed batch decides the same way). A slot is taken in arrival order
@@ -192,7 +193,8 @@ class JoinPlan:
                 continue
             tx.delete(*[keys.pending_segment(m, n) for n in names])
             index = self.indexes[m]
-            marked = [_member(s.keys[r]) for n in names if (s := index.segment(n)) is not None for r in s.gone]
+            marked = [_member(s.keys[r]) for n in names if (s := index.segment(n)) is not None
+                      for r in s.joined_rows()]
             if marked:
                 tx.srem(keys.pending_prediction_joined(m), *marked)
         for m, locations in self.joined.items():

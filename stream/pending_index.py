@@ -112,7 +112,11 @@ class Segment:
     name: bytes  # its member in the expiry index; its key is ``Keys.pending_segment(model, name)``
     keys: U64  # table keys of its rows, in row order
     keep: int  # rows 0..keep-1 hold their features
-    gone: set[int] = field(default_factory=set)  # rows joined (or replaced by a newer prediction with the same id)
+    gone: set[int] = field(default_factory=set)  # rows joined, or replaced by a newer prediction with the same id
+    replaced: set[int] = field(default_factory=set)  # of them, the replaced ones (not in the joined set)
+
+    def joined_rows(self) -> list[int]:
+        return [r for r in self.gone if r not in self.replaced]
 
     @property
     def waiting(self) -> int:
@@ -179,7 +183,10 @@ class PendingIndex:
         self.holders += keep
         # An id sent again (here or in an earlier batch): its older row no longer waits, the newer one does.
         for location in replaced[replaced >= 0].tolist():
-            self._leave(*self.locate(location))
+            older, row = self.locate(location)
+            if row not in older.gone:
+                older.replaced.add(row)
+            self._leave(older, row)
 
     def join(self, locations: list[int]) -> None:
         """The predictions at ``locations`` got their label."""

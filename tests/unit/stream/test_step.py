@@ -431,6 +431,8 @@ def test_the_index_follows_joins_drops_and_ids_sent_twice() -> None:
     assert [index.locate(int(loc))[0].name for loc in where[[0, 2989, 2990, 4999]]] == [b"1", b"1", b"2", b"2"]
     index.join(where[:5].tolist())
     assert (index.waiting, index.holders) == (4995, 5) and (index.find(keys[:5]) == -1).all()
+    first = index.segment(b"1")
+    assert first is not None and sorted(first.joined_rows()) == [0, 1, 2, 3, 4]  # not the ten replaced
     assert index.drop(b"1").waiting == 2985  # 3000 - 5 joined - 10 replaced
     assert (index.waiting, index.holders, len(index)) == (2010, 0, 1)
     assert (index.find(keys[:2990]) == -1).all() and (index.find(keys[2990:]) >= 0).all()
