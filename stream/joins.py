@@ -26,8 +26,9 @@ only when labels wait.
 
 Ids are stored as an 8-byte digest of the event id, not the id (64-bit: two ids of one model's ~1M waiting
 events collide with probability ~3e-8). Ids are meant to be unique per model: a prediction whose id is sent
-again while it waits is replaced by the newer one (which alone can join). A waiting prediction keeps its timestamp, prediction, score and version,
-and its features only if it may become one of the ``stream.samples_max`` samples retraining keeps: at most
+again while it waits is replaced by the newer one (which alone can join). A waiting prediction keeps its
+timestamp, prediction, score and version, and its features only if it may become one of the
+``stream.samples_max`` samples retraining keeps: at most
 ``samples_max`` waiting predictions of a model hold features (counted in ``pending_prediction_features``,
 written in the batch's transaction, so a replayed batch decides the same way). A slot is taken in arrival order
 and freed when its prediction joins, expires or is evicted, so a model with fewer than ``samples_max`` waiting
@@ -182,12 +183,10 @@ class JoinPlan:
             # Segments at or below the watermark were swept by plan_joins: they are in dropped.
             tx.zremrangebyscore(keys.pending_prediction_expiry(m), "-inf", watermark)
             tx.zremrangebyscore(keys.pending_label_expiry(m), "-inf", watermark)
-        for m, members in self.evicted_batches.items():
+        for m in self.evicted_batches.keys() | self.emptied.keys():  # the segments that go before their expiry
+            members = self.evicted_batches.get(m, []) + self.emptied.get(m, [])
             if members:
                 tx.zrem(keys.pending_prediction_expiry(m), *members)
-        for m, names in self.emptied.items():
-            if names:
-                tx.zrem(keys.pending_prediction_expiry(m), *names)
         for m, names in self.dropped.items():
             if not names:
                 continue
@@ -230,8 +229,7 @@ class JoinPlan:
     def advance(self) -> dict[str, PendingIndex]:
         """After the transaction: the indexes moved by the same changes, which they now match."""
         for m, index in self.indexes.items():
-            gone = set(self.dropped.get(m, ()))
-            index.join([loc for loc in self.joined.get(m, ()) if index.locate(loc)[0].name not in gone])
+            index.join(self.joined.get(m, []))  # only rows of segments that stay (plan_joins)
             for name in self.dropped.get(m, ()):
                 if index.segment(name) is not None:
                     index.drop(name)
@@ -259,10 +257,7 @@ def stored_waiting(client: redis.Redis, keys: Keys, model: str) -> dict[bytes, b
     """Every prediction of ``model`` waiting in Redis, digest -> its stored row, read from the segments less the
     joined set (for the bench, the tests and audits: the worker reads rows by offset)."""
     names: list[bytes] = client.zrange(keys.pending_prediction_expiry(model), 0, -1)  # type: ignore[assignment]
-    pipe = client.pipeline(transaction=False)
-    for n in names:
-        pipe.get(keys.pending_segment(model, n))
-    values = [v for n, v in zip(names, pipe.execute(), strict=True) if _is_segment(n) and v is not None]
+    values = [v for _n, v in _segments(client, keys, model, [n for n in names if _is_segment(n)])]
     joined: set[bytes] = client.smembers(keys.pending_prediction_joined(model))  # type: ignore[assignment]
     out: dict[bytes, bytes] = {}
     for value in values:
@@ -272,6 +267,16 @@ def stored_waiting(client: redis.Redis, keys: Keys, model: str) -> dict[bytes, b
             if _member(table[i]) not in joined:
                 out[ids[8 * i:8 * i + 8]] = row
     return out
+
+
+def _segments(client: redis.Redis, keys: Keys, model: str, names: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """The stored segments named, in order, in one round trip (a name whose key is gone is left out)."""
+    if not names:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for n in names:
+        pipe.get(keys.pending_segment(model, n))
+    return [(n, v) for n, v in zip(names, pipe.execute(), strict=True) if v is not None]
 
 
 def _is_segment(member: bytes) -> bool:
@@ -288,15 +293,9 @@ def load_index(client: redis.Redis, keys: Keys, model: str, version: int) -> tup
     pipe.smembers(keys.pending_prediction_joined(model))
     pipe.exists(keys.pending_predictions(model))
     members, joined, legacy = pipe.execute()
-    names = [n for n, _score in members if _is_segment(n)]
     index = PendingIndex()
-    if names:
-        pipe = client.pipeline(transaction=False)
-        for n in names:
-            pipe.get(keys.pending_segment(model, n))
-        for n, value in zip(names, pipe.execute(), strict=True):
-            if value is not None:
-                index.add(n, as_keys(segment_digests(value)), segment_size(value)[1])
+    for n, value in _segments(client, keys, model, [n for n, _score in members if _is_segment(n)]):
+        index.add(n, as_keys(segment_digests(value)), segment_size(value)[1])
     if joined:
         index.join([loc for loc in index.find(as_keys(b"".join(joined))).tolist() if loc >= 0])
     old = [(n, score) for n, score in members if not _is_segment(n)]
@@ -446,15 +445,14 @@ def plan_joins(reads: dict[str, JoinReads], preds: dict[str, PredictionColumns],
             plan.add_labels[m][key] = encode_state(label)
         plan.drop_labels[m] |= {i for blob in r.expired_labels for i in _ids_decoder.decode(blob)}
         plan.drop_labels[m] -= set(plan.add_labels[m])
-        waiting = index.waiting - len(plan.joined[m])
-
+        before = waiting = index.waiting - len(plan.joined[m])  # waiting before expiry and eviction
         for name in r.expired_preds:
             n, freed = _leave(plan, m, name, joined, plan.expired)
             waiting -= n
             holders -= freed
         # Predictions expiring in this batch are not subtracted: a model over the cap while some of its
         # predictions expire may evict more than it needs to.
-        projected = index.waiting - len(plan.joined[m]) + len(batch_preds)
+        projected = before + len(batch_preds)
         if pending_max and projected > pending_max:
             excess = projected - pending_max
             for name in r.oldest:

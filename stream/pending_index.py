@@ -67,41 +67,37 @@ def _insert(table: U64, values: I64, keys: U64, new: I64, replaced: I64) -> tupl
 
 
 @njit(cache=True, nogil=True)
+def _slot(table: U64, k: np.uint64) -> int:  # pragma: no cover
+    """The slot holding key ``k``, or -1 (probing stops at the first empty slot, past tombstones)."""
+    j = np.int64(k & np.uint64(table.size - 1))
+    while True:
+        t = table[j]
+        if t == k:
+            return int(j)
+        if t == _EMPTY:
+            return -1
+        j = (j + 1) & (table.size - 1)
+
+
+@njit(cache=True, nogil=True)
 def _find(table: U64, values: I64, keys: U64) -> I64:  # pragma: no cover
-    mask = np.uint64(table.size - 1)
     out = np.full(keys.size, -1, np.int64)
     for i in range(keys.size):
-        k = keys[i]
-        j = np.int64(k & mask)
-        while True:
-            t = table[j]
-            if t == k:
-                out[i] = values[j]
-                break
-            if t == _EMPTY:
-                break
-            j = (j + 1) & (table.size - 1)
+        j = _slot(table, keys[i])
+        if j >= 0:
+            out[i] = values[j]
     return out
 
 
 @njit(cache=True, nogil=True)
 def _remove(table: U64, values: I64, keys: U64, expected: I64) -> int:  # pragma: no cover
     """Removes each key still holding its expected value (a newer row with the same id stays)."""
-    mask = np.uint64(table.size - 1)
     removed = 0
     for i in range(keys.size):
-        k = keys[i]
-        j = np.int64(k & mask)
-        while True:
-            t = table[j]
-            if t == k:
-                if values[j] == expected[i]:
-                    table[j] = _GONE
-                    removed += 1
-                break
-            if t == _EMPTY:
-                break
-            j = (j + 1) & (table.size - 1)
+        j = _slot(table, keys[i])
+        if j >= 0 and values[j] == expected[i]:
+            table[j] = _GONE
+            removed += 1
     return removed
 
 

@@ -245,9 +245,7 @@ class BatchProcessor:
             queue_outbox(tx, keys, [(source, o) for o in outgoing])
             tx.execute()
         self._cache[model] = (version + 1, state, monitor)
-        held = self._pending.get(model)
-        if held is not None and held[0] == version:  # the timer writes no waiting prediction
-            self._pending[model] = (version + 1, held[1])
+        self._carry_index(model, version, version + 1)  # the timer writes no waiting prediction
         closed = monitor.windows_closed - windows_before
         if closed:
             self.metrics.idle_windows.labels(model=model).inc(closed)
@@ -256,6 +254,13 @@ class BatchProcessor:
         report.drift_events.extend(events)
         report.alerts.extend(alerts)
         return outgoing
+
+    def _carry_index(self, model: str, version: int, new_version: int) -> None:
+        """A write that moved the model's state version but none of its waiting predictions: the index held for
+        ``version`` still describes Redis at ``new_version``."""
+        held = self._pending.get(model)
+        if held is not None and held[0] == version:
+            self._pending[model] = (new_version, held[1])
 
     def _watch_policy(self, model: str) -> watch.WatchPolicy:
         return watch.WatchPolicy.from_settings(self.settings.monitor_for(model))
@@ -391,9 +396,7 @@ class BatchProcessor:
         for m, index in applied.plan.advance().items():
             self._pending[m] = (applied.versions[m], index)
         for m in applied.states.keys() - applied.plan.indexes.keys():  # written, but no waiting prediction moved
-            held = self._pending.get(m)
-            if held is not None and held[0] == snapshot.versions[m]:
-                self._pending[m] = (applied.versions[m], held[1])
+            self._carry_index(m, snapshot.versions[m], applied.versions[m])
         for m, (state, monitor) in applied.states.items():
             self._cache[m] = (applied.versions[m], state, monitor)
         for m, (state, monitor) in snapshot.cached.items():  # held, not touched: still current
